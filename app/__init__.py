@@ -1,0 +1,143 @@
+"""The chat backend for a Docusaurus book: a Flask app factory that reads like a table of contents."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from app.config import ConfigError, Settings, load_settings
+
+__version__ = "0.1.0"
+__all__ = ["ConfigError", "__version__", "create_app"]
+
+
+def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from settings (default: read once from the environment and `.env`).
+
+    `config` may be a ready `Settings` or a mapping of overrides (tests). Raises `ConfigError`
+    with a one-line, value-free message when a setting is malformed.
+    """
+    settings = config if isinstance(config, Settings) else load_settings(**dict(config or {}))
+    settings.instance_path.mkdir(parents=True, exist_ok=True)
+
+    app = Flask(__name__, instance_path=str(settings.instance_path))
+    app.config.update(
+        SQLALCHEMY_DATABASE_URI=settings.sqlalchemy_url,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.sort_keys = False
+
+    configure_logging(settings)
+    register_extensions(app, settings)
+    register_services(app, settings)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_shell_context(app)
+    register_commands(app)
+    return app
+
+
+def configure_logging(settings: Settings) -> None:
+    """Logs to stdout at LOG_LEVEL, with every configured secret redacted."""
+    from app.logging_setup import configure_logging as configure
+
+    secrets = [
+        s.get_secret_value()
+        for s in (settings.gemini_api_key, settings.qdrant_api_key)
+        if s is not None
+    ]
+    password = _database_password(settings)
+    if password:
+        secrets.append(password)
+    configure(settings.log_level_number, secrets)
+
+
+def register_extensions(app: Flask, settings: Settings) -> None:
+    """Database, migrations and CORS."""
+    from app.database import engine_options, install_sqlite_pragmas
+    from app.extensions import cors, db, migrate
+
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(settings)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()))
+    with app.app_context():
+        install_sqlite_pragmas(db.engine)
+    # Only the API is cross-origin; no credentials, so a "*" origin can never leak cookies.
+    cors.init_app(
+        app,
+        resources={r"/api/*": {"origins": settings.allowed_origins}},
+        supports_credentials=False,
+        max_age=600,
+    )
+
+
+def register_services(app: Flask, settings: Settings) -> None:
+    """The Flask-free services, built once per process."""
+    from app.extensions import db
+    from app.services.container import build_services
+
+    with app.app_context():
+        app.extensions["services"] = build_services(settings, db.engine)
+
+
+def register_blueprints(app: Flask) -> None:
+    """One blueprint per concern."""
+    from app.api import chat, conversations, health, root
+
+    app.register_blueprint(root.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(chat.bp)
+    app.register_blueprint(conversations.bp)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Every error leaves as the same small JSON shape."""
+    from app.api.errors import register
+
+    register(app)
+
+
+def register_shell_context(app: Flask) -> None:
+    """`flask shell` starts with the models, the session, the index and the services."""
+    from app import models
+    from app.extensions import db
+
+    def context() -> dict[str, Any]:
+        services = app.extensions["services"]
+        return {
+            "db": db,
+            "session": db.session,
+            "Conversation": models.Conversation,
+            "Message": models.Message,
+            "services": services,
+            "settings": services.settings,
+            "index": services.index,
+            "retriever": services.retriever,
+            "answerer": services.answerer,
+            "chat": services.chat,
+            "store": services.store,
+        }
+
+    app.shell_context_processor(context)
+
+
+def register_commands(app: Flask) -> None:
+    """`flask ingest` and friends (`flask db ...` comes from Flask-Migrate)."""
+    from app.cli import register
+
+    register(app)
+
+
+def _migrations_dir() -> Any:
+    from app.config import PROJECT_ROOT
+
+    return PROJECT_ROOT / "migrations"
+
+
+def _database_password(settings: Settings) -> str | None:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.sqlalchemy_url).password

@@ -1,0 +1,1 @@
+"""HTTP blueprints: each parses the request, calls a service and shapes the response."""

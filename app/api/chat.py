@@ -1,0 +1,60 @@
+"""POST /api/chat: the widget's question in, a Server-Sent Events answer out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import closing
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from app.api.errors import ApiError
+from app.api.parsing import parse_json_body
+from app.api.schemas import ChatRequest
+from app.api.services import services
+from app.services.answering.base import AnswerUnavailable
+from app.services.chat import ChatQuestion, ChatTurn
+from app.services.conversations import ConversationNotFound
+
+bp = Blueprint("chat", __name__, url_prefix="/api")
+
+# Proxies (Hugging Face's, nginx) must pass each event through at once, not buffer the answer.
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@bp.post("/chat")
+def chat() -> ResponseReturnValue:
+    """Answer a question; streams metadata → token… → done, or one JSON object on request."""
+    body = parse_json_body(ChatRequest)
+    question = ChatQuestion(body.message, body.mode, body.context, body.conversation_id)
+    try:
+        turn = services().chat.start(question)
+    except ConversationNotFound:
+        raise ApiError(404, "No conversation with this id.") from None
+    except AnswerUnavailable as exc:
+        status = 429 if exc.http_status == 429 else 503
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        raise ApiError(status, exc.message, code=exc.code, headers=headers) from None
+
+    if _wants_json():
+        return jsonify(turn.collect())
+    return Response(_sse(turn), mimetype="text/event-stream", headers=SSE_HEADERS)
+
+
+def _wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["text/event-stream", "application/json"])
+    return best == "application/json"
+
+
+def _sse(turn: ChatTurn) -> Iterator[str]:
+    # closing(): when the reader disconnects, gunicorn closes this generator and the turn's own
+    # generator must close too, so it stores the answer as interrupted right away.
+    with closing(turn.events()) as events:
+        for event in events:
+            yield _frame(event)
+
+
+def _frame(event: dict[str, Any]) -> str:
+    return f"data: {json.dumps(event, ensure_ascii=False)}\n\n"

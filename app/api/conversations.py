@@ -1,0 +1,42 @@
+"""GET /api/conversation/<id>: a conversation's turns, oldest first."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+from app.api.errors import ApiError
+from app.api.services import services
+from app.services.conversations import ConversationNotFound
+
+bp = Blueprint("conversations", __name__, url_prefix="/api/conversation")
+
+
+@bp.get("/<conversation_id>")
+def get_conversation(conversation_id: str) -> ResponseReturnValue:
+    """The messages of a conversation (404 unknown, 422 malformed id)."""
+    try:
+        cid = uuid.UUID(conversation_id)
+    except ValueError:
+        raise ApiError(422, "conversation_id must be a UUID.", details=[{"field": "conversation_id", "problem": "not a UUID"}]) from None
+    try:
+        messages = services().store.get_messages(cid)
+    except ConversationNotFound:
+        raise ApiError(404, "No conversation with this id.") from None
+    return jsonify(
+        conversation_id=str(cid),
+        messages=[
+            {
+                "id": str(m.id),
+                "role": m.role,
+                "content": m.content,
+                "sources": m.sources,
+                "created_at": m.created_at.isoformat(),
+                "status": m.status,
+                "mode": m.mode,
+            }
+            for m in messages
+        ],
+    )

@@ -1,0 +1,221 @@
+"""The service's configuration: one settings object, read once from the environment and `.env`.
+
+Every variable has a default that serves the embedded mode (SQLite + embedded Qdrant + offline
+answers), so a fresh checkout runs with no keys. A malformed value raises `ConfigError` whose
+message is one line naming the variable and what is wrong, never its value (values may be secrets).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+
+# Drivers the code is tested on; anything else is a configuration mistake, not a feature.
+_SUPPORTED_DATABASES = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg2"}
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message is safe to print (it holds no values)."""
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment, grouped by concern."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
+    )
+
+    # --- where the service keeps its files -------------------------------------------------
+    instance_path: Path = Field(
+        default=PROJECT_ROOT / "instance",
+        description="Folder for the SQLite database, the embedded index and lock files.",
+    )
+
+    # --- database ---------------------------------------------------------------------------
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL; postgres:// and postgresql:// (Neon) or sqlite:///path. "
+        "Default: SQLite at instance/chat.db.",
+    )
+    database_pool_size: int = Field(default=5, ge=1, le=100)
+    database_max_overflow: int = Field(default=10, ge=0, le=200)
+    database_pool_recycle: int = Field(
+        default=300, ge=10, description="Seconds; Neon's pooler drops idle connections."
+    )
+
+    # --- the book and its index ---------------------------------------------------------------
+    docs_path: Path = Field(
+        default=PROJECT_ROOT / "docs",
+        description="The Docusaurus docs folder indexed at start-up in embedded mode.",
+    )
+    book_site_url: str = Field(default="", description="The book's site URL, for source links.")
+    book_route_base_path: str = Field(default="/", description="Docusaurus routeBasePath.")
+    qdrant_url: str | None = Field(default=None, description="Qdrant Cloud URL; unset = embedded.")
+    qdrant_api_key: SecretStr | None = None
+    qdrant_collection: str = Field(default="docusaurus-book", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    qdrant_path: Path | None = Field(
+        default=None, description="Embedded index folder. Default: instance/qdrant."
+    )
+    index_on_start: bool = Field(
+        default=True,
+        description="In embedded mode, bring the index of DOCS_PATH up to date at start-up.",
+    )
+
+    # --- answers ------------------------------------------------------------------------------
+    gemini_api_key: SecretStr | None = None
+    gemini_model: str = "gemini-3.5-flash"
+    gemini_embedding_model: str = "gemini-embedding-001"
+    gemini_embedding_dim: int = Field(default=768, ge=128, le=3072)
+    gemini_base_url: str | None = None
+    retrieval_top_k: int = Field(default=5, ge=1, le=20)
+    offline_token_delay_ms: int = Field(
+        default=0,
+        ge=0,
+        le=2000,
+        description="Pause between streamed tokens of the offline answerer (a typing pace).",
+    )
+
+    # --- HTTP ---------------------------------------------------------------------------------
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default=["http://localhost:3000", "http://localhost:8000"],
+        description="Comma-separated browser origins allowed to call the API.",
+    )
+    port: int = Field(default=7860, ge=1, le=65535)
+    max_request_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    # --- operations ---------------------------------------------------------------------------
+    log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
+    health_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, origins: list[str]) -> list[str]:
+        cleaned = []
+        for origin in origins:
+            if origin == "*":
+                cleaned.append(origin)
+                continue
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{origin!r} is not an origin like https://book.example.com")
+            if parts.path not in ("", "/") or parts.query or parts.fragment:
+                raise ValueError(f"{origin!r} has a path; an origin is scheme://host[:port]")
+            cleaned.append(f"{parts.scheme}://{parts.netloc}")
+        return cleaned
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return SecretStr(normalise_database_url(value.get_secret_value().strip()))
+
+    @field_validator("qdrant_url", "gemini_base_url", "book_site_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None if value is None else ""
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL")
+        return value.strip().rstrip("/")
+
+    # --- derived values -------------------------------------------------------------------------
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL to hand to SQLAlchemy (secret: never log it; see `database_label`)."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.instance_path / 'chat.db'}"
+
+    @property
+    def database_label(self) -> str:
+        """The database URL with its password hidden, for logs and health output."""
+        return make_url(self.sqlalchemy_url).render_as_string(hide_password=True)
+
+    @property
+    def index_path(self) -> Path:
+        """Where the embedded index lives."""
+        return self.qdrant_path or self.instance_path / "qdrant"
+
+    @property
+    def embedded_index(self) -> bool:
+        """True when the index is the in-process engine rather than Qdrant Cloud."""
+        return not self.qdrant_url
+
+    @property
+    def gemini_enabled(self) -> bool:
+        """True when answers and embeddings come from Gemini."""
+        return self.gemini_api_key is not None and bool(self.gemini_api_key.get_secret_value())
+
+    @property
+    def log_level_number(self) -> int:
+        """The `logging` module's number for LOG_LEVEL."""
+        return logging.getLevelName(self.log_level)
+
+
+def normalise_database_url(raw: str) -> str:
+    """Check a database URL and return the form SQLAlchemy needs (`postgres://` → psycopg2)."""
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ValueError(
+            "is not a database URL (expected postgresql://user:pass@host/db or sqlite:///path)"
+        ) from None
+    backend = url.get_backend_name()
+    if backend == "postgres":  # Heroku/Neon spelling that SQLAlchemy 2 no longer accepts
+        backend = "postgresql"
+    if backend not in _SUPPORTED_DATABASES:
+        raise ValueError(f"database {backend!r} is not supported (use postgresql or sqlite)")
+    if url.drivername in ("postgres", "postgresql"):
+        url = url.set(drivername=_SUPPORTED_DATABASES["postgresql"])
+    if backend == "postgresql" and not url.host and not url.query.get("host"):
+        raise ValueError("has no host (expected postgresql://user:pass@host/db)")
+    if backend == "postgresql" and not url.database:
+        raise ValueError("has no database name (expected postgresql://user:pass@host/db)")
+    return url.render_as_string(hide_password=False)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings once; raise `ConfigError` with one line per bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Turn pydantic's report into 'VARIABLE: what is wrong' lines, without the values."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        variable = str(error["loc"][0]).upper() if error["loc"] else "settings"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{variable}: {message}")
+    return "; ".join(lines)

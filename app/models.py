@@ -1,0 +1,75 @@
+"""The persisted conversation: a `Conversation` holds ordered `Message` turns."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, so SQLite and PostgreSQL round-trip the same value."""
+    return datetime.now(timezone.utc)
+
+
+class MessageStatus(str, enum.Enum):
+    """Where a turn stands: a user turn is always complete once stored."""
+
+    STREAMING = "streaming"  # the answer is being produced
+    COMPLETE = "complete"
+    INTERRUPTED = "interrupted"  # the reader went away, or the worker stopped mid-answer
+    FAILED = "failed"  # the answer could not be produced
+
+
+class Conversation(db.Model):
+    """One reader's conversation with the book."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="conversation", order_by="Message.created_at", cascade="all, delete-orphan"
+    )
+
+
+class Message(db.Model):
+    """One turn: the reader's question or the assistant's answer, with how it went."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_conversation_created", "conversation_id", "created_at"),
+        Index("ix_messages_status", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    role: Mapped[str] = mapped_column(String(16))  # "user" | "assistant"
+    content: Mapped[str] = mapped_column(Text, default="")
+    mode: Mapped[str] = mapped_column(String(16), default="general")  # "general" | "selection"
+    context: Mapped[str | None] = mapped_column(Text)  # the passage the reader selected
+    sources: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default=MessageStatus.COMPLETE.value)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    grounded: Mapped[bool | None] = mapped_column()
+    answerer: Mapped[str | None] = mapped_column(String(64))  # "offline" or the Gemini model
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    retrieval_ms: Mapped[int | None] = mapped_column(Integer)
+    first_token_ms: Mapped[int | None] = mapped_column(Integer)
+    total_ms: Mapped[int | None] = mapped_column(Integer)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")

@@ -1,0 +1,1 @@
+"""Answering a question from retrieved passages: offline (extractive) or with Gemini."""

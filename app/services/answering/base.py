@@ -1,0 +1,68 @@
+"""What an answerer receives and gives back, and how it fails."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from app.services.retrieval.retriever import Passage
+
+
+@dataclass(frozen=True)
+class AnswerRequest:
+    """Everything an answerer may use: the question, the passages, the selection, the history."""
+
+    question: str
+    passages: list[Passage]
+    mode: str = "general"  # "general" | "selection"
+    selection: str | None = None
+    history: list[tuple[str, str]] = field(default_factory=list)  # (role, content), oldest first
+
+
+@dataclass
+class Usage:
+    """Token counts reported by the model (None when unknown, e.g. offline)."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class AnswerStream(Protocol):
+    """An iterator of text pieces; `usage` is filled in once it is exhausted."""
+
+    usage: Usage
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    def __next__(self) -> str: ...
+
+    def close(self) -> None:
+        """Abandon the answer (the reader left): release the upstream request."""
+        ...
+
+
+class Answerer(Protocol):
+    """Produces an answer stream for a request."""
+
+    name: str
+
+    def answer(self, request: AnswerRequest) -> AnswerStream:
+        """Start answering; errors before the first piece raise `AnswerUnavailable`."""
+        ...
+
+
+class AnswerUnavailable(Exception):
+    """The answer cannot be produced now; says why in terms the API can pass on.
+
+    `code` is machine-readable (`quota_exhausted`, `model_unavailable`, `timeout`, ...),
+    `http_status` is what the reader's request should get if nothing was streamed yet, and
+    `retry_after` is in seconds when the upstream said so. Never carries upstream text.
+    """
+
+    def __init__(self, code: str, message: str, http_status: int = 503, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+        self.retry_after = retry_after

@@ -1,0 +1,226 @@
+"""A chat turn from question to stored answer, as a stream of widget events.
+
+Order of work, and why:
+1. The reader's message is stored first, so it is never lost whatever happens next.
+2. Retrieval runs and the answer's first piece is awaited *before* the HTTP response starts,
+   so a failure there can still be an honest 429/503 instead of a broken stream.
+3. Pieces are streamed as `token` events; `done` carries the sources.
+4. Whatever ends the stream (completion, the reader leaving, an upstream error), the assistant's
+   turn is stored with its status and the text that was streamed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from app.models import MessageStatus
+from app.services.answering.base import AnswerRequest, Answerer, AnswerStream, AnswerUnavailable
+from app.services.conversations import ConversationStore, OpenTurn, TurnOutcome
+from app.services.index.base import IndexNotReady
+from app.services.retrieval.retriever import Passage, Retriever
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED_NOTE = "\n\n_(The answer was cut short: {reason}. Please ask again.)_"
+
+
+@dataclass(frozen=True)
+class ChatQuestion:
+    """A validated request from the widget."""
+
+    message: str
+    mode: str = "general"
+    context: str | None = None
+    conversation_id: uuid.UUID | None = None
+
+
+class ChatService:
+    """Runs chat turns: store, retrieve, answer, stream, store."""
+
+    def __init__(self, store: ConversationStore, retriever: Retriever, answerer: Answerer) -> None:
+        self.store = store
+        self.retriever = retriever
+        self.answerer = answerer
+
+    def start(self, question: ChatQuestion) -> ChatTurn:
+        """Store the question and get the answer going.
+
+        Raises `ConversationNotFound` (nothing stored) or `AnswerUnavailable` (the question is
+        stored and the failed turn recorded) before any byte of the response is sent.
+        """
+        started = time.perf_counter()
+        turn = self.store.open_turn(
+            question.conversation_id, question.message, question.mode, question.context
+        )
+        try:
+            retrieval = self.retriever.retrieve(_retrieval_query(question))
+        except IndexNotReady as exc:
+            self._fail(turn, started, "index_not_ready")
+            raise AnswerUnavailable("index_not_ready", "The book's index is not built yet.") from exc
+        request = AnswerRequest(
+            question=question.message,
+            passages=retrieval.passages,
+            mode=question.mode,
+            selection=question.context,
+            history=turn.history,
+        )
+        stream = self.answerer.answer(request)
+        try:
+            first = next(stream, None)
+        except AnswerUnavailable as exc:
+            self._fail(turn, started, exc.code, retrieval_ms=retrieval.elapsed_ms)
+            raise
+        return ChatTurn(
+            turn=turn,
+            store=self.store,
+            answerer_name=self.answerer.name,
+            passages=retrieval.passages,
+            stream=stream,
+            first_piece=first,
+            started=started,
+            retrieval_ms=retrieval.elapsed_ms,
+        )
+
+    def _fail(self, turn: OpenTurn, started: float, code: str, retrieval_ms: int | None = None) -> None:
+        self.store.finish_turn(
+            turn.assistant_message_id,
+            TurnOutcome(
+                content="",
+                status=MessageStatus.FAILED,
+                error_code=code,
+                answerer=self.answerer.name,
+                retrieval_ms=retrieval_ms,
+                total_ms=_ms_since(started),
+            ),
+        )
+
+
+class ChatTurn:
+    """An answer in progress; iterate `events()` once to stream it (it stores itself at the end)."""
+
+    def __init__(
+        self,
+        *,
+        turn: OpenTurn,
+        store: ConversationStore,
+        answerer_name: str,
+        passages: list[Passage],
+        stream: AnswerStream,
+        first_piece: str | None,
+        started: float,
+        retrieval_ms: int,
+    ) -> None:
+        self.conversation_id = turn.conversation_id
+        self.message_id = turn.assistant_message_id
+        self._turn = turn
+        self._store = store
+        self._answerer_name = answerer_name
+        self._passages = passages
+        self._stream = stream
+        self._first_piece = first_piece
+        self._started = started
+        self._retrieval_ms = retrieval_ms
+
+    @property
+    def sources(self) -> list[dict[str, Any]]:
+        """The passages the answer was given, as the widget's `sources`."""
+        return [passage.source() for passage in self._passages]
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """metadata → token… → done; stores the assistant turn however the stream ends."""
+        pieces: list[str] = []
+        outcome = TurnOutcome(
+            content="",
+            status=MessageStatus.INTERRUPTED,
+            sources=self.sources,
+            grounded=bool(self._passages),
+            answerer=self._answerer_name,
+            retrieval_ms=self._retrieval_ms,
+        )
+        try:
+            yield {"type": "metadata", "conversation_id": str(self.conversation_id), "message_id": str(self.message_id)}
+            first = [] if self._first_piece is None else [self._first_piece]
+            try:
+                for piece in itertools.chain(first, self._stream):
+                    if outcome.first_token_ms is None:
+                        outcome.first_token_ms = _ms_since(self._started)
+                    pieces.append(piece)
+                    yield {"type": "token", "content": piece}
+            except AnswerUnavailable as exc:
+                # Tokens may already be on the reader's screen: finish the stream politely.
+                note = INTERRUPTED_NOTE.format(reason=exc.message.rstrip("."))
+                outcome.status = MessageStatus.FAILED
+                outcome.error_code = exc.code
+                yield {"type": "token", "content": note}
+                yield {"type": "error", "code": exc.code, "message": exc.message}
+            else:
+                outcome.status = MessageStatus.COMPLETE
+            yield {
+                "type": "done",
+                "sources": outcome.sources,
+                "grounded": outcome.grounded,
+                "conversation_id": str(self.conversation_id),
+                "message_id": str(self.message_id),
+            }
+        except GeneratorExit:
+            # The reader went away: stop the upstream answer and keep what was streamed.
+            self._stream.close()
+            if outcome.status is not MessageStatus.COMPLETE:
+                outcome.status = MessageStatus.INTERRUPTED
+                outcome.error_code = "client_disconnected"
+            raise
+        except Exception:
+            log.exception("chat turn %s failed while streaming", self.message_id)
+            outcome.status = MessageStatus.FAILED
+            outcome.error_code = "internal_error"
+            raise
+        finally:
+            outcome.content = "".join(pieces)
+            usage = getattr(self._stream, "usage", None)
+            if usage is not None:
+                outcome.prompt_tokens = usage.prompt_tokens
+                outcome.completion_tokens = usage.completion_tokens
+            outcome.total_ms = _ms_since(self._started)
+            self._store.finish_turn(self.message_id, outcome)
+
+    def collect(self) -> dict[str, Any]:
+        """Run the whole turn and return it as one JSON-ready object (for Accept: application/json)."""
+        answer: list[str] = []
+        sources: list[dict[str, Any]] = []
+        grounded = False
+        error: dict[str, Any] | None = None
+        for event in self.events():
+            if event["type"] == "token":
+                answer.append(event["content"])
+            elif event["type"] == "error":
+                error = {"code": event["code"], "message": event["message"]}
+            elif event["type"] == "done":
+                sources = event["sources"]
+                grounded = event["grounded"]
+        body: dict[str, Any] = {
+            "conversation_id": str(self.conversation_id),
+            "message_id": str(self.message_id),
+            "answer": "".join(answer),
+            "sources": sources,
+            "grounded": grounded,
+        }
+        if error:
+            body["error"] = error
+        return body
+
+
+def _retrieval_query(question: ChatQuestion) -> str:
+    if question.mode == "selection" and question.context:
+        # The selection says what the question is about; its start is enough to find where.
+        return f"{question.message}\n{question.context[:1000]}"
+    return question.message
+
+
+def _ms_since(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)

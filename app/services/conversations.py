@@ -1,0 +1,189 @@
+"""Storing conversations: the reader's turn before answering, the assistant's turn after.
+
+Plain SQLAlchemy sessions from a factory; no Flask. Every public method opens and closes its own
+short session, so a long-lived answer stream never holds a database connection.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.models import Conversation, Message, MessageStatus, utcnow
+
+
+class ConversationNotFound(LookupError):
+    """The reader referred to a conversation this service does not have."""
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message as the API shows it."""
+
+    id: uuid.UUID
+    role: str
+    content: str
+    sources: list[dict[str, Any]]
+    status: str
+    created_at: datetime
+    mode: str = "general"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OpenTurn:
+    """A reader's question, stored, and the placeholder for the answer being produced."""
+
+    conversation_id: uuid.UUID
+    user_message_id: uuid.UUID
+    assistant_message_id: uuid.UUID
+    history: list[tuple[str, str]]  # (role, content) of earlier completed turns, oldest first
+
+
+@dataclass
+class TurnOutcome:
+    """What became of an answer: stored on the assistant's message when the turn ends."""
+
+    content: str
+    status: MessageStatus
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    grounded: bool | None = None
+    error_code: str | None = None
+    answerer: str | None = None
+    retrieval_ms: int | None = None
+    first_token_ms: int | None = None
+    total_ms: int | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class ConversationStore:
+    """Reads and writes conversations through short-lived sessions."""
+
+    def __init__(self, session_factory: Callable[[], Session], history_turns: int = 10) -> None:
+        self._session_factory = session_factory
+        self._history_turns = history_turns
+
+    def open_turn(
+        self,
+        conversation_id: uuid.UUID | None,
+        message: str,
+        mode: str,
+        context: str | None,
+    ) -> OpenTurn:
+        """Store the reader's message (creating the conversation if needed) before answering.
+
+        Raises `ConversationNotFound` for an unknown id, before anything is written.
+        """
+        with self._session_factory() as session, session.begin():
+            if conversation_id is None:
+                conversation = Conversation()
+                session.add(conversation)
+                session.flush()
+                history: list[tuple[str, str]] = []
+            else:
+                conversation = session.get(Conversation, conversation_id)
+                if conversation is None:
+                    raise ConversationNotFound(str(conversation_id))
+                history = self._recent_history(session, conversation.id)
+                conversation.updated_at = utcnow()
+            user = Message(
+                conversation_id=conversation.id,
+                role="user",
+                content=message,
+                mode=mode,
+                context=context,
+                status=MessageStatus.COMPLETE.value,
+            )
+            session.add(user)
+            session.flush()
+            # The answer's row exists from the start, so a worker that dies mid-answer leaves a
+            # visible "streaming" turn that start-up marks interrupted, not a silent gap.
+            assistant = Message(
+                conversation_id=conversation.id,
+                role="assistant",
+                content="",
+                mode=mode,
+                status=MessageStatus.STREAMING.value,
+                created_at=max(utcnow(), user.created_at + timedelta(microseconds=1)),
+            )
+            session.add(assistant)
+            session.flush()
+            return OpenTurn(conversation.id, user.id, assistant.id, history)
+
+    def finish_turn(self, assistant_message_id: uuid.UUID, outcome: TurnOutcome) -> None:
+        """Store how the answer ended: its text, sources, status and timings."""
+        with self._session_factory() as session, session.begin():
+            message = session.get(Message, assistant_message_id)
+            if message is None:  # deleted meanwhile; nothing to keep
+                return
+            message.content = outcome.content
+            message.status = outcome.status.value
+            message.sources = outcome.sources
+            message.grounded = outcome.grounded
+            message.error_code = outcome.error_code
+            message.answerer = outcome.answerer
+            message.retrieval_ms = outcome.retrieval_ms
+            message.first_token_ms = outcome.first_token_ms
+            message.total_ms = outcome.total_ms
+            message.prompt_tokens = outcome.prompt_tokens
+            message.completion_tokens = outcome.completion_tokens
+            message.completed_at = utcnow()
+
+    def get_messages(self, conversation_id: uuid.UUID) -> list[StoredMessage]:
+        """All turns of a conversation, oldest first; raises `ConversationNotFound`."""
+        with self._session_factory() as session:
+            if session.get(Conversation, conversation_id) is None:
+                raise ConversationNotFound(str(conversation_id))
+            rows = session.scalars(
+                select(Message)
+                .where(Message.conversation_id == conversation_id)
+                .order_by(Message.created_at, Message.role.desc())
+            ).all()
+            return [
+                StoredMessage(
+                    id=row.id,
+                    role=row.role,
+                    content=row.content,
+                    sources=row.sources or [],
+                    status=row.status,
+                    created_at=row.created_at,
+                    mode=row.mode,
+                    extra={"grounded": row.grounded, "error_code": row.error_code},
+                )
+                for row in rows
+            ]
+
+    def mark_abandoned_streams(self, older_than: timedelta = timedelta(minutes=10)) -> int:
+        """Mark answers left 'streaming' by a dead worker as interrupted; returns how many."""
+        cutoff = utcnow() - older_than
+        with self._session_factory() as session, session.begin():
+            result = session.execute(
+                update(Message)
+                .where(Message.status == MessageStatus.STREAMING.value)
+                .where(Message.created_at < cutoff)
+                .values(status=MessageStatus.INTERRUPTED.value, error_code="worker_stopped")
+            )
+            return result.rowcount or 0
+
+    def ping(self) -> None:
+        """Run a trivial query; raises when the database is unreachable."""
+        with self._session_factory() as session:
+            session.execute(select(1))
+
+    def _recent_history(self, session: Session, conversation_id: uuid.UUID) -> list[tuple[str, str]]:
+        rows = session.execute(
+            select(Message.role, Message.content)
+            .where(Message.conversation_id == conversation_id)
+            .where(Message.status != MessageStatus.STREAMING.value)
+            .where(Message.content != "")
+            .order_by(Message.created_at.desc())
+            .limit(self._history_turns * 2)
+        ).all()
+        return [(role, content) for role, content in reversed(rows)]

@@ -1,0 +1,75 @@
+"""Is the service ready, and are its dependencies up? Checks are cached so probes stay cheap."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+Check = Callable[[], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """The overall status, its HTTP code, and each dependency's state."""
+
+    status: str  # starting | healthy | degraded | unhealthy
+    http_status: int
+    services: dict[str, dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON body of GET /api/health."""
+        return {
+            "status": self.status,
+            "services": self.services,
+            "timestamp": datetime.now(timezone.utc).isoformat(),
+        }
+
+
+class HealthService:
+    """Runs named dependency checks (each returns {"state": "up"|"down", ...}) with a TTL cache.
+
+    A check that raises counts as down; its exception class is reported, never its text (which
+    can carry connection strings).
+    """
+
+    def __init__(self, checks: dict[str, Check], startup_state: Callable[[], str], cache_seconds: float = 5.0) -> None:
+        self._checks = checks
+        self._startup_state = startup_state
+        self._cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._cached: tuple[float, dict[str, dict[str, Any]]] | None = None
+
+    def report(self) -> HealthReport:
+        """The current health; dependency checks run at most once per cache period."""
+        startup = self._startup_state()
+        services = self._run_checks()
+        services["startup"] = {"state": startup}
+        if startup == "starting":
+            return HealthReport("starting", 503, services)
+        if startup == "failed":
+            return HealthReport("unhealthy", 503, services)
+        if any(s.get("state") == "down" for s in services.values()):
+            return HealthReport("degraded", 503, services)
+        return HealthReport("healthy", 200, services)
+
+    def _run_checks(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached and now - self._cached[0] < self._cache_seconds:
+                return dict(self._cached[1])
+            results: dict[str, dict[str, Any]] = {}
+            for name, check in self._checks.items():
+                started = time.perf_counter()
+                try:
+                    result = dict(check())
+                except Exception as exc:  # noqa: BLE001 - a probe reports, it never raises
+                    result = {"state": "down", "error": type(exc).__name__}
+                result.setdefault("state", "up")
+                result["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+                results[name] = result
+            self._cached = (now, results)
+            return dict(results)

@@ -1,0 +1,204 @@
+"""Qdrant Cloud (or any Qdrant server) through `qdrant-client`, with the same behaviour as Edge.
+
+The service reads through an alias named QDRANT_COLLECTION; each full rebuild creates a new
+physical collection `<alias>__<version>` beside the live one and re-points the alias in one
+atomic `update_collection_aliases` call, so queries never see a half-built index. Incremental
+writes go to the live collection directly (Qdrant applies each batch atomically per point).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from qdrant_client import QdrantClient, models
+
+from app.services.index.base import (
+    DENSE_VECTOR,
+    SPARSE_VECTOR,
+    IndexHit,
+    IndexNotReady,
+    IndexPoint,
+    IndexSpec,
+    SearchRequest,
+)
+
+log = logging.getLogger(__name__)
+
+_UPSERT_BATCH = 128
+_META_ID = str(uuid.UUID(int=0))  # a vector-less point holding the version's manifest
+
+
+class QdrantIndex:
+    """Read and write side over a Qdrant server (or qdrant-client's local mode in tests)."""
+
+    def __init__(self, client: QdrantClient, alias: str, spec_ttl_seconds: float = 5.0) -> None:
+        self.client = client
+        self.alias = alias
+        self._spec_ttl = spec_ttl_seconds
+        self._spec_cache: tuple[float, str | None, IndexSpec | None] = (0.0, None, None)
+
+    # --- read -----------------------------------------------------------------------------------
+    def search(self, request: SearchRequest) -> list[IndexHit]:
+        """Sparse, dense or hybrid (RRF) search through the alias."""
+        spec = self.spec()
+        if spec is None:
+            raise IndexNotReady(f"Qdrant has no collection or alias {self.alias!r} (run: flask ingest)")
+        flt = _files_filter(request.files)
+        sparse = (
+            models.SparseVector(indices=list(request.sparse.indices), values=list(request.sparse.values))
+            if request.sparse
+            else None
+        )
+        use_dense = request.dense is not None and spec.dense_dim
+        if use_dense and sparse is not None:
+            response = self.client.query_points(
+                self.alias,
+                prefetch=[
+                    models.Prefetch(query=list(request.dense), using=DENSE_VECTOR, limit=request.prefetch_limit, filter=flt),
+                    models.Prefetch(query=sparse, using=SPARSE_VECTOR, limit=request.prefetch_limit, filter=flt),
+                ],
+                query=models.FusionQuery(fusion=models.Fusion.RRF),
+                limit=request.limit,
+                with_payload=True,
+            )
+        elif use_dense or sparse is not None:
+            response = self.client.query_points(
+                self.alias,
+                query=list(request.dense) if use_dense else sparse,
+                using=DENSE_VECTOR if use_dense else SPARSE_VECTOR,
+                query_filter=flt,
+                limit=request.limit,
+                with_payload=True,
+            )
+        else:
+            return []
+        return [IndexHit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
+
+    def scroll(self, files: tuple[str, ...] | None = None) -> list[IndexHit]:
+        """Every chunk point (optionally of some files), without vectors."""
+        return [hit for hit in self._scroll(self.alias, _files_filter(files)) if hit.id != _META_ID]
+
+    def count(self) -> int:
+        """Chunk points in the live collection."""
+        if self.spec() is None:
+            return 0
+        return max(0, self.client.count(self.alias, exact=True).count - 1)
+
+    def version(self) -> str | None:
+        """The live version's name (changes on every write)."""
+        self.spec()
+        return self._spec_cache[1]
+
+    def spec(self) -> IndexSpec | None:
+        """How the live collection was built (cached a few seconds; it is read per query)."""
+        checked_at, _, spec = self._spec_cache
+        if time.monotonic() - checked_at < self._spec_ttl:
+            return spec
+        meta = self._read_meta(self.alias)
+        if meta is None:
+            self._spec_cache = (time.monotonic(), None, None)
+            return None
+        spec = IndexSpec(dense_dim=meta.get("dense_dim"), meta=meta.get("meta", {}))
+        self._spec_cache = (time.monotonic(), meta.get("version"), spec)
+        return spec
+
+    # --- write ----------------------------------------------------------------------------------
+    def live_hashes(self) -> dict[str, str]:
+        """point id → content hash of every chunk in the live collection."""
+        if self._read_meta(self.alias) is None:
+            return {}
+        return {hit.id: hit.payload.get("content_hash", "") for hit in self.scroll()}
+
+    def live_spec(self) -> IndexSpec | None:
+        """How the live collection was built (uncached: ingestion must see the truth)."""
+        meta = self._read_meta(self.alias)
+        return None if meta is None else IndexSpec(meta.get("dense_dim"), meta.get("meta", {}))
+
+    def write(
+        self, spec: IndexSpec, upserts: list[IndexPoint], deletes: list[str], *, full: bool
+    ) -> str | None:
+        """Apply the change in place, or build a new collection and switch the alias."""
+        if not full and not upserts and not deletes:
+            return None
+        version = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        live_collection = self._alias_target()
+        if full or live_collection is None:
+            target = f"{self.alias}__{version}"
+            self._create_collection(target, spec.dense_dim)
+        else:
+            target = live_collection
+        if deletes:
+            self.client.delete(target, points_selector=models.PointIdsList(points=deletes), wait=True)
+        for start in range(0, len(upserts), _UPSERT_BATCH):
+            self.client.upsert(target, points=[_to_point(p) for p in upserts[start : start + _UPSERT_BATCH]], wait=True)
+        meta = {"version": version, "dense_dim": spec.dense_dim, "meta": spec.meta}
+        self.client.upsert(target, points=[models.PointStruct(id=_META_ID, vector={}, payload={"__index_meta__": meta})], wait=True)
+        if target != live_collection:
+            operations: list[Any] = [
+                models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=target, alias_name=self.alias))
+            ]
+            self.client.update_collection_aliases(change_aliases_operations=operations)
+            if live_collection is not None:
+                self.client.delete_collection(live_collection)
+        self._spec_cache = (0.0, None, None)
+        return version
+
+    # --- helpers --------------------------------------------------------------------------------
+    def _alias_target(self) -> str | None:
+        for alias in self.client.get_aliases().aliases:
+            if alias.alias_name == self.alias:
+                return alias.collection_name
+        return None
+
+    def _create_collection(self, name: str, dense_dim: int | None) -> None:
+        vectors = {DENSE_VECTOR: models.VectorParams(size=dense_dim, distance=models.Distance.COSINE)} if dense_dim else {}
+        self.client.create_collection(
+            name,
+            vectors_config=vectors,
+            sparse_vectors_config={SPARSE_VECTOR: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        )
+        self.client.create_payload_index(name, "file", models.PayloadSchemaType.KEYWORD)
+
+    def _read_meta(self, collection: str) -> dict[str, Any] | None:
+        try:
+            records = self.client.retrieve(collection, ids=[_META_ID], with_payload=True)
+        except Exception as exc:  # a missing collection: ValueError locally, 404 from a server
+            if _is_missing(exc):
+                return None
+            raise
+        return records[0].payload.get("__index_meta__") if records else None
+
+    def _scroll(self, collection: str, flt: models.Filter | None) -> list[IndexHit]:
+        hits: list[IndexHit] = []
+        offset = None
+        while True:
+            records, offset = self.client.scroll(
+                collection, scroll_filter=flt, limit=512, offset=offset, with_payload=True, with_vectors=False
+            )
+            hits.extend(IndexHit(str(r.id), 0.0, dict(r.payload or {})) for r in records)
+            if offset is None:
+                return hits
+
+
+def _is_missing(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "not found" in text or getattr(exc, "status_code", None) == 404
+
+
+def _to_point(point: IndexPoint) -> models.PointStruct:
+    vector: dict[str, Any] = {
+        SPARSE_VECTOR: models.SparseVector(indices=list(point.sparse.indices), values=list(point.sparse.values))
+    }
+    if point.dense is not None:
+        vector[DENSE_VECTOR] = list(point.dense)
+    return models.PointStruct(id=point.id, vector=vector, payload=point.payload)
+
+
+def _files_filter(files: tuple[str, ...] | None) -> models.Filter | None:
+    if not files:
+        return None
+    return models.Filter(must=[models.FieldCondition(key="file", match=models.MatchAny(any=list(files)))])

@@ -1,0 +1,118 @@
+"""Keyword vectors: text → stemmed terms → a sparse BM25 vector that Qdrant scores with IDF.
+
+Qdrant's `Modifier.IDF` multiplies each stored value by the term's IDF over the collection, so a
+document stores only its saturated term frequency and a query stores 1 per term: the dot product
+is then BM25. Terms are hashed to 32-bit ids so the index needs no vocabulary file.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import snowballstemmer
+
+# Word characters without "_" so snake_case splits; digits stay (v2, 404, es2020).
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# Boundaries inside camelCase / PascalCase identifiers: onBrokenLinks → on Broken Links.
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+# Function words that carry no topic (a short list: docs questions lean on "how", "not", "no").
+STOPWORDS = frozenset(
+    """a an and are as at be but by for from has have i if in into is it its of on or that the
+    their then there these they this to was were will with you your we our can do does did
+    so than too very just about me my how what why when where which who whom""".split()
+)
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    """Parallel lists of term ids and weights, as Qdrant takes them."""
+
+    indices: list[int]
+    values: list[float]
+
+    def __bool__(self) -> bool:
+        return bool(self.indices)
+
+
+class Analyzer:
+    """Splits text into lower-case stemmed terms; identifiers also yield their parts."""
+
+    def __init__(self, language: str = "english") -> None:
+        self._stemmer = snowballstemmer.stemmer(language)
+
+    def terms(self, text: str) -> list[str]:
+        """The index terms of `text`, in order, with repeats (term frequency matters)."""
+        out: list[str] = []
+        for word in _WORD.findall(text):
+            parts = _CAMEL.split(word)
+            if len(parts) > 1:
+                # Keep the whole identifier (exact-match evidence) and its parts (topic words).
+                out.append(word.lower())
+            for part in parts:
+                term = part.lower()
+                if term in STOPWORDS or (len(term) == 1 and not term.isdigit()):
+                    continue
+                out.append(self._stem(term))
+        return out
+
+    @lru_cache(maxsize=65536)  # noqa: B019 - one analyzer per process; the cache is the point
+    def _stem(self, term: str) -> str:
+        return self._stemmer.stemWord(term)
+
+
+def term_id(term: str) -> int:
+    """A stable 32-bit id for a term (collisions are rare enough not to matter for ranking)."""
+    return zlib.crc32(term.encode("utf-8"))
+
+
+class Bm25Encoder:
+    """Builds document and query vectors for BM25 with IDF applied by Qdrant.
+
+    Documents are made of weighted fields (body, headings, title ...): a term's frequency is the
+    weighted sum of its occurrences, then saturated with k1 and normalised by length with b.
+    """
+
+    def __init__(
+        self, analyzer: Analyzer | None = None, k1: float = 1.2, b: float = 0.75, avgdl: float = 150
+    ) -> None:
+        self.analyzer = analyzer or Analyzer()
+        self.k1 = k1
+        self.b = b
+        self.avgdl = avgdl
+
+    def document(self, fields: Iterable[tuple[str, float]]) -> SparseVector:
+        """The vector of a document given (text, weight) fields."""
+        frequencies: Counter[str] = Counter()
+        length = 0.0
+        for text, weight in fields:
+            if not text or weight <= 0:
+                continue
+            terms = self.analyzer.terms(text)
+            length += len(terms) * weight
+            for term in terms:
+                frequencies[term] += weight
+        norm = self.k1 * (1 - self.b + self.b * length / self.avgdl)
+        weights: dict[int, float] = {}
+        for term, tf in frequencies.items():
+            # Two terms hashing alike simply add up; harmless at this vocabulary size.
+            tid = term_id(term)
+            weights[tid] = weights.get(tid, 0.0) + tf * (self.k1 + 1) / (tf + norm)
+        return _as_vector(weights)
+
+    def query(self, text: str) -> SparseVector:
+        """The vector of a query: each distinct term once (Qdrant adds the IDF)."""
+        weights: dict[int, float] = {}
+        for term in self.analyzer.terms(text):
+            weights[term_id(term)] = 1.0
+        return _as_vector(weights)
+
+
+def _as_vector(weights: dict[int, float]) -> SparseVector:
+    indices = sorted(weights)
+    return SparseVector(indices=indices, values=[float(weights[i]) for i in indices])

@@ -1,0 +1,111 @@
+"""Shared fixtures: settings isolated from the developer's environment, a real database
+(SQLite by default, PostgreSQL when TEST_DATABASE_URL is set), a real index, the app.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from app.config import Settings, normalise_database_url
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE_BOOK = ROOT / "tests" / "fixtures" / "book"
+SHARED = ROOT.parent / "shared"
+CORPUS = SHARED / "corpora" / "docusaurus-docs"
+EVAL_QUESTIONS = SHARED / "eval" / "docusaurus-questions.dev.jsonl"
+
+# Tests must never see the developer's keys or production database: drop every variable the
+# settings read (and .env is never loaded: see make_settings).
+for _name in list(Settings.model_fields) + ["GOOGLE_API_KEY", "GOOGLE_GEMINI_BASE_URL"]:
+    os.environ.pop(_name.upper(), None)
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+def reset_postgres(url: str) -> None:
+    """Empty the test PostgreSQL database: a fresh schema, as on a new Neon branch."""
+    engine = create_engine(normalise_database_url(url))
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_postgres() -> None:
+    if TEST_DATABASE_URL:
+        reset_postgres(TEST_DATABASE_URL)
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A database for one test: a new SQLite file, or the test PostgreSQL emptied of rows."""
+    if not TEST_DATABASE_URL:
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    yield TEST_DATABASE_URL
+    engine = create_engine(normalise_database_url(TEST_DATABASE_URL))
+    with engine.begin() as conn:
+        exists = conn.execute(text("SELECT to_regclass('public.messages')")).scalar()
+        if exists:
+            conn.execute(text("TRUNCATE messages, conversations CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, database_url: str):
+    """Build Settings for a test: isolated instance folder, the fixture book, no .env."""
+
+    def build(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "instance_path": tmp_path / "instance",
+            "database_url": database_url,
+            "docs_path": FIXTURE_BOOK,
+            "book_site_url": "https://garden.example.com",
+            "book_route_base_path": "/",
+            "health_cache_seconds": 0,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return build
+
+
+@pytest.fixture
+def app(make_settings):
+    """The app on a migrated database with the fixture book indexed, start-up done."""
+    from app import create_app
+    from app.database import upgrade_database
+
+    application = create_app(make_settings())
+    upgrade_database(application)
+    services = application.extensions["services"]
+    services.startup.run()
+    assert services.startup.state == "ready", services.startup.error
+    yield application
+    with application.app_context():
+        from app.extensions import db
+
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    """A Flask test client."""
+    return app.test_client()
+
+
+def parse_widget_stream(body: str) -> list[dict]:
+    """Parse an SSE body exactly as the widget does: split on \\n, keep `data: ` lines."""
+    import json
+
+    events = []
+    for line in body.split("\n"):
+        if line.startswith("data: "):
+            events.append(json.loads(line[len("data: ") :]))
+    return events

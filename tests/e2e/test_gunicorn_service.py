@@ -1,0 +1,209 @@
+"""End to end: a real gunicorn (2 workers) serving the project's own docs/, driven over HTTP
+and parsed exactly as the widget parses (split the byte stream on \\n, keep `data: ` lines).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ROOT, reset_postgres, TEST_DATABASE_URL
+
+pytestmark = pytest.mark.e2e
+
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def service_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR")}
+    env.update(
+        PYTHONUNBUFFERED="1",
+        INSTANCE_PATH=str(tmp_path / "instance"),
+        DOCS_PATH=str(ROOT / "docs"),
+        WEB_CONCURRENCY="2",
+        GUNICORN_THREADS="8",
+        LOG_LEVEL="INFO",
+    )
+    if TEST_DATABASE_URL:
+        env["DATABASE_URL"] = TEST_DATABASE_URL
+    env.update(extra)
+    return env
+
+
+class Service:
+    """A gunicorn process and its base URL."""
+
+    def __init__(self, tmp_path: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp_path / "gunicorn.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            GUNICORN, cwd=ROOT, env=service_env(tmp_path, PORT=str(self.port), **env),
+            stdout=self._log, stderr=subprocess.STDOUT,
+        )
+
+    def wait_healthy(self, timeout: float = 90) -> dict:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"gunicorn exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                response = requests.get(f"{self.url}/api/health", timeout=5)
+                last = response.json()
+                if response.status_code == 200:
+                    return last
+                if last.get("status") == "unhealthy":
+                    raise AssertionError(f"start-up failed: {last}\n{self.log()}")
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"not healthy in {timeout}s: {last}\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    if TEST_DATABASE_URL:
+        reset_postgres(TEST_DATABASE_URL)  # a fresh database: start-up must migrate it by itself
+    svc = Service(tmp_path_factory.mktemp("svc"), OFFLINE_TOKEN_DELAY_MS="20")
+    try:
+        svc.wait_healthy()
+        yield svc
+    finally:
+        svc.stop()
+
+
+def widget_chat(url: str, body: dict) -> list[dict]:
+    """POST like the widget and parse the stream like the widget."""
+    response = requests.post(f"{url}/api/chat", json=body, stream=True, timeout=60,
+                             headers={"Origin": "http://localhost:3000"})
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    buffer = ""
+    events = []
+    for chunk in response.iter_content(chunk_size=None, decode_unicode=True):
+        buffer += chunk
+        lines = buffer.split("\n")
+        buffer = lines.pop()
+        events.extend(json.loads(line[6:]) for line in lines if line.startswith("data: "))
+    return events
+
+
+def text_of(events: list[dict]) -> str:
+    return "".join(e["content"] for e in events if e["type"] == "token")
+
+
+def test_health_is_200_with_every_service_up(service):
+    body = requests.get(f"{service.url}/api/health", timeout=5).json()
+    assert body["status"] == "healthy"
+    assert {name for name, s in body["services"].items() if s["state"] == "up"} >= {"database", "index", "answerer"}
+    assert requests.get(f"{service.url}/api/health/live", timeout=5).status_code == 200
+
+
+def test_widget_chat_round_trip_on_the_projects_own_docs(service):
+    events = widget_chat(service.url, {"message": "How do I deploy to Hugging Face Spaces?"})
+    assert [events[0]["type"], events[-1]["type"]] == ["metadata", "done"]
+    assert all(e["type"] == "token" for e in events[1:-1]) and len(events) > 3
+    sources = events[-1]["sources"]
+    assert sources, "an answer about this project cites the project's docs"
+    for source in sources:
+        assert (ROOT / "docs" / source["file"]).is_file()
+        assert {"file", "heading", "similarity"} <= set(source)
+
+    cid = events[0]["conversation_id"]
+    stored = requests.get(f"{service.url}/api/conversation/{cid}", timeout=5).json()["messages"]
+    assert [m["role"] for m in stored] == ["user", "assistant"]
+    assert stored[1]["content"] == text_of(events)
+
+    follow_up = widget_chat(service.url, {"message": "And which variables must I set?", "conversation_id": cid})
+    assert follow_up[0]["conversation_id"] == cid
+    assert len(requests.get(f"{service.url}/api/conversation/{cid}", timeout=5).json()["messages"]) == 4
+
+
+def test_selection_mode_and_bad_requests(service):
+    selection = "ALLOWED_ORIGINS is a comma-separated list of origins that may call the API from a browser."
+    events = widget_chat(service.url, {"message": "What does this mean?", "mode": "selection", "context": selection})
+    assert "comma-separated" in text_of(events)
+    assert events[-1]["type"] == "done"
+
+    chat = f"{service.url}/api/chat"
+    assert requests.post(chat, json={"message": "hi", "mode": "selection"}, timeout=5).status_code == 422
+    unknown = requests.post(chat, json={"message": "hi", "conversation_id": "8d0b4c1e-1f0a-4d8e-9d5e-2f7a3b9c4d11"}, timeout=5)
+    assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
+    assert requests.post(chat, json={"message": "hi", "conversation_id": "42"}, timeout=5).status_code == 422
+    assert requests.get(f"{service.url}/api/conversation/42", timeout=5).status_code == 422
+
+
+def test_disconnect_mid_stream_stores_the_turn_as_interrupted(service):
+    with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
+        body = json.dumps({"message": "How do I configure the service? List every variable."}).encode()
+        sock.sendall(
+            b"POST /api/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+        )
+        received = b""
+        while received.count(b"data: ") < 4:  # metadata and a few tokens
+            received += sock.recv(4096)
+    cid = json.loads(received.split(b"data: ")[1].split(b"\n")[0])["conversation_id"]
+
+    deadline = time.monotonic() + 20
+    status = None
+    while time.monotonic() < deadline:
+        messages = requests.get(f"{service.url}/api/conversation/{cid}", timeout=5).json()["messages"]
+        status = messages[1]["status"]
+        if status != "streaming":
+            break
+        time.sleep(0.2)
+    assert status == "interrupted"
+    assert messages[1]["content"], "the text streamed before the disconnect is kept"
+
+
+def test_root_and_cors_preflight(service):
+    assert requests.get(service.url, timeout=5).json()["service"]
+    preflight = requests.options(
+        f"{service.url}/api/chat", timeout=5,
+        headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type"},
+    )
+    assert preflight.headers.get("Access-Control-Allow-Origin") == "http://localhost:3000"
+
+
+@pytest.mark.parametrize("command", [GUNICORN, [sys.executable, "-m", "flask", "ingest"]], ids=["gunicorn", "flask"])
+def test_malformed_database_url_stops_start_up_with_one_line(tmp_path, command):
+    env = service_env(tmp_path, DATABASE_URL="postgresql://user:hunter22@/nodb", PORT=str(free_port()), FLASK_APP="wsgi")
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    output = (result.stdout + result.stderr).strip()
+    assert "Traceback" not in output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "DATABASE_URL" in lines[0], output
+    assert "hunter22" not in output

@@ -1,0 +1,125 @@
+"""Both index engines behave alike: keyword and hybrid search, versions, atomic switches."""
+
+import threading
+import time
+
+import pytest
+from qdrant_client import QdrantClient
+
+from app.services.index.base import IndexPoint, IndexSpec, SearchRequest, point_id
+from app.services.index.cloud import QdrantIndex
+from app.services.index.edge import EdgeIndex, EdgeIndexWriter
+from app.services.retrieval.sparse import Bm25Encoder
+
+ENCODER = Bm25Encoder(avgdl=8)
+DOCS = {
+    "deploy.md": "deploy the site to github pages with the gh-pages branch",
+    "sidebar.md": "configure the sidebar items and categories",
+    "search.md": "add search to the site with algolia docsearch",
+}
+
+
+def points(docs=DOCS, dense=True):
+    return [
+        IndexPoint(
+            id=point_id(name),
+            sparse=ENCODER.document([(text, 1.0)]),
+            payload={"file": name, "content_hash": str(hash(text)), "text": text},
+            dense=[1.0, float(i), 0.5] if dense else None,
+        )
+        for i, (name, text) in enumerate(docs.items())
+    ]
+
+
+@pytest.fixture(params=["edge", "qdrant-local"])
+def engine(request, tmp_path):
+    """(reader, writer) of each engine; Qdrant Cloud's code path runs on qdrant-client's local mode."""
+    if request.param == "edge":
+        root = tmp_path / "book"
+        return EdgeIndex(root, recheck_seconds=0), EdgeIndexWriter(root)
+    index = QdrantIndex(QdrantClient(location=":memory:"), "book", spec_ttl_seconds=0)
+    return index, index
+
+
+def files(hits):
+    return [hit.payload["file"] for hit in hits]
+
+
+def test_keyword_search_finds_the_matching_document(engine):
+    reader, writer = engine
+    writer.write(IndexSpec(dense_dim=None), points(dense=False), [], full=True)
+    hits = reader.search(SearchRequest(sparse=ENCODER.query("How to deploy on GitHub?"), limit=3))
+    assert files(hits)[0] == "deploy.md"
+    assert reader.count() == 3
+
+
+def test_hybrid_search_fuses_dense_and_keyword(engine):
+    reader, writer = engine
+    writer.write(IndexSpec(dense_dim=3), points(), [], full=True)
+    hits = reader.search(SearchRequest(sparse=ENCODER.query("sidebar"), dense=[1.0, 1.0, 0.5], limit=3))
+    assert files(hits)[0] == "sidebar.md"  # first by both vectors
+    assert len(hits) == 3
+
+
+def test_filter_by_file(engine):
+    reader, writer = engine
+    writer.write(IndexSpec(dense_dim=None), points(dense=False), [], full=True)
+    hits = reader.search(SearchRequest(sparse=ENCODER.query("site"), files=("search.md",), limit=5))
+    assert files(hits) == ["search.md"]
+
+
+def test_incremental_write_changes_only_what_it_names(engine):
+    reader, writer = engine
+    first = writer.write(IndexSpec(dense_dim=None), points(dense=False), [], full=True)
+    assert writer.write(IndexSpec(dense_dim=None), [], [], full=False) is None  # nothing to do
+    second = writer.write(IndexSpec(dense_dim=None), [], [point_id("deploy.md")], full=False)
+    assert second != first
+    assert reader.count() == 2
+    assert set(writer.live_hashes()) == {point_id("sidebar.md"), point_id("search.md")}
+
+
+def test_full_rebuild_switches_while_queries_keep_answering(engine):
+    reader, writer = engine
+    writer.write(IndexSpec(dense_dim=None), points(dense=False), [], full=True)
+    failures, answered = [], []
+    stop = threading.Event()
+
+    def query_forever():
+        while not stop.is_set():
+            try:
+                answered.append(files(reader.search(SearchRequest(sparse=ENCODER.query("site"), limit=3))))
+            except Exception as exc:  # noqa: BLE001 - the test counts every failure
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=query_forever) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(3):
+            renamed = {f"v2-{k}": v for k, v in DOCS.items()}
+            writer.write(IndexSpec(dense_dim=None), points(renamed, dense=False), [], full=True)
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert failures == []
+    assert answered and all(len(result) >= 1 for result in answered)
+    assert all(name.startswith("v2-") for name in files(reader.search(SearchRequest(sparse=ENCODER.query("site"), limit=3))))
+
+
+def test_edge_index_is_shared_by_processes(tmp_path):
+    """Two worker processes open the same embedded index (a WAL lock would forbid it)."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "book"
+    EdgeIndexWriter(root).write(IndexSpec(dense_dim=None), points(dense=False), [], full=True)
+    code = (
+        "from pathlib import Path; from app.services.index.edge import EdgeIndex;"
+        f"print(EdgeIndex(Path({str(root)!r})).count())"
+    )
+    holder = EdgeIndex(root)
+    assert holder.count() == 3
+    procs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60) for _ in range(2)]
+    assert [p.stdout.strip() for p in procs] == ["3", "3"], [p.stderr for p in procs]

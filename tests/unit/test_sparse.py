@@ -1,0 +1,32 @@
+"""Keyword analysis: the terms a question and a passage are matched on."""
+
+from app.services.retrieval.sparse import Analyzer, Bm25Encoder, term_id
+
+
+def test_terms_are_lower_case_stemmed_and_split_at_identifiers():
+    terms = Analyzer().terms("Configuring onBrokenLinks in docusaurus.config.js")
+    assert terms == ["configur", "onbrokenlinks", "broken", "link", "docusaurus", "config", "js"]
+
+
+def test_stopwords_and_question_words_are_dropped():
+    assert Analyzer().terms("How do I deploy the site?") == ["deploy", "site"]
+
+
+def test_query_vector_has_each_term_once():
+    vector = Bm25Encoder().query("deploy deploy deploying")
+    assert vector.indices == [term_id("deploy")] and vector.values == [1.0]
+
+
+def test_document_weights_saturate_and_fields_count_by_weight():
+    encoder = Bm25Encoder(avgdl=10)
+    once = encoder.document([("tomato soil", 1.0)])
+    heading = encoder.document([("tomato soil", 1.0), ("tomato", 2.0)])
+    weight = dict(zip(once.indices, once.values))[term_id("tomato")]
+    boosted = dict(zip(heading.indices, heading.values))[term_id("tomato")]
+    assert boosted > weight
+    many = encoder.document([("tomato " * 50, 1.0)])
+    assert dict(zip(many.indices, many.values))[term_id("tomato")] < encoder.k1 + 1
+
+
+def test_empty_text_gives_an_empty_vector():
+    assert not Bm25Encoder().query("the of and")
