@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from app.config import Settings
@@ -19,6 +21,8 @@ from app.services.ingestion.pipeline import Ingester, IngestSummary
 from app.services.retrieval.retriever import Retriever
 from app.services.retrieval.sparse import Bm25Encoder
 from app.services.startup import Startup
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -89,7 +93,16 @@ def build_services(settings: Settings, engine: Engine) -> Services:
     def check_answerer() -> dict[str, Any]:
         return {"state": "up", "mode": answerer.name}
 
-    tasks: list[tuple[str, Any]] = [("mark abandoned answers interrupted", store.mark_abandoned_streams)]
+    def mark_abandoned_answers() -> int | str:
+        # Best effort: a database that is down now must not keep the service from starting;
+        # health reports it, and the next start sweeps again.
+        try:
+            return store.mark_abandoned_streams()
+        except SQLAlchemyError as exc:
+            log.warning("could not sweep abandoned answers: %s", type(exc).__name__)
+            return "skipped (database unavailable)"
+
+    tasks: list[tuple[str, Any]] = [("mark abandoned answers interrupted", mark_abandoned_answers)]
     if settings.embedded_index and settings.index_on_start and settings.docs_path.is_dir():
         tasks.append(("index the book", lambda: ingest_book(settings).as_dict()))
     startup = Startup(settings.instance_path / "startup.lock", tasks)

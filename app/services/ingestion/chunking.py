@@ -69,14 +69,14 @@ class Chunk:
 
 
 # CJK characters each count as a token (a BPE tokenizer spends about one per
-# character); elsewhere a run of letters/digits is one token and each other
-# non-space character is one.
+# character); elsewhere a run of letters/digits is one token, and so is a run
+# of one punctuation character ("-----", "```", "...").
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
+_TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|([^\w\s])\1*")
 
 
 def count_tokens(text: str) -> int:
-    """Approximate token count: words, CJK characters and punctuation marks each count 1.
+    """Approximate token count: words, CJK characters and punctuation runs each count 1.
 
     No tokenizer download: close to BPE counts for English prose, somewhat
     higher for punctuation-heavy code. Counts add up over text joined by
@@ -253,12 +253,31 @@ def _split_code(lines: list[str], max_tokens: int) -> list[_Unit]:
 
 
 def _split_table(lines: list[str], max_tokens: int) -> list[_Unit]:
-    """Cut a markdown table between rows; every piece repeats the header rows."""
+    """Cut a markdown table between rows; every piece repeats the header rows.
+
+    A row too long to share a piece with the header stands alone (and is cut
+    like prose only if it does not fit even alone).
+    """
     header = "\n".join(lines[:2])
     budget = max_tokens - count_tokens(header)
-    if budget < 1:  # a header too long to repeat: cut it like any paragraph
+    if budget < 1:  # a header too long to repeat: cut the table like any paragraph
         return [_Unit(piece, count_tokens(piece), "prose") for piece in _split_prose("\n".join(lines), max_tokens)]
-    pieces = _greedy_join(_split_lines(lines[2:], budget), "\n", budget)
+    units: list[_Unit] = []
+    rows: list[str] = []
+    for row in lines[2:]:
+        if count_tokens(row) <= budget:
+            rows.append(row)
+            continue
+        units += _table_units(header, rows, budget)
+        if not units:  # the header still leads the table
+            units.append(_Unit(header, count_tokens(header), "table"))
+        rows = []
+        units += [_Unit(piece, count_tokens(piece), "table") for piece in _split_prose(row, max_tokens)]
+    return units + _table_units(header, rows, budget)
+
+
+def _table_units(header: str, rows: list[str], budget: int) -> list[_Unit]:
+    pieces = _greedy_join(rows, "\n", budget) if rows else []
     return [_Unit(text, count_tokens(text), "table") for text in (f"{header}\n{piece}" for piece in pieces)]
 
 
