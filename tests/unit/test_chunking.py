@@ -63,7 +63,14 @@ def assert_nothing_dropped(section: Section, chunks: list[Chunk], max_tokens: in
 
 @pytest.mark.parametrize(
     ("text", "tokens"),
-    [("", 0), ("Hello, world!", 4), ("config.js", 3), ("日本語のテキスト", 8), ("  spaced   out  ", 2), ("| --- | ----- |", 5)],
+    [
+        ("", 0),
+        ("Hello, world!", 4),
+        ("config.js", 3),
+        ("日本語のテキスト", 8),
+        ("  spaced   out  ", 2),
+        ("| --- | ----- |", 5),
+    ],
 )
 def test_count_tokens_counts_words_punctuation_runs_and_cjk_characters(text, tokens):
     assert count_tokens(text) == tokens
@@ -79,12 +86,27 @@ def test_each_section_that_fits_is_one_chunk_with_its_citation():
     intro, scripts = chunk_page(page)
 
     assert (intro.url, intro.anchor, intro.heading, intro.key) == (
-        "https://example.com/docs/guide", None, "Guide", "guide.md##0")
+        "https://example.com/docs/guide",
+        None,
+        "Guide",
+        "guide.md##0",
+    )
     assert (scripts.url, scripts.heading_path, scripts.text) == (
-        "https://example.com/docs/guide#scripts", ("Guide", "Scripts"), "Run `npm start`.")
+        "https://example.com/docs/guide#scripts",
+        ("Guide", "Scripts"),
+        "Run `npm start`.",
+    )
     assert (scripts.key, scripts.heading, scripts.chunk_index, scripts.part) == (
-        "guide.md#scripts#0", "Guide > Scripts", 1, 0)
-    assert (scripts.title, scripts.route, scripts.description) == ("Guide", "/docs/guide", "All about the guide.")
+        "guide.md#scripts#0",
+        "Guide > Scripts",
+        1,
+        0,
+    )
+    assert (scripts.title, scripts.route, scripts.description) == (
+        "Guide",
+        "/docs/guide",
+        "All about the guide.",
+    )
     assert scripts.tokens == count_tokens("Run `npm start`.")
 
 
@@ -119,9 +141,7 @@ def test_keys_are_stable_and_unique_even_when_a_page_repeats_an_anchor():
         make_section("Other.", "other"),
     )
     keys = [chunk.key for chunk in chunk_page(page)]
-    edited = make_page(
-        make_section("Heading text, edited.", "tags", "Tags"), *page.sections[1:]
-    )
+    edited = make_page(make_section("Heading text, edited.", "tags", "Tags"), *page.sections[1:])
 
     assert keys == ["guide.md#tags#0", "guide.md#tags~1#0", "guide.md#other#0"]
     assert [chunk.key for chunk in chunk_page(edited)] == keys
@@ -132,7 +152,10 @@ def test_chunk_book_skips_unlisted_pages_unless_asked():
     hidden = make_page(make_section("Hidden."), file="hidden.md", unlisted=True)
 
     assert [chunk.file for chunk in chunk_book([public, hidden])] == ["public.md"]
-    assert [chunk.file for chunk in chunk_book([public, hidden], include_unlisted=True)] == ["public.md", "hidden.md"]
+    assert [chunk.file for chunk in chunk_book([public, hidden], include_unlisted=True)] == [
+        "public.md",
+        "hidden.md",
+    ]
     assert [chunk.part for chunk in chunk_book([public], max_tokens=2)] == [0]
 
 
@@ -155,7 +178,9 @@ def test_long_section_is_cut_between_paragraphs_with_overlap():
 
 
 def test_code_block_is_never_cut_when_it_fits():
-    code = "```js title=\"docusaurus.config.js\"\n" + "\n".join(f"const v{i} = {i};" for i in range(10)) + "\n```"
+    code = (
+        '```js title="docusaurus.config.js"\n' + "\n".join(f"const v{i} = {i};" for i in range(10)) + "\n```"
+    )
     section = make_section(f"{paragraph(40)}\n\n{code}\n\n{paragraph(40)}", "mixed")
 
     chunks = chunk_page(make_page(section), max_tokens=70, overlap_tokens=0)
@@ -167,7 +192,7 @@ def test_code_block_is_never_cut_when_it_fits():
 
 def test_code_block_too_long_alone_is_cut_on_lines_and_refenced():
     lines = [f"    print('line {index}')" for index in range(60)]
-    code = "\n".join(["```python title=\"long.py\"", *lines, "```"])
+    code = "\n".join(['```python title="long.py"', *lines, "```"])
     section = make_section(f"Before.\n\n{code}\n\nAfter.", "code")
 
     chunks = chunk_page(make_page(section), max_tokens=60, overlap_tokens=10)
@@ -175,7 +200,7 @@ def test_code_block_too_long_alone_is_cut_on_lines_and_refenced():
 
     assert len(code_chunks) > 2
     for text in code_chunks:  # each piece is a whole fenced block (maybe beside "Before."/"After.")
-        assert text.count("```python title=\"long.py\"\n") == 1 and not open_fence_at_end(text)
+        assert text.count('```python title="long.py"\n') == 1 and not open_fence_at_end(text)
     assert [line for text in code_chunks for line in text.split("\n") if "print" in line] == lines
     assert all(chunk.tokens <= 60 for chunk in chunks)
     assert_nothing_dropped(section, chunks, 60)
@@ -189,7 +214,9 @@ def test_table_too_long_is_cut_between_rows_and_repeats_its_header():
     chunks = chunk_page(make_page(section), max_tokens=100)
 
     assert len(chunks) > 1
-    assert all(chunk.text.startswith("| Name | Type | Description |\n| --- | --- | --- |\n|") for chunk in chunks)
+    assert all(
+        chunk.text.startswith("| Name | Type | Description |\n| --- | --- | --- |\n|") for chunk in chunks
+    )
     assert [line for chunk in chunks for line in chunk.text.split("\n")[2:]] == rows
 
 
@@ -266,7 +293,11 @@ def test_corpus_chunks_fit_keep_every_text_and_have_unique_keys(corpus_pages, ma
 
 def test_corpus_config_page_has_a_scripts_chunk(corpus_pages):
     chunks = chunk_book(corpus_pages)
-    scripts = [chunk for chunk in chunks if chunk.file == "api/docusaurus.config.js.mdx" and chunk.anchor == "scripts"]
+    scripts = [
+        chunk
+        for chunk in chunks
+        if chunk.file == "api/docusaurus.config.js.mdx" and chunk.anchor == "scripts"
+    ]
 
     assert scripts and scripts[0].url == "https://docusaurus.io/docs/api/docusaurus-config#scripts"
     assert scripts[0].key == "api/docusaurus.config.js.mdx#scripts#0"

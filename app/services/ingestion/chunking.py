@@ -25,6 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from itertools import pairwise
 
 from app.services.ingestion.docusaurus import Page, Section, closes_fence, parse_fence_opener
 
@@ -56,7 +57,10 @@ class Chunk:
 
     @property
     def key(self) -> str:
-        """Stable id, unique within a book: ``file#anchor#part`` (``file#anchor~n#part`` for a repeated anchor)."""
+        """Stable id, unique within a book: ``file#anchor#part``.
+
+        A page's n-th repeat of an anchor gives ``file#anchor~n#part``.
+        """
         anchor = self.anchor or ""
         if self.section_occurrence:
             anchor = f"{anchor}~{self.section_occurrence}"
@@ -100,7 +104,9 @@ def chunk_book(pages: Iterable[Page], *, include_unlisted: bool = False, **optio
     ]
 
 
-def chunk_page(page: Page, *, max_tokens: int = 350, overlap_tokens: int = 40, min_tokens: int = 0) -> list[Chunk]:
+def chunk_page(
+    page: Page, *, max_tokens: int = 350, overlap_tokens: int = 40, min_tokens: int = 0
+) -> list[Chunk]:
     """The chunks of one page, in reading order.
 
     A section shorter than ``min_tokens`` tokens is appended to the previous
@@ -127,7 +133,9 @@ def chunk_page(page: Page, *, max_tokens: int = 350, overlap_tokens: int = 40, m
     return chunks
 
 
-def _make_chunk(page: Page, section: Section, text: str, chunk_index: int, part: int, occurrence: int) -> Chunk:
+def _make_chunk(
+    page: Page, section: Section, text: str, chunk_index: int, part: int, occurrence: int
+) -> Chunk:
     url = f"{page.url}#{section.anchor}" if section.anchor else page.url
     return Chunk(
         file=page.file,
@@ -146,7 +154,9 @@ def _make_chunk(page: Page, section: Section, text: str, chunk_index: int, part:
     )
 
 
-def _content_hash(text: str, heading_path: tuple[str, ...], url: str, title: str, description: str | None) -> str:
+def _content_hash(
+    text: str, heading_path: tuple[str, ...], url: str, title: str, description: str | None
+) -> str:
     # Everything that is indexed or shown with the chunk: a change to any of
     # these must re-index it.
     payload = json.dumps([text, list(heading_path), url, title, description], ensure_ascii=False)
@@ -229,7 +239,12 @@ def _fit_block(block: tuple[str, list[str]], max_tokens: int) -> list[_Unit]:
     kind, lines = block
     text = "\n".join(lines)
     tokens = count_tokens(text)
-    if kind == "prose" and len(lines) > 2 and lines[0].lstrip().startswith("|") and _TABLE_SEPARATOR.match(lines[1]):
+    if (
+        kind == "prose"
+        and len(lines) > 2
+        and lines[0].lstrip().startswith("|")
+        and _TABLE_SEPARATOR.match(lines[1])
+    ):
         kind = "table"
     if tokens <= max_tokens:
         return [_Unit(text, tokens, kind)]
@@ -249,7 +264,10 @@ def _split_code(lines: list[str], max_tokens: int) -> list[_Unit]:
     body = lines[1:-1] if len(lines) > 1 and closes_fence(lines[-1], fence) else lines[1:]
     budget = max(1, max_tokens - count_tokens(opener) - count_tokens(closer))
     pieces = _greedy_join(_split_lines(body, budget), "\n", budget)
-    return [_Unit(text, count_tokens(text), "code") for text in (f"{opener}\n{piece}\n{closer}" for piece in pieces)]
+    return [
+        _Unit(text, count_tokens(text), "code")
+        for text in (f"{opener}\n{piece}\n{closer}" for piece in pieces)
+    ]
 
 
 def _split_table(lines: list[str], max_tokens: int) -> list[_Unit]:
@@ -261,7 +279,9 @@ def _split_table(lines: list[str], max_tokens: int) -> list[_Unit]:
     header = "\n".join(lines[:2])
     budget = max_tokens - count_tokens(header)
     if budget < 1:  # a header too long to repeat: cut the table like any paragraph
-        return [_Unit(piece, count_tokens(piece), "prose") for piece in _split_prose("\n".join(lines), max_tokens)]
+        return [
+            _Unit(piece, count_tokens(piece), "prose") for piece in _split_prose("\n".join(lines), max_tokens)
+        ]
     units: list[_Unit] = []
     rows: list[str] = []
     for row in lines[2:]:
@@ -311,7 +331,7 @@ def _cut_between_tokens(text: str, max_tokens: int) -> list[str]:
     """Last resort for a single giant word: cut right before every ``max_tokens``-th token."""
     starts = [match.start() for match in _TOKEN.finditer(text)][max_tokens::max_tokens]
     bounds = [0, *starts, len(text)]
-    return [text[begin:end] for begin, end in zip(bounds, bounds[1:])]
+    return [text[begin:end] for begin, end in pairwise(bounds)]
 
 
 def _greedy_join(pieces: list[str], separator: str, max_tokens: int) -> list[str]:

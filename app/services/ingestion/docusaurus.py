@@ -6,9 +6,18 @@ published site serves:
 
 - which files are pages (``discover_pages``),
 - each page's route, title and front matter (``parse_page``),
-- each page's sections: the text under each heading, cleaned of MDX syntax,
-  with the heading's id (``Section.anchor``), plus one small section per
-  option row of an ``<APITable>``, whose rows the site gives an id too.
+- each page's sections: the text under each ATX heading (``#``..``######``;
+  the docs use no setext headings), cleaned of MDX syntax, with the heading's
+  id (``Section.anchor``), plus one small section per option row of an
+  ``<APITable>``, whose rows the site gives an id too. Markdown partials
+  (``import X from './_x.mdx'`` then ``<X />``) are inlined where used, as
+  the site renders them.
+
+MDX cleaning removes only MDX syntax: ESM ``import``/``export`` blocks,
+comments, JSX tags (keeping their text, and a ``TabItem``'s label),
+``:::`` admonition fences (kept as a "Note: Title" line). Code fences are kept
+verbatim; ```` ```mdx-code-block ```` fences are unwrapped, as Docusaurus
+does. Any ``{expression}`` that is not a comment is kept as written.
 
 Pure Python, no network; nothing here knows about Flask or the rest of the app.
 """
@@ -24,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
 import frontmatter
+import yaml
 from markdown_it import MarkdownIt
 
 __all__ = [
@@ -129,9 +139,7 @@ def read_book(
     return [page for page in pages if include_drafts or not page.draft]
 
 
-def parse_page(
-    docs_dir: Path, path: Path, *, site_url: str = "", route_base_path: str = "docs"
-) -> Page:
+def parse_page(docs_dir: Path, path: Path, *, site_url: str = "", route_base_path: str = "docs") -> Page:
     """Parse one doc file of ``docs_dir`` into a Page.
 
     ``path`` may be absolute or relative to ``docs_dir``. ``site_url`` is the
@@ -146,7 +154,10 @@ def parse_page(
         if path.is_absolute():
             raise ValueError(f"{path} is not inside {docs_dir}") from None
         relative, path = PurePosixPath(path.as_posix()), docs_dir / path
-    post = frontmatter.loads(path.read_text(encoding="utf-8-sig"))
+    try:
+        post = frontmatter.loads(path.read_text(encoding="utf-8-sig"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{relative}: invalid front matter: {error}") from error
     meta = post.metadata
 
     base_id = _base_id(relative, meta)
@@ -245,7 +256,9 @@ def _doc_slug(relative: PurePosixPath, meta: dict, base_id: str) -> str:
         return front_matter_slug
     folder = relative.parent.as_posix()
     folder_slug = (
-        "/" if folder == "." else "/" + "/".join(_strip_number_prefix(part) for part in folder.split("/")) + "/"
+        "/"
+        if folder == "."
+        else "/" + "/".join(_strip_number_prefix(part) for part in folder.split("/")) + "/"
     )
     if not front_matter_slug and _is_category_index(relative):
         return folder_slug
@@ -307,7 +320,7 @@ def _github_slug(plain_text: str) -> str:
 def slugify_heading(text: str) -> str:
     """The id Docusaurus gives a heading with this (markdown) text, ignoring duplicates.
 
-    ``"Using \\`docusaurus.config.js\\` [here](x)"`` → ``"using-docusaurusconfigjs-here"``.
+    E.g. ``Using `docusaurus.config.js` [here](x)`` gives ``using-docusaurusconfigjs-here``.
     """
     return _github_slug(_markdown_to_plain(text))
 
@@ -336,7 +349,10 @@ _FENCE_OPENER = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 
 
 def parse_fence_opener(line: str) -> tuple[str, str] | None:
-    """``(fence, info)`` if the line opens a code fence (```` ```js title="x" ```` → ``("```", 'js title="x"')``)."""
+    """``(fence, info)`` if the line opens a code fence, else None.
+
+    ``'```js title="x.js"'`` gives ``("```", 'js title="x.js"')``.
+    """
     match = _FENCE_OPENER.match(line)
     if not match or (match["fence"][0] == "`" and "`" in match["info"]):
         return None
@@ -415,11 +431,13 @@ def _esm_end(lines: list[str], start: int) -> int:
 # --------------------------------------------------------------------------
 # Inline MDX cleaning: comments, expressions and JSX tags
 
-# Markers the inline cleaner leaves on their own line for the section builder;
-# private-use characters never appear in real docs text.
-_API_TABLE_OPEN = "\ue000"
-_API_TABLE_CLOSE = "\ue001"
-_PARTIAL_MARK = "\ue002"
+# Markers the inline cleaner leaves on their own line for the section builder.
+# They start with NUL, which is removed from the input first, so no doc text
+# can look like one.
+_MARK = "\x00"
+_API_TABLE_OPEN = f"{_MARK}table-open{_MARK}"
+_API_TABLE_CLOSE = f"{_MARK}table-close{_MARK}"
+_PARTIAL = f"{_MARK}partial{_MARK}"
 
 _SPECIAL_CHARS = re.compile(r"[\\`<{]")
 _BACKTICKS = re.compile(r"`+")
@@ -605,7 +623,7 @@ class _MdxCleaner:
             return f"\n{kind}: {title}\n" if title else f"\n{kind}:\n"
         if name in self.partial_components and tag.self_closing:
             self.partials_used.append(self.partial_components[name])
-            return f"\n{_PARTIAL_MARK}{len(self.partials_used) - 1}\n"
+            return f"\n{_PARTIAL}{len(self.partials_used) - 1}\n"
         if name == "br":
             return " "
         return ""
@@ -652,7 +670,8 @@ def _body_events(markdown: str, source_dir: Path, seen: frozenset[Path]) -> list
     page; its headings get ids from their own slugger, as on the site (an
     imported MDX file is a separate document).
     """
-    lines = _unwrap_mdx_code_blocks(markdown.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+    text = markdown.replace(_MARK, "").replace("\r\n", "\n").replace("\r", "\n")
+    lines = _unwrap_mdx_code_blocks(text.split("\n"))
     blocks, partial_components = _split_code_and_esm(lines, source_dir)
     cleaner = _MdxCleaner(partial_components)
     slugger = Slugger()
@@ -662,8 +681,8 @@ def _body_events(markdown: str, source_dir: Path, seen: frozenset[Path]) -> list
             events.append(block)
             continue
         for line in cleaner.clean("\n".join(block)).split("\n"):
-            if line.startswith(_PARTIAL_MARK):
-                partial = cleaner.partials_used[int(line[1:])]
+            if line.startswith(_PARTIAL):
+                partial = cleaner.partials_used[int(line.removeprefix(_PARTIAL))]
                 events += _partial_events(partial, seen)
             else:
                 events.append(_line_event(line, slugger))
@@ -678,7 +697,9 @@ def _partial_events(partial: Path, seen: frozenset[Path]) -> list[_Event]:
     return _body_events(content, resolved.parent, seen | {resolved})
 
 
-def _split_code_and_esm(lines: list[str], source_dir: Path) -> tuple[list[_Code | list[str]], dict[str, Path]]:
+def _split_code_and_esm(
+    lines: list[str], source_dir: Path
+) -> tuple[list[_Code | list[str]], dict[str, Path]]:
     """Split lines into code fences and markdown runs, dropping ESM blocks.
 
     Returns the blocks and the components imported from markdown partials.
@@ -710,7 +731,7 @@ def _split_code_and_esm(lines: list[str], source_dir: Path) -> tuple[list[_Code 
 
 def _line_event(line: str, slugger: Slugger) -> _Event:
     if line.startswith(_API_TABLE_OPEN):
-        return _Marker("table_open", line[1:].strip())
+        return _Marker("table_open", line.removeprefix(_API_TABLE_OPEN).strip())
     if line.startswith(_API_TABLE_CLOSE):
         return _Marker("table_close")
     heading = _ATX_HEADING.match(line)
