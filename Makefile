@@ -17,9 +17,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
 
 install: $(VENV)/.installed  ## create the virtualenv and install everything
 
+# gunicorn's master migrates the database before forking; in embedded mode each worker's
+# start-up brings the index of docs/ up to date (once, under a file lock) while health says
+# "starting". With QDRANT_URL set nothing is indexed at start: run `flask ingest` on purpose.
 run: install  ## migrate, index docs/ and serve on $PORT (default 7860) with gunicorn
-	$(BIN)/flask db upgrade
-	$(BIN)/flask ingest
 	PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 test: install  ## the whole suite (SQLite; set TEST_DATABASE_URL for PostgreSQL)

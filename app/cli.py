@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -33,6 +34,9 @@ def ingest(
     docs = path or settings.docs_path
     site = settings.book_site_url if site_url is None else site_url.rstrip("/")
     base = settings.book_route_base_path if route_base_path is None else route_base_path
+    if dry_run or as_json:
+        # Machine-readable output: keep progress lines out of stdout.
+        logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
     ingester = make_ingester(settings)
     if dry_run:
         _, chunks = ingester.read_chunks(docs, site_url=site, route_base_path=base)

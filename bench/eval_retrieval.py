@@ -23,6 +23,17 @@ from app.services.container import make_embedder, make_ingester, make_retriever
 from app.services.index import open_index
 
 
+def docs_folder(path: Path) -> Path:
+    """The docs folder itself: a Docusaurus site folder (with docs/ inside) is accepted too."""
+    return path / "docs" if (path / "docs").is_dir() else path
+
+
+def label_path(label: str, docs: Path) -> str:
+    """A label's path relative to the docs folder (labels may be relative to the site folder)."""
+    prefix = docs.name + "/"
+    return label[len(prefix):] if label.startswith(prefix) and not (docs / label).exists() else label
+
+
 def evaluate(docs: Path, questions: list[dict], *, site_url: str, route_base_path: str, show: bool) -> dict:
     """Index `docs` in a temporary folder and score every question; returns the metrics."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -36,15 +47,15 @@ def evaluate(docs: Path, questions: list[dict], *, site_url: str, route_base_pat
         retriever = make_retriever(settings, open_index(settings), make_embedder(settings))
         rows = []
         for q in questions:
-            result = retriever.retrieve(q["question"], limit=10)
+            result = retriever.retrieve(q["question"], limit=20)  # enough passages for 10 pages
             pages: list[str] = []
             for p in result.passages:
                 if p.file not in pages:
                     pages.append(p.file)
-            expected = {f.removeprefix("docs/") for f in q["expected_files"]}
+            expected = {label_path(f, docs) for f in q["expected_files"]}
             rank = next((i + 1 for i, f in enumerate(pages) if f in expected), None)
             anchor = q.get("expected_anchor")
-            first_file = q["expected_files"][0].removeprefix("docs/")
+            first_file = label_path(q["expected_files"][0], docs)
             section_hit = None
             if anchor:
                 section_hit = any(
@@ -85,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="print only the JSON line")
     args = parser.parse_args(argv)
     questions = [json.loads(line) for line in args.questions.read_text().splitlines() if line.strip()]
-    metrics = evaluate(args.docs, questions, site_url=args.site_url, route_base_path=args.route_base_path,
+    metrics = evaluate(docs_folder(args.docs), questions, site_url=args.site_url, route_base_path=args.route_base_path,
                        show=not args.quiet)
     print(json.dumps({k: metrics[k] for k in ("n", "hit@1", "hit@5", "mrr@10", "section_hit@5")}))
     return 0

@@ -14,7 +14,7 @@ from app.api.errors import ApiError
 from app.api.parsing import parse_json_body
 from app.api.schemas import ChatRequest
 from app.api.services import services
-from app.services.answering.base import AnswerUnavailable
+from app.services.errors import ServiceUnavailable
 from app.services.chat import ChatQuestion, ChatTurn
 from app.services.conversations import ConversationNotFound
 
@@ -33,7 +33,7 @@ def chat() -> ResponseReturnValue:
         turn = services().chat.start(question)
     except ConversationNotFound:
         raise ApiError(404, "No conversation with this id.") from None
-    except AnswerUnavailable as exc:
+    except ServiceUnavailable as exc:
         status = 429 if exc.http_status == 429 else 503
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
         raise ApiError(status, exc.message, code=exc.code, headers=headers) from None

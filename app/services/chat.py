@@ -19,9 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from app.models import MessageStatus
 from app.services.answering.base import AnswerRequest, Answerer, AnswerStream, AnswerUnavailable
 from app.services.conversations import ConversationStore, OpenTurn, TurnOutcome
+from app.services.errors import ServiceUnavailable
 from app.services.index.base import IndexNotReady
 from app.services.retrieval.retriever import Passage, Retriever
 
@@ -51,18 +54,30 @@ class ChatService:
     def start(self, question: ChatQuestion) -> ChatTurn:
         """Store the question and get the answer going.
 
-        Raises `ConversationNotFound` (nothing stored) or `AnswerUnavailable` (the question is
-        stored and the failed turn recorded) before any byte of the response is sent.
+        Raises `ConversationNotFound` (nothing stored) or `ServiceUnavailable` (the database is
+        down, or the question is stored and the failed turn recorded) before any byte of the
+        response is sent.
         """
         started = time.perf_counter()
-        turn = self.store.open_turn(
-            question.conversation_id, question.message, question.mode, question.context
-        )
+        try:
+            turn = self.store.open_turn(
+                question.conversation_id, question.message, question.mode, question.context
+            )
+        except SQLAlchemyError as exc:
+            # Fail fast: an answer that cannot be kept is not worth streaming.
+            log.warning("cannot store the question: %s", type(exc).__name__)
+            raise ServiceUnavailable(
+                "database_unavailable", "Conversations cannot be stored right now; please retry shortly.", retry_after=5
+            ) from exc
         try:
             retrieval = self.retriever.retrieve(_retrieval_query(question))
         except IndexNotReady as exc:
             self._fail(turn, started, "index_not_ready")
-            raise AnswerUnavailable("index_not_ready", "The book's index is not built yet.") from exc
+            raise ServiceUnavailable("index_not_ready", "The book's index is not built yet.") from exc
+        except Exception as exc:  # Qdrant Cloud down, network, auth: the reader needs a 503, not a 500
+            log.warning("retrieval failed: %s", type(exc).__name__)
+            self._fail(turn, started, "index_unavailable")
+            raise ServiceUnavailable("index_unavailable", "The book's index is unavailable right now.", retry_after=5) from exc
         request = AnswerRequest(
             question=question.message,
             passages=retrieval.passages,
@@ -85,6 +100,7 @@ class ChatService:
             first_piece=first,
             started=started,
             retrieval_ms=retrieval.elapsed_ms,
+            selection=question.context if question.mode == "selection" else None,
         )
 
     def _fail(self, turn: OpenTurn, started: float, code: str, retrieval_ms: int | None = None) -> None:
@@ -115,6 +131,7 @@ class ChatTurn:
         first_piece: str | None,
         started: float,
         retrieval_ms: int,
+        selection: str | None = None,
     ) -> None:
         self.conversation_id = turn.conversation_id
         self.message_id = turn.assistant_message_id
@@ -126,6 +143,7 @@ class ChatTurn:
         self._first_piece = first_piece
         self._started = started
         self._retrieval_ms = retrieval_ms
+        self._selection = selection
 
     @property
     def sources(self) -> list[dict[str, Any]]:
@@ -139,7 +157,8 @@ class ChatTurn:
             content="",
             status=MessageStatus.INTERRUPTED,
             sources=self.sources,
-            grounded=bool(self._passages),
+            # Grounded: the answer rests on text it was given (book passages or the selection).
+            grounded=bool(self._passages) or bool(self._selection),
             answerer=self._answerer_name,
             retrieval_ms=self._retrieval_ms,
         )
@@ -187,7 +206,12 @@ class ChatTurn:
                 outcome.prompt_tokens = usage.prompt_tokens
                 outcome.completion_tokens = usage.completion_tokens
             outcome.total_ms = _ms_since(self._started)
-            self._store.finish_turn(self.message_id, outcome)
+            try:
+                self._store.finish_turn(self.message_id, outcome)
+            except SQLAlchemyError as exc:
+                # The reader already has the answer; the row stays "streaming" and the next
+                # start-up marks it interrupted. Never turn a delivered answer into an error.
+                log.error("could not store answer %s: %s", self.message_id, type(exc).__name__)
 
     def collect(self) -> dict[str, Any]:
         """Run the whole turn and return it as one JSON-ready object (for Accept: application/json)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select, update
@@ -153,7 +153,7 @@ class ConversationStore:
                     content=row.content,
                     sources=row.sources or [],
                     status=row.status,
-                    created_at=row.created_at,
+                    created_at=_aware(row.created_at),
                     mode=row.mode,
                     extra={"grounded": row.grounded, "error_code": row.error_code},
                 )
@@ -187,3 +187,8 @@ class ConversationStore:
             .limit(self._history_turns * 2)
         ).all()
         return [(role, content) for role, content in reversed(rows)]
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite returns naive datetimes; every stored time is UTC, so say so."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -50,7 +50,6 @@ from typing import Any, Callable, NamedTuple, Optional, Union
 from urllib.parse import urlsplit
 
 API_METHODS = ("generateContent", "streamGenerateContent", "batchEmbedContents")
-GENERATION_METHODS = ("generateContent", "streamGenerateContent")
 MAX_EMBED_BATCH = 100
 DEFAULT_EMBEDDING_DIM = 3072
 MAX_EMBEDDING_DIM = 3072
@@ -853,7 +852,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if index == plan.fault_index:
                 break
-            self._write_chunk(b"data: " + json.dumps(event, separators=(",", ":")).encode("utf-8") + b"\n\n")
+            self._write_chunk(_sse_event(event))
         if plan.fault_index is not None and plan.drop:
             # FIN without the terminating chunk: httpx sees an incomplete chunked body.
             # Not an RST, which could make the client discard events it has not read yet.
@@ -861,13 +860,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if plan.fault_index is not None:
-            self._write_chunk(b"data: " + json.dumps(plan.error_event, separators=(",", ":")).encode("utf-8") + b"\n\n")
+            self._write_chunk(_sse_event(plan.error_event))
         self._write_chunk(b"")
 
     def _write_chunk(self, data: bytes) -> None:
         """Write one HTTP/1.1 chunk (empty data writes the terminating chunk) in a single send."""
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
+
+
+def _sse_event(payload: dict) -> bytes:
+    """Frame one SSE event exactly as the SDK expects: ``data: <one-line JSON>`` and a blank line."""
+    return b"data: " + json.dumps(payload, separators=(",", ":")).encode("utf-8") + b"\n\n"
 
 
 def _parse_json(raw: bytes) -> Any:
@@ -886,7 +890,8 @@ def _parse_json(raw: bytes) -> Any:
 class FakeGeminiProcess:
     """Runs ``python -m tests.fakes.gemini_server`` as a child process and drives its control surface.
 
-    A context manager; ``configure``/``reset``/``requests`` call ``/_fake/*`` over HTTP.
+    A context manager mirroring FakeGemini's surface: ``base_url``, ``configure``,
+    ``reset`` and ``requests`` (the last three call ``/_fake/*`` over HTTP).
     """
 
     def __init__(self, api_key: str = "test-key", *, extra_args: tuple[str, ...] = (), startup_timeout: float = 10.0) -> None:
@@ -942,9 +947,10 @@ class FakeGeminiProcess:
         """POST ``/_fake/reset``."""
         self._call("POST", "/_fake/reset", {})
 
-    def requests(self) -> list[dict]:
-        """GET ``/_fake/requests``: recorded requests as dicts (``RecordedRequest.to_json`` shape)."""
-        return self._call("GET", "/_fake/requests", None)
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """GET ``/_fake/requests``: every API request the process received, oldest first."""
+        return [RecordedRequest(**record) for record in self._call("GET", "/_fake/requests", None)]
 
     def _call(self, method: str, path: str, payload: Any) -> Any:
         """Make one control-surface call and return its JSON answer."""

@@ -43,8 +43,11 @@ def make_client(fake: FakeGemini, api_key: str = API_KEY, **http_options) -> gen
 
 
 @pytest.fixture
-def client(fake):
-    """An SDK client for the ``fake`` fixture with the SDK's defaults (v1, no retries, no timeout)."""
+def genai_client(fake):
+    """An SDK client for the ``fake`` fixture with the SDK's defaults (v1, no retries, no timeout).
+
+    Not named ``client``: tests/conftest.py already uses that name for the Flask test client.
+    """
     with make_client(fake) as sdk_client:
         yield sdk_client
 
@@ -55,9 +58,9 @@ def cosine(a: list[float], b: list[float]) -> float:
     return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
 
 
-def test_generate_content_answers_default_text_with_usage(fake, client):
+def test_generate_content_answers_default_text_with_usage(fake, genai_client):
     """Non-stream call: default answer derived from the last user text, STOP and usage counts."""
-    response = client.models.generate_content(model=CHAT_MODEL, contents="What is the capital of France?")
+    response = genai_client.models.generate_content(model=CHAT_MODEL, contents="What is the capital of France?")
 
     assert response.text == default_answer("What is the capital of France?", 1)
     assert response.candidates[0].finish_reason == types.FinishReason.STOP
@@ -68,15 +71,15 @@ def test_generate_content_answers_default_text_with_usage(fake, client):
     assert response.model_version == CHAT_MODEL
 
 
-def test_generate_content_applies_first_token_delay_as_latency(fake, client):
+def test_generate_content_applies_first_token_delay_as_latency(fake, genai_client):
     """Non-stream calls wait ``first_token_delay`` before answering."""
     fake.first_token_delay = 0.4
     started = time.monotonic()
-    client.models.generate_content(model=CHAT_MODEL, contents="hi")
+    genai_client.models.generate_content(model=CHAT_MODEL, contents="hi")
     assert 0.35 <= time.monotonic() - started < 3.0
 
 
-def test_stream_yields_chunks_in_order_with_pacing(fake, client):
+def test_stream_yields_chunks_in_order_with_pacing(fake, genai_client):
     """SSE chunks arrive in order, chunk_words per event, first after first_token_delay, then paced."""
     fake.reply_with("one two three four five six seven eight")
     fake.first_token_delay = 0.4
@@ -85,7 +88,7 @@ def test_stream_yields_chunks_in_order_with_pacing(fake, client):
 
     started = time.monotonic()
     arrivals, chunks = [], []
-    for chunk in client.models.generate_content_stream(model=CHAT_MODEL, contents="count to eight"):
+    for chunk in genai_client.models.generate_content_stream(model=CHAT_MODEL, contents="count to eight"):
         arrivals.append(time.monotonic() - started)
         chunks.append(chunk)
 
@@ -119,7 +122,7 @@ def test_base_url_path_prefix_is_accepted(fake):
     assert fake.last_request.path == f"/proxy/v1/models/{CHAT_MODEL}:generateContent"
 
 
-def test_records_system_instruction_roles_config_and_key(fake, client):
+def test_records_system_instruction_roles_config_and_key(fake, genai_client):
     """The request log exposes what the app sent: system instruction, turns, generationConfig, key header."""
     contents = [
         types.Content(role="user", parts=[types.Part(text="first question")]),
@@ -128,7 +131,7 @@ def test_records_system_instruction_roles_config_and_key(fake, client):
     ]
     config = types.GenerateContentConfig(system_instruction="You are terse.", temperature=0.2, max_output_tokens=256)
 
-    response = client.models.generate_content(model=CHAT_MODEL, contents=contents, config=config)
+    response = genai_client.models.generate_content(model=CHAT_MODEL, contents=contents, config=config)
 
     assert response.text.startswith("Fake answer to: follow-up question")
     body = fake.last_request.body
@@ -139,10 +142,10 @@ def test_records_system_instruction_roles_config_and_key(fake, client):
     assert fake.last_request.headers["content-type"] == "application/json"
 
 
-def test_embeddings_batch_of_100_returns_100_vectors_of_requested_dimension(fake, client):
+def test_embeddings_batch_of_100_returns_100_vectors_of_requested_dimension(fake, genai_client):
     """One vector per text, in order, each outputDimensionality long and equal to fake_embedding()."""
     texts = [f"document number {i}" for i in range(MAX_EMBED_BATCH)]
-    response = client.models.embed_content(
+    response = genai_client.models.embed_content(
         model=EMBED_MODEL, contents=texts, config=types.EmbedContentConfig(output_dimensionality=768)
     )
 
@@ -152,16 +155,16 @@ def test_embeddings_batch_of_100_returns_100_vectors_of_requested_dimension(fake
     assert len(fake.last_request.body["requests"]) == 100
 
 
-def test_embeddings_default_dimension_is_3072(fake, client):
+def test_embeddings_default_dimension_is_3072(fake, genai_client):
     """Without outputDimensionality the vectors are 3072 long."""
-    response = client.models.embed_content(model=EMBED_MODEL, contents="hello")
+    response = genai_client.models.embed_content(model=EMBED_MODEL, contents="hello")
     assert len(response.embeddings[0].values) == 3072
 
 
-def test_embeddings_batch_of_101_is_rejected_with_400(fake, client):
+def test_embeddings_batch_of_101_is_rejected_with_400(fake, genai_client):
     """The SDK does not split batches; the fake enforces the 100-entry cap like the service."""
     with pytest.raises(errors.ClientError) as caught:
-        client.models.embed_content(model=EMBED_MODEL, contents=[f"t{i}" for i in range(101)])
+        genai_client.models.embed_content(model=EMBED_MODEL, contents=[f"t{i}" for i in range(101)])
     assert caught.value.code == 400
     assert caught.value.status == "INVALID_ARGUMENT"
     assert "at most 100 requests can be in one batch" in caught.value.message
@@ -179,12 +182,12 @@ def test_fake_embedding_ranks_texts_sharing_words_higher():
     assert fake_embedding("Same text", 64) == fake_embedding("same TEXT", 64)
 
 
-def test_429_raises_client_error_with_retry_info_and_retry_after(fake, client):
+def test_429_raises_client_error_with_retry_info_and_retry_after(fake, genai_client):
     """429 carries QuotaFailure + RetryInfo in e.details and the optional Retry-After header."""
     fake.fail_next(1, 429, retry_delay="12s", retry_after=12)
 
     with pytest.raises(errors.ClientError) as caught:
-        client.models.generate_content(model=CHAT_MODEL, contents="hi")
+        genai_client.models.generate_content(model=CHAT_MODEL, contents="hi")
 
     error = caught.value
     assert (error.code, error.status) == (429, "RESOURCE_EXHAUSTED")
@@ -204,22 +207,22 @@ def test_429_raises_client_error_with_retry_info_and_retry_after(fake, client):
         (503, "UNAVAILABLE", errors.ServerError),
     ],
 )
-def test_error_statuses_map_to_sdk_exceptions(fake, client, status, status_name, exception):
+def test_error_statuses_map_to_sdk_exceptions(fake, genai_client, status, status_name, exception):
     """Each injected status reaches the SDK as the documented exception class, streaming or not."""
     fake.fail_next(2, status)
     with pytest.raises(exception) as caught:
-        client.models.generate_content(model=CHAT_MODEL, contents="hi")
+        genai_client.models.generate_content(model=CHAT_MODEL, contents="hi")
     assert (caught.value.code, caught.value.status) == (status, status_name)
     with pytest.raises(exception):
-        next(iter(client.models.generate_content_stream(model=CHAT_MODEL, contents="hi")))
+        next(iter(genai_client.models.generate_content_stream(model=CHAT_MODEL, contents="hi")))
     assert len(fake.requests) == 2
 
 
-def test_no_retries_by_default(fake, client):
+def test_no_retries_by_default(fake, genai_client):
     """SDK 3.6.1 makes exactly one request per call unless HttpRetryOptions is set."""
     fake.fail_next(5, 503)
     with pytest.raises(errors.ServerError):
-        client.models.generate_content(model=CHAT_MODEL, contents="hi")
+        genai_client.models.generate_content(model=CHAT_MODEL, contents="hi")
     assert len(fake.requests) == 1
 
 
@@ -243,34 +246,34 @@ def test_retry_recovers_when_failures_run_out(fake):
     assert len(fake.requests) == 3
 
 
-def test_fail_next_can_target_one_method(fake, client):
+def test_fail_next_can_target_one_method(fake, genai_client):
     """A method-scoped failure leaves other methods alone until it is consumed."""
     fake.fail_next(1, 429, method="batchEmbedContents")
-    assert client.models.generate_content(model=CHAT_MODEL, contents="hi").text
+    assert genai_client.models.generate_content(model=CHAT_MODEL, contents="hi").text
     with pytest.raises(errors.ClientError):
-        client.models.embed_content(model=EMBED_MODEL, contents="x")
-    assert client.models.embed_content(model=EMBED_MODEL, contents="x").embeddings
+        genai_client.models.embed_content(model=EMBED_MODEL, contents="x")
+    assert genai_client.models.embed_content(model=EMBED_MODEL, contents="x").embeddings
 
 
-def test_mid_stream_error_event_raises_after_earlier_chunks(fake, client):
+def test_mid_stream_error_event_raises_after_earlier_chunks(fake, genai_client):
     """An error event after k chunks: those chunks are yielded, then ServerError (not retried)."""
     fake.reply_with("alpha beta gamma delta")
     fake.error_after_events = 2
     received = []
     with pytest.raises(errors.ServerError) as caught:
-        for chunk in client.models.generate_content_stream(model=CHAT_MODEL, contents="hi"):
+        for chunk in genai_client.models.generate_content_stream(model=CHAT_MODEL, contents="hi"):
             received.append(chunk.text)
     assert received == ["alpha ", "beta "]
     assert (caught.value.code, caught.value.status) == (503, "UNAVAILABLE")
 
 
-def test_dropped_stream_raises_httpx2_error_after_earlier_chunks(fake, client):
+def test_dropped_stream_raises_httpx2_error_after_earlier_chunks(fake, genai_client):
     """Cutting the connection mid-body surfaces as a raw httpx2 error, not a genai error."""
     fake.reply_with("alpha beta gamma delta")
     fake.drop_after_events = 2
     received = []
     with pytest.raises(httpx2.HTTPError) as caught:
-        for chunk in client.models.generate_content_stream(model=CHAT_MODEL, contents="hi"):
+        for chunk in genai_client.models.generate_content_stream(model=CHAT_MODEL, contents="hi"):
             received.append(chunk.text)
     assert received == ["alpha ", "beta "]
     assert isinstance(caught.value, (httpx2.RemoteProtocolError, httpx2.ReadError))
@@ -312,35 +315,35 @@ def test_unknown_routes_and_bad_stream_query(fake):
     assert [r.method_name for r in fake.requests] == ["countTokens", None, "streamGenerateContent"]
 
 
-def test_script_is_consumed_in_order_then_falls_back(fake, client):
+def test_script_is_consumed_in_order_then_falls_back(fake, genai_client):
     """Per-call script: texts, an HTTP failure and a stream fault, then the default answer."""
     fake.script(["scripted one", Fail(500), Answer(text="a b c", drop_after_events=1)])
 
-    assert client.models.generate_content(model=CHAT_MODEL, contents="q").text == "scripted one"
+    assert genai_client.models.generate_content(model=CHAT_MODEL, contents="q").text == "scripted one"
     with pytest.raises(errors.ServerError):
-        client.models.generate_content(model=CHAT_MODEL, contents="q")
+        genai_client.models.generate_content(model=CHAT_MODEL, contents="q")
     with pytest.raises(httpx2.HTTPError):
-        list(client.models.generate_content_stream(model=CHAT_MODEL, contents="q"))
-    assert client.models.generate_content(model=CHAT_MODEL, contents="q").text == default_answer("q", 3)
+        list(genai_client.models.generate_content_stream(model=CHAT_MODEL, contents="q"))
+    assert genai_client.models.generate_content(model=CHAT_MODEL, contents="q").text == default_answer("q", 3)
 
 
-def test_reset_clears_requests_script_failures_and_knobs(fake, client):
+def test_reset_clears_requests_script_failures_and_knobs(fake, genai_client):
     """reset() returns the fake to its freshly started state."""
     fake.reply_with("fixed")
     fake.first_token_delay = 0.2
     fake.fail_next(3, 503)
     fake.script(["scripted"])
     with pytest.raises(errors.ServerError):
-        client.models.generate_content(model=CHAT_MODEL, contents="q")
+        genai_client.models.generate_content(model=CHAT_MODEL, contents="q")
 
     fake.reset()
 
     assert fake.requests == []
     assert fake.knobs()["first_token_delay"] == 0.0
-    assert client.models.generate_content(model=CHAT_MODEL, contents="q").text == default_answer("q", 1)
+    assert genai_client.models.generate_content(model=CHAT_MODEL, contents="q").text == default_answer("q", 1)
 
 
-def test_control_surface_configures_in_process_fake(fake, client):
+def test_control_surface_configures_in_process_fake(fake, genai_client):
     """POST /_fake/config applies knobs and actions; bad keys are rejected with 400."""
     with httpx2.Client(base_url=fake.base_url) as http:
         ok = http.post("/_fake/config", json={"reply_text": "via config", "fail_next": {"n": 1, "status": 429}})
@@ -348,8 +351,8 @@ def test_control_surface_configures_in_process_fake(fake, client):
         assert ok.status_code == 200 and ok.json()["knobs"]["reply_text"] == "via config"
         assert bad.status_code == 400
         with pytest.raises(errors.ClientError):
-            client.models.generate_content(model=CHAT_MODEL, contents="q")
-        assert client.models.generate_content(model=CHAT_MODEL, contents="q").text == "via config"
+            genai_client.models.generate_content(model=CHAT_MODEL, contents="q")
+        assert genai_client.models.generate_content(model=CHAT_MODEL, contents="q").text == "via config"
         recorded = http.get("/_fake/requests").json()
     assert [r["method_name"] for r in recorded] == ["generateContent", "generateContent"]
 
@@ -394,9 +397,9 @@ def test_standalone_process_serves_and_exits_on_sigterm():
             chunks = [c.text for c in sdk_client.models.generate_content_stream(model=CHAT_MODEL, contents="q")]
             assert time.monotonic() - started >= 0.15
         assert chunks == ["from the ", "process fake"]
-        recorded = process.requests()
-        assert [r["method_name"] for r in recorded] == ["streamGenerateContent"]
-        assert recorded[0]["headers"]["x-goog-api-key"] == "process-key"
+        recorded = process.requests
+        assert [r.method_name for r in recorded] == ["streamGenerateContent"]
+        assert recorded[0].headers["x-goog-api-key"] == "process-key"
         process.reset()
-        assert process.requests() == []
+        assert process.requests == []
         assert process.stop() == 0

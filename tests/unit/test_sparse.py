@@ -13,8 +13,18 @@ def test_stopwords_and_question_words_are_dropped():
 
 
 def test_query_vector_has_each_term_once():
-    vector = Bm25Encoder().query("deploy deploy deploying")
+    vector = Bm25Encoder(bigrams=False).query("deploy deploy deploying")
     assert vector.indices == [term_id("deploy")] and vector.values == [1.0]
+
+
+def test_adjacent_terms_are_indexed_as_pairs():
+    vector = Bm25Encoder().query("Google Analytics plugin")
+    expected = {term_id(t) for t in ("googl", "analyt", "plugin", "googl analyt", "analyt plugin")}
+    assert set(vector.indices) == expected
+
+
+def test_cjk_text_becomes_character_pairs_and_latin_words_split_off():
+    assert Analyzer().terms("Blog列表标题") == ["列表", "表标", "标题", "blog"]
 
 
 def test_document_weights_saturate_and_fields_count_by_weight():

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from app.services.errors import ServiceUnavailable
 from app.services.retrieval.retriever import Passage
 
 
@@ -52,17 +53,5 @@ class Answerer(Protocol):
         ...
 
 
-class AnswerUnavailable(Exception):
-    """The answer cannot be produced now; says why in terms the API can pass on.
-
-    `code` is machine-readable (`quota_exhausted`, `model_unavailable`, `timeout`, ...),
-    `http_status` is what the reader's request should get if nothing was streamed yet, and
-    `retry_after` is in seconds when the upstream said so. Never carries upstream text.
-    """
-
-    def __init__(self, code: str, message: str, http_status: int = 503, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.http_status = http_status
-        self.retry_after = retry_after
+class AnswerUnavailable(ServiceUnavailable):
+    """The answerer (Gemini) cannot produce the answer now: quota, outage, timeout."""

@@ -23,9 +23,11 @@ from app.services.retrieval.sparse import Bm25Encoder
 log = logging.getLogger(__name__)
 
 # Bump when the keyword analysis changes: a live index built differently is then rebuilt whole.
-SPARSE_SCHEME = "bm25-fields-v1"
-# How much a word in each field counts, relative to a word of body text.
-FIELD_WEIGHTS = {"body": 1.0, "heading": 2.0, "title": 2.0, "description": 1.0}
+SPARSE_SCHEME = "bm25-fields-bigrams-v2"
+# How much a word in each field counts, relative to a word of body text. Headings and the page
+# title say what a section is about in few words; the description and the route (the words of
+# the page's URL, e.g. "api plugins plugin google gtag") name the page as readers know it.
+FIELD_WEIGHTS = {"body": 1.0, "heading": 2.0, "title": 2.0, "description": 1.0, "route": 1.0}
 
 
 class DocumentEmbedder(Protocol):
@@ -81,6 +83,7 @@ def document_fields(chunk: Chunk) -> list[tuple[str, float]]:
         (" ".join(chunk.heading_path[1:]), FIELD_WEIGHTS["heading"]),
         (chunk.title, FIELD_WEIGHTS["title"]),
         (chunk.description or "", FIELD_WEIGHTS["description"]),
+        (chunk.route.replace("/", " ").replace("-", " "), FIELD_WEIGHTS["route"]),
     ]
 
 
@@ -218,7 +221,7 @@ class Ingester:
 
 
 def _same_build(live: IndexSpec, wanted: IndexSpec) -> bool:
-    keys = ("sparse", "embedding_model")
+    keys = ("sparse", "embedding_model", "k1", "b")
     return live.dense_dim == wanted.dense_dim and all(live.meta.get(k) == wanted.meta.get(k) for k in keys)
 
 

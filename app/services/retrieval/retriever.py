@@ -55,7 +55,13 @@ class RetrievalResult:
 
 
 class Retriever:
-    """Searches the index and shapes hits into passages: one per section, varied across pages."""
+    """Searches the index and shapes hits into passages, ranking pages by all their evidence.
+
+    A page is ranked by its best section plus a share of its next best ones: a question is
+    usually answered by a page that matches it in several places, not by one stray section of
+    a long reference page. Within the ranked pages, each section appears once (a long section is
+    several chunks) and each page at most `per_page` times, so the answer sees several pages.
+    """
 
     def __init__(
         self,
@@ -66,6 +72,9 @@ class Retriever:
         top_k: int = 5,
         per_page: int = 2,
         min_score: float = 0.0,
+        candidates: int = 100,
+        page_evidence_sections: int = 3,
+        page_evidence_weight: float = 0.7,
     ) -> None:
         self.index = index
         self.encoder = encoder
@@ -73,6 +82,9 @@ class Retriever:
         self.top_k = top_k
         self.per_page = per_page
         self.min_score = min_score
+        self.candidates = candidates
+        self.page_evidence_sections = page_evidence_sections
+        self.page_evidence_weight = page_evidence_weight
 
     def retrieve(self, question: str, *, limit: int | None = None) -> RetrievalResult:
         """The best passages for `question` (empty when nothing in the book matches)."""
@@ -80,30 +92,35 @@ class Retriever:
         limit = limit or self.top_k
         sparse = self.encoder.query(question)
         dense = self.embedder.embed_query(question) if self.embedder is not None else None
-        hits = self.index.search(SearchRequest(sparse=sparse, dense=dense, limit=limit * 4))
+        hits = self.index.search(SearchRequest(sparse=sparse, dense=dense, limit=max(self.candidates, limit)))
         passages = self._shape(hits, limit)
         return RetrievalResult(passages, int((time.perf_counter() - started) * 1000))
 
     def _shape(self, hits: list[IndexHit], limit: int) -> list[Passage]:
-        if not hits:
-            return []
-        top = hits[0].score or 1.0
-        seen_sections: set[tuple[str, str | None]] = set()
-        per_page: dict[str, int] = {}
-        passages: list[Passage] = []
+        if not hits or hits[0].score <= self.min_score:
+            return []  # below the relevance floor: the book does not cover this
+        by_page: dict[str, list[IndexHit]] = {}
         for hit in hits:
-            if hit.score <= self.min_score:
-                continue
-            payload = hit.payload
-            section = (payload.get("file", ""), payload.get("anchor"))
-            # A long section is several chunks; the reader wants the section once.
-            if section in seen_sections or per_page.get(section[0], 0) >= self.per_page:
-                continue
-            seen_sections.add(section)
-            per_page[section[0]] = per_page.get(section[0], 0) + 1
-            passages.append(_passage(hit, similarity=hit.score / top))
-            if len(passages) == limit:
-                break
+            by_page.setdefault(hit.payload.get("file", ""), []).append(hit)
+        page_score = {
+            page: page_hits[0].score
+            + self.page_evidence_weight * sum(h.score for h in page_hits[1 : self.page_evidence_sections])
+            for page, page_hits in by_page.items()
+        }
+        top = max(page_score.values())
+        passages: list[Passage] = []
+        for page in sorted(by_page, key=lambda p: -page_score[p]):
+            seen_sections: set[str | None] = set()
+            for hit in by_page[page]:
+                anchor = hit.payload.get("anchor")
+                if anchor in seen_sections:
+                    continue
+                seen_sections.add(anchor)
+                passages.append(_passage(hit, similarity=page_score[page] / top))
+                if len(passages) == limit:
+                    return passages
+                if len(seen_sections) == self.per_page:
+                    break
         return passages
 
 

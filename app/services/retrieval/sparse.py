@@ -18,6 +18,9 @@ import snowballstemmer
 
 # Word characters without "_" so snake_case splits; digits stay (v2, 404, es2020).
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# Han, Hiragana, Katakana and Hangul: written without spaces, so they are indexed as
+# overlapping character pairs (as Lucene's CJK analyzer does) and split off from Latin words.
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
 # Boundaries inside camelCase / PascalCase identifiers: onBrokenLinks → on Broken Links.
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
@@ -49,7 +52,9 @@ class Analyzer:
     def terms(self, text: str) -> list[str]:
         """The index terms of `text`, in order, with repeats (term frequency matters)."""
         out: list[str] = []
-        for word in _WORD.findall(text):
+        for run in _CJK.findall(text):
+            out.extend(run[i : i + 2] for i in range(max(1, len(run) - 1)))
+        for word in _WORD.findall(_CJK.sub(" ", text)):
             parts = _CAMEL.split(word)
             if len(parts) > 1:
                 # Keep the whole identifier (exact-match evidence) and its parts (topic words).
@@ -76,15 +81,29 @@ class Bm25Encoder:
 
     Documents are made of weighted fields (body, headings, title ...): a term's frequency is the
     weighted sum of its occurrences, then saturated with k1 and normalised by length with b.
+    Adjacent term pairs are indexed too ("navbar logo", "google analytics"): a cheap phrase
+    signal that lets a question naming a feature in two words prefer the section that does.
     """
 
     def __init__(
-        self, analyzer: Analyzer | None = None, k1: float = 1.2, b: float = 0.75, avgdl: float = 150
+        self,
+        analyzer: Analyzer | None = None,
+        k1: float = 1.2,
+        b: float = 0.75,
+        avgdl: float = 150,
+        bigrams: bool = True,
     ) -> None:
         self.analyzer = analyzer or Analyzer()
         self.k1 = k1
         self.b = b
         self.avgdl = avgdl
+        self.bigrams = bigrams
+
+    def index_terms(self, text: str) -> tuple[list[str], list[str]]:
+        """(terms, adjacent pairs) of a text; only terms count towards its length."""
+        terms = self.analyzer.terms(text)
+        pairs = [f"{a} {b}" for a, b in zip(terms, terms[1:])] if self.bigrams else []
+        return terms, pairs
 
     def document(self, fields: Iterable[tuple[str, float]]) -> SparseVector:
         """The vector of a document given (text, weight) fields."""
@@ -93,9 +112,9 @@ class Bm25Encoder:
         for text, weight in fields:
             if not text or weight <= 0:
                 continue
-            terms = self.analyzer.terms(text)
+            terms, pairs = self.index_terms(text)
             length += len(terms) * weight
-            for term in terms:
+            for term in terms + pairs:
                 frequencies[term] += weight
         norm = self.k1 * (1 - self.b + self.b * length / self.avgdl)
         weights: dict[int, float] = {}
@@ -107,10 +126,8 @@ class Bm25Encoder:
 
     def query(self, text: str) -> SparseVector:
         """The vector of a query: each distinct term once (Qdrant adds the IDF)."""
-        weights: dict[int, float] = {}
-        for term in self.analyzer.terms(text):
-            weights[term_id(term)] = 1.0
-        return _as_vector(weights)
+        terms, pairs = self.index_terms(text)
+        return _as_vector({term_id(term): 1.0 for term in terms + pairs})
 
 
 def _as_vector(weights: dict[int, float]) -> SparseVector:
