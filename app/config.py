@@ -82,7 +82,27 @@ class Settings(BaseSettings):
     gemini_embedding_model: str = "gemini-embedding-001"
     gemini_embedding_dim: int = Field(default=768, ge=128, le=3072)
     gemini_base_url: str | None = None
+    gemini_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, description="Per connect/read wait on Gemini (not the whole answer)."
+    )
+    gemini_max_attempts: int = Field(default=3, ge=1, le=10, description="Tries before giving up (first included).")
+    gemini_max_retry_wait: float = Field(
+        default=8.0, ge=0, le=120, description="Cap on one wait between tries, even if Gemini asks for longer."
+    )
+    gemini_history_tokens: int = Field(
+        default=2000, ge=0, le=100_000, description="Earlier turns sent with a question, by token budget."
+    )
+    gemini_max_output_tokens: int = Field(default=1024, ge=64, le=65536)
     retrieval_top_k: int = Field(default=5, ge=1, le=20)
+    retrieval_min_coverage: float = Field(
+        default=0.6, ge=0, le=1, description="Keyword floor: share of the question's words a section must hold."
+    )
+    retrieval_strong_score: float = Field(
+        default=9.0, ge=0, description="Keyword floor: a BM25 score that counts as covered on its own."
+    )
+    retrieval_min_similarity: float = Field(
+        default=0.6, ge=-1, le=1, description="Hybrid floor: cosine similarity of the closest section."
+    )
     offline_token_delay_ms: int = Field(
         default=0,
         ge=0,

@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.models import MessageStatus
 from app.services.answering.base import AnswerRequest, Answerer, AnswerStream, AnswerUnavailable
+from app.services.answering.rewriting import ConcatenatingRewriter, QueryRewriter
 from app.services.conversations import ConversationStore, OpenTurn, TurnOutcome
 from app.services.errors import ServiceUnavailable
 from app.services.index.base import IndexNotReady
@@ -46,10 +47,17 @@ class ChatQuestion:
 class ChatService:
     """Runs chat turns: store, retrieve, answer, stream, store."""
 
-    def __init__(self, store: ConversationStore, retriever: Retriever, answerer: Answerer) -> None:
+    def __init__(
+        self,
+        store: ConversationStore,
+        retriever: Retriever,
+        answerer: Answerer,
+        rewriter: QueryRewriter | None = None,
+    ) -> None:
         self.store = store
         self.retriever = retriever
         self.answerer = answerer
+        self.rewriter = rewriter or ConcatenatingRewriter()
 
     def start(self, question: ChatQuestion) -> ChatTurn:
         """Store the question and get the answer going.
@@ -70,7 +78,11 @@ class ChatService:
                 "database_unavailable", "Conversations cannot be stored right now; please retry shortly.", retry_after=5
             ) from exc
         try:
-            retrieval = self.retriever.retrieve(_retrieval_query(question))
+            retrieval = self.retriever.retrieve(self._retrieval_query(question, turn.history))
+            passages = retrieval.passages
+            if question.mode == "selection" and question.context:
+                # Cite where the selection comes from, with its neighbours as extra context.
+                passages = _merge(self.retriever.locate(question.context), passages, self.retriever.top_k + 2)
         except IndexNotReady as exc:
             self._fail(turn, started, "index_not_ready")
             raise ServiceUnavailable("index_not_ready", "The book's index is not built yet.") from exc
@@ -80,13 +92,13 @@ class ChatService:
             raise ServiceUnavailable("index_unavailable", "The book's index is unavailable right now.", retry_after=5) from exc
         request = AnswerRequest(
             question=question.message,
-            passages=retrieval.passages,
+            passages=passages,
             mode=question.mode,
             selection=question.context,
             history=turn.history,
         )
-        stream = self.answerer.answer(request)
         try:
+            stream = self.answerer.answer(request)
             first = next(stream, None)
         except AnswerUnavailable as exc:
             self._fail(turn, started, exc.code, retrieval_ms=retrieval.elapsed_ms)
@@ -95,13 +107,27 @@ class ChatService:
             turn=turn,
             store=self.store,
             answerer_name=self.answerer.name,
-            passages=retrieval.passages,
+            passages=passages,
             stream=stream,
             first_piece=first,
             started=started,
             retrieval_ms=retrieval.elapsed_ms,
             selection=question.context if question.mode == "selection" else None,
         )
+
+    def _retrieval_query(self, question: ChatQuestion, history: list[tuple[str, str]]) -> str:
+        """What to search for: a follow-up made standalone, plus the start of any selection."""
+        query = question.message
+        if history:
+            try:
+                query = self.rewriter.rewrite(question.message, history)
+            except ServiceUnavailable as exc:
+                # The rewrite is a help, not a requirement: fall back rather than fail the turn.
+                log.info("follow-up rewrite unavailable (%s); searching with the previous question", exc.code)
+                query = ConcatenatingRewriter().rewrite(question.message, history)
+        if question.mode == "selection" and question.context:
+            query = f"{query}\n{question.context[:1000]}"
+        return query
 
     def _fail(self, turn: OpenTurn, started: float, code: str, retrieval_ms: int | None = None) -> None:
         self.store.finish_turn(
@@ -239,11 +265,15 @@ class ChatTurn:
         return body
 
 
-def _retrieval_query(question: ChatQuestion) -> str:
-    if question.mode == "selection" and question.context:
-        # The selection says what the question is about; its start is enough to find where.
-        return f"{question.message}\n{question.context[:1000]}"
-    return question.message
+def _merge(first: list[Passage], then: list[Passage], limit: int) -> list[Passage]:
+    seen: set[tuple[str, str | None]] = set()
+    merged: list[Passage] = []
+    for passage in first + then:
+        key = (passage.file, passage.anchor)
+        if key not in seen:
+            seen.add(key)
+            merged.append(passage)
+    return merged[:limit]
 
 
 def _ms_since(started: float) -> int:

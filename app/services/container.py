@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -13,6 +14,7 @@ from sqlalchemy.orm import sessionmaker
 from app.config import Settings
 from app.services.answering.base import Answerer
 from app.services.answering.offline import OfflineAnswerer
+from app.services.answering.rewriting import ConcatenatingRewriter, QueryRewriter
 from app.services.chat import ChatService
 from app.services.conversations import ConversationStore
 from app.services.health import HealthService
@@ -43,14 +45,69 @@ class Services:
         return ingest_book(self.settings, full=full, show_progress=show_progress)
 
 
+def gemini_provider(settings: Settings) -> Any:
+    """The process's one Gemini client (shared by threads), or None without GEMINI_API_KEY."""
+    if not settings.gemini_enabled:
+        return None
+    return _gemini_provider(_gemini_config(settings))
+
+
+@lru_cache(maxsize=4)
+def _gemini_provider(config: Any) -> Any:
+    # Imported lazily: google-genai costs start-up time that the offline mode never needs.
+    from app.services.providers.gemini import GeminiProvider
+
+    return GeminiProvider(config)
+
+
+def _gemini_config(settings: Settings) -> Any:
+    from app.services.providers.gemini import GeminiConfig
+
+    assert settings.gemini_api_key is not None
+    return GeminiConfig(
+        api_key=settings.gemini_api_key.get_secret_value(),
+        model=settings.gemini_model,
+        embedding_model=settings.gemini_embedding_model,
+        embedding_dim=settings.gemini_embedding_dim,
+        base_url=settings.gemini_base_url,
+        timeout_seconds=settings.gemini_timeout_seconds,
+        max_attempts=settings.gemini_max_attempts,
+        max_backoff=settings.gemini_max_retry_wait,
+    )
+
+
 def make_embedder(settings: Settings) -> Any:
     """Gemini embeddings when GEMINI_API_KEY is set, else None (keyword retrieval only)."""
-    return None
+    return gemini_provider(settings)
 
 
 def make_retriever(settings: Settings, index: SearchIndex, embedder: Any) -> Retriever:
     """The retriever the service (and the retrieval benchmark) uses."""
-    return Retriever(index, Bm25Encoder(), embedder, top_k=settings.retrieval_top_k)
+    return Retriever(
+        index,
+        Bm25Encoder(),
+        embedder,
+        top_k=settings.retrieval_top_k,
+        min_coverage=settings.retrieval_min_coverage,
+        strong_score=settings.retrieval_strong_score,
+        min_similarity=settings.retrieval_min_similarity,
+    )
+
+
+def make_answerer(settings: Settings) -> tuple[Answerer, QueryRewriter]:
+    """Gemini answers and follow-up rewriting with a key; the offline answerer without."""
+    provider = gemini_provider(settings)
+    if provider is None:
+        offline = OfflineAnswerer(token_delay_seconds=settings.offline_token_delay_ms / 1000)
+        return offline, ConcatenatingRewriter()
+    from app.services.answering.gemini import GeminiAnswerer, GeminiQueryRewriter
+
+    answerer = GeminiAnswerer(
+        provider,
+        history_token_budget=settings.gemini_history_tokens,
+        max_output_tokens=settings.gemini_max_output_tokens,
+    )
+    return answerer, GeminiQueryRewriter(provider)
 
 
 def make_ingester(settings: Settings) -> Ingester:
@@ -74,8 +131,8 @@ def build_services(settings: Settings, engine: Engine) -> Services:
     store = ConversationStore(sessionmaker(bind=engine, expire_on_commit=False))
     index = open_index(settings)
     retriever = make_retriever(settings, index, make_embedder(settings))
-    answerer = OfflineAnswerer(token_delay_seconds=settings.offline_token_delay_ms / 1000)
-    chat = ChatService(store, retriever, answerer)
+    answerer, rewriter = make_answerer(settings)
+    chat = ChatService(store, retriever, answerer, rewriter)
 
     def check_index() -> dict[str, Any]:
         points = index.count()
@@ -91,7 +148,18 @@ def build_services(settings: Settings, engine: Engine) -> Services:
         return {"state": "up", "backend": engine.dialect.name}
 
     def check_answerer() -> dict[str, Any]:
-        return {"state": "up", "mode": answerer.name}
+        provider = gemini_provider(settings)
+        if provider is None:
+            return {"state": "up", "mode": answerer.name}
+        # From the circuit breaker's memory of real calls: a probe would spend quota.
+        breaker = provider.breaker
+        return {
+            "state": "down" if breaker.state == "open" else "up",
+            "mode": "gemini",
+            "model": settings.gemini_model,
+            "circuit": breaker.state,
+            "consecutive_failures": breaker.consecutive_failures,
+        }
 
     def mark_abandoned_answers() -> int | str:
         # Best effort: a database that is down now must not keep the service from starting;

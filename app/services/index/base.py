@@ -73,6 +73,10 @@ class SearchIndex(Protocol):
         """Best points for the request, best first (RRF when both vectors are given)."""
         ...
 
+    def scroll(self, files: tuple[str, ...] | None = None) -> list[IndexHit]:
+        """Every point (optionally of some files), without vectors, in no particular order."""
+        ...
+
     def count(self) -> int:
         """Points in the live version."""
         ...
