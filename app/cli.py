@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from app.services.container import Services, make_ingester
 
@@ -19,6 +20,7 @@ def register(app: Flask) -> None:
 
 
 @click.command("ingest")
+@with_appcontext
 @click.argument("path", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--site-url", default=None, help="The book's site URL (default: BOOK_SITE_URL).")
 @click.option("--route-base-path", default=None, help="Docusaurus routeBasePath (default: BOOK_ROUTE_BASE_PATH).")

@@ -53,8 +53,9 @@ class Service:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / "gunicorn.log"
         self._log = self.log_path.open("w")
+        self.env = service_env(tmp_path, PORT=str(self.port), **env)
         self.proc = subprocess.Popen(
-            GUNICORN, cwd=ROOT, env=service_env(tmp_path, PORT=str(self.port), **env),
+            GUNICORN, cwd=ROOT, env=self.env,
             stdout=self._log, stderr=subprocess.STDOUT,
         )
 
@@ -94,7 +95,10 @@ class Service:
 def service(tmp_path_factory):
     if TEST_DATABASE_URL:
         reset_postgres(TEST_DATABASE_URL)  # a fresh database: start-up must migrate it by itself
-    svc = Service(tmp_path_factory.mktemp("svc"), OFFLINE_TOKEN_DELAY_MS="20")
+    svc = Service(
+        tmp_path_factory.mktemp("svc"), OFFLINE_TOKEN_DELAY_MS="20", HEALTH_CACHE_SECONDS="0",
+        RATE_LIMIT_CHAT="10000/minute",  # these tests send many chats from one address
+    )
     try:
         svc.wait_healthy()
         yield svc
@@ -207,3 +211,43 @@ def test_malformed_database_url_stops_start_up_with_one_line(tmp_path, command):
     lines = [line for line in output.splitlines() if line.strip()]
     assert len(lines) == 1 and "DATABASE_URL" in lines[0], output
     assert "hunter22" not in output
+
+
+def test_full_rebuild_while_serving_fails_no_query(service):
+    """`flask ingest --full` builds a new version beside the live one; workers switch without a restart."""
+    import threading
+
+    def index_version():
+        return requests.get(f"{service.url}/api/health", timeout=5).json()["services"]["index"]["version"]
+
+    before = index_version()
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def ask_forever():
+        while not stop.is_set():
+            response = requests.post(
+                f"{service.url}/api/chat", json={"message": "How do I configure CORS?"},
+                headers={"Accept": "application/json"}, timeout=30,
+            )
+            statuses.append(response.status_code)
+
+    askers = [threading.Thread(target=ask_forever) for _ in range(3)]
+    for t in askers:
+        t.start()
+    try:
+        rebuild = subprocess.run(
+            [sys.executable, "-m", "flask", "ingest", "--full", "--json"], cwd=ROOT,
+            env={**service.env, "FLASK_APP": "wsgi"}, capture_output=True, text=True, timeout=120,
+        )
+        time.sleep(2.5)  # readers re-check the pointer every second
+    finally:
+        stop.set()
+        for t in askers:
+            t.join()
+    assert rebuild.returncode == 0, rebuild.stderr
+    new_version = json.loads(rebuild.stdout.strip().splitlines()[-1])["version"]
+    assert statuses and set(statuses) == {200}, statuses
+    assert new_version != before
+    # Both workers serve the new version: health is answered by either one.
+    assert {index_version() for _ in range(6)} == {new_version}

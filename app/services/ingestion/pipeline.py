@@ -22,6 +22,7 @@ from app.services.retrieval.sparse import Bm25Encoder
 
 log = logging.getLogger(__name__)
 
+EMBED_BATCH = 100  # the embedding API's limit per request; also the progress bar's step
 # Bump when the keyword analysis changes: a live index built differently is then rebuilt whole.
 SPARSE_SCHEME = "bm25-fields-bigrams-v2"
 # How much a word in each field counts, relative to a word of body text. Headings and the page
@@ -189,7 +190,7 @@ class Ingester:
         plan = self.plan(chunks, full=full or live_spec is None)
         to_write = plan.added + plan.updated
         requests_before = self.embedder.requests_made if self.embedder else 0
-        vectors = self._embed(to_write)
+        vectors = self._embed(to_write, show_progress)
         points = [
             IndexPoint(
                 id=point_id(chunk.key),
@@ -212,12 +213,17 @@ class Ingester:
             full=full or live_spec is None,
         )
 
-    def _embed(self, chunks: list[Chunk]) -> list[list[float]] | None:
+    def _embed(self, chunks: list[Chunk], show_progress: bool) -> list[list[float]] | None:
         if self.embedder is None or not chunks:
             return None
         texts = [f"{chunk.heading}\n\n{chunk.text}" for chunk in chunks]
         titles = [chunk.title for chunk in chunks]
-        return self.embedder.embed_documents(texts, titles)
+        vectors: list[list[float]] = []
+        batches = range(0, len(texts), EMBED_BATCH)
+        for start in tqdm(batches, desc="embedding", unit="batch", disable=not show_progress):
+            end = start + EMBED_BATCH
+            vectors.extend(self.embedder.embed_documents(texts[start:end], titles[start:end]))
+        return vectors
 
 
 def _same_build(live: IndexSpec, wanted: IndexSpec) -> bool:
