@@ -123,3 +123,16 @@ def test_edge_index_is_shared_by_processes(tmp_path):
     assert holder.count() == 3
     procs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60) for _ in range(2)]
     assert [p.stdout.strip() for p in procs] == ["3", "3"], [p.stderr for p in procs]
+
+
+def test_qdrant_replaces_a_plain_collection_named_like_the_alias():
+    """The first backend left a plain `book` collection: a rebuild turns the name into an alias."""
+    from qdrant_client import models
+
+    client = QdrantClient(location=":memory:")
+    client.create_collection("book", vectors_config={"dense": models.VectorParams(size=3, distance=models.Distance.COSINE)})
+    index = QdrantIndex(client, "book", spec_ttl_seconds=0)
+    assert index.spec() is None  # not ours: treated as "not built"
+    index.write(IndexSpec(dense_dim=None), points(dense=False), [], full=False)
+    assert index.count() == 3
+    assert [a.alias_name for a in client.get_aliases().aliases] == ["book"]

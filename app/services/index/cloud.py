@@ -138,6 +138,11 @@ class QdrantIndex:
         meta = {"version": version, "dense_dim": spec.dense_dim, "meta": spec.meta}
         self.client.upsert(target, points=[models.PointStruct(id=_META_ID, vector={}, payload={"__index_meta__": meta})], wait=True)
         if target != live_collection:
+            if live_collection is None and self.client.collection_exists(self.alias):
+                # A plain collection with the alias's name (the first backend made one) blocks
+                # the alias; it has no index metadata, so the service cannot use it anyway.
+                log.warning("replacing the plain collection %r with an alias to %r", self.alias, target)
+                self.client.delete_collection(self.alias)
             operations: list[Any] = [
                 models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=target, alias_name=self.alias))
             ]
