@@ -419,6 +419,7 @@ class FakeGemini:
         self.api_key = api_key
         self._address = (host, port)
         self._lock = threading.Lock()
+        self._abandoned_streams = 0
         # Set on stop so handlers sleeping through a delay give up instead of outliving the test.
         self._stopping = threading.Event()
         self._server: Optional[_FakeHTTPServer] = None
@@ -540,6 +541,7 @@ class FakeGemini:
             self._script.clear()
             self._failure_rules.clear()
             self._generation_calls = 0
+            self._abandoned_streams = 0
         for name in self.KNOBS:
             getattr(type(self), name).restore_default(self)
 
@@ -550,6 +552,16 @@ class FakeGemini:
         """A snapshot of every API request received so far, oldest first."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def abandoned_streams(self) -> int:
+        """Streams whose client went away before the answer ended (the request was abandoned)."""
+        with self._lock:
+            return self._abandoned_streams
+
+    def _note_abandoned_stream(self) -> None:
+        with self._lock:
+            self._abandoned_streams += 1
 
     @property
     def last_request(self) -> Optional[RecordedRequest]:
@@ -775,6 +787,8 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         if self.command == "GET" and path == "/_fake/requests":
             self._send_json(200, [request.to_json() for request in fake.requests])
+        elif self.command == "GET" and path == "/_fake/stats":
+            self._send_json(200, {"abandoned_streams": fake.abandoned_streams})
         elif self.command == "POST" and path == "/_fake/reset":
             fake.reset()
             self._send_json(200, {"ok": True})
@@ -815,7 +829,11 @@ class _Handler(BaseHTTPRequestHandler):
             if self._pause(reply.delay):
                 self._send_json(200, reply.body)
         else:
-            self._stream(reply)
+            try:
+                self._stream(reply)
+            except (ConnectionError, TimeoutError):
+                fake._note_abandoned_stream()
+                raise
 
     def _pause(self, seconds: float) -> bool:
         """Sleep ``seconds`` unless the fake stops meanwhile; once stopping, mark the connection closed and return False."""
@@ -951,6 +969,11 @@ class FakeGeminiProcess:
     def requests(self) -> list[RecordedRequest]:
         """GET ``/_fake/requests``: every API request the process received, oldest first."""
         return [RecordedRequest(**record) for record in self._call("GET", "/_fake/requests", None)]
+
+    @property
+    def abandoned_streams(self) -> int:
+        """GET ``/_fake/stats``: streams whose client went away before the answer ended."""
+        return self._call("GET", "/_fake/stats", None)["abandoned_streams"]
 
     def _call(self, method: str, path: str, payload: Any) -> Any:
         """Make one control-surface call and return its JSON answer."""

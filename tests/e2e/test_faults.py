@@ -1,0 +1,196 @@
+"""Faults, each driven for real: PostgreSQL stopped under a running service, a reader who
+leaves mid-answer, and gunicorn stopping or recycling workers while answers stream.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.e2e.test_gunicorn_service import Service, free_port, widget_chat
+from tests.fakes.gemini_server import FakeGeminiProcess
+
+pytestmark = pytest.mark.e2e
+
+PG_BIN = next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)), None)
+
+
+class ThrowawayPostgres:
+    """A private PostgreSQL cluster (initdb + pg_ctl) that a test may stop and start at will."""
+
+    def __init__(self, root: Path) -> None:
+        self.port = free_port()
+        self.data = root / "pgdata"
+        self.sockets = root / "pgsock"
+        self.log = root / "pg.log"
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        for folder in (self.data, self.sockets):
+            folder.mkdir(parents=True)
+        if os.geteuid() == 0:  # initdb refuses to run as root: run the cluster as "postgres"
+            shutil.chown(root, "postgres")
+            for path in (self.data, self.sockets):
+                shutil.chown(path, "postgres")
+            self.log.touch()
+            shutil.chown(self.log, "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [f"{PG_BIN}/{tool}", *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+
+@pytest.fixture
+def throwaway_postgres(tmp_path):
+    if PG_BIN is None or (os.geteuid() == 0 and shutil.which("runuser") is None):
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed here")
+    root = Path(f"/tmp/pg-{os.getpid()}-{free_port()}")  # short path: socket names have a length limit
+    cluster = ThrowawayPostgres(root)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        try:
+            cluster.stop()
+        except subprocess.CalledProcessError:
+            pass  # already stopped by the test
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def health(service: Service) -> tuple[int, dict]:
+    response = requests.get(f"{service.url}/api/health", timeout=10)
+    return response.status_code, response.json()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_postgres_stopped_under_a_running_service(throwaway_postgres, tmp_path):
+    service = Service(tmp_path, DATABASE_URL=throwaway_postgres.url, HEALTH_CACHE_SECONDS="0", RATE_LIMIT_CHAT="10000/minute")
+    try:
+        service.wait_healthy()
+        assert widget_chat(service.url, {"message": "How do I deploy?"})[-1]["type"] == "done"
+
+        throwaway_postgres.stop()
+        status, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(health(service)), 20, "degraded health")
+        assert body["status"] == "degraded" and body["services"]["database"]["state"] == "down"
+
+        started = time.monotonic()
+        refused = requests.post(f"{service.url}/api/chat", json={"message": "How do I deploy?"}, timeout=30)
+        assert refused.status_code == 503 and time.monotonic() - started < 10  # fails fast, no stream
+        assert refused.json()["error"] == "database_unavailable" and "Retry-After" in refused.headers
+
+        throwaway_postgres.start()
+        wait_for(lambda: health(service)[0] == 200, 30, "recovery without a restart")
+        events = widget_chat(service.url, {"message": "How do I deploy?"})
+        cid = events[0]["conversation_id"]
+        stored = requests.get(f"{service.url}/api/conversation/{cid}", timeout=10).json()["messages"]
+        assert [m["status"] for m in stored] == ["complete", "complete"]
+    finally:
+        service.stop()
+
+
+def test_reader_leaving_abandons_the_gemini_request(tmp_path):
+    with FakeGeminiProcess(api_key="fault-key", extra_args=("--tokens-per-second", "5")) as fake:
+        fake.configure(reply_text=" ".join(f"word{i}" for i in range(60)))
+        service = Service(tmp_path, GEMINI_API_KEY="fault-key", GEMINI_BASE_URL=fake.base_url,
+                          RATE_LIMIT_CHAT="10000/minute", HEALTH_CACHE_SECONDS="0")
+        try:
+            service.wait_healthy()
+            with socket.create_connection(("127.0.0.1", service.port), timeout=20) as sock:
+                body = json.dumps({"message": "How do I deploy to Hugging Face Spaces?"}).encode()
+                sock.sendall(
+                    b"POST /api/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+                )
+                received = b""
+                while received.count(b"data: ") < 4:
+                    received += sock.recv(4096)
+            cid = json.loads(received.split(b"data: ")[1].split(b"\n")[0])["conversation_id"]
+
+            def stored_status():
+                messages = requests.get(f"{service.url}/api/conversation/{cid}", timeout=10).json()["messages"]
+                return messages[1] if messages[1]["status"] != "streaming" else None
+
+            assistant = wait_for(stored_status, 20, "the turn to be stored")
+            assert assistant["status"] == "interrupted" and assistant["content"].startswith("word0")
+            # Well before the 12 s the whole answer would take, the upstream request is dropped.
+            wait_for(lambda: fake.abandoned_streams >= 1, 8, "the Gemini stream to be abandoned")
+        finally:
+            service.stop()
+
+
+def stream_in_thread(url: str, results: list, index: int) -> threading.Thread:
+    def run():
+        try:
+            results[index] = widget_chat(url, {"message": "How do I configure CORS for the widget?"})
+        except Exception as exc:  # noqa: BLE001 - the assertion reports it
+            results[index] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_sigterm_lets_live_streams_finish(tmp_path):
+    service = Service(tmp_path, OFFLINE_TOKEN_DELAY_MS="40", GUNICORN_GRACEFUL_TIMEOUT="30", RATE_LIMIT_CHAT="10000/minute")
+    try:
+        service.wait_healthy()
+        results: list = [None] * 4
+        threads = [stream_in_thread(service.url, results, i) for i in range(4)]
+        time.sleep(1.0)  # the answers are streaming now (each takes several seconds)
+        service.proc.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join(60)
+        assert service.proc.wait(60) == 0
+        for events in results:
+            assert not isinstance(events, Exception), events
+            assert events[-1]["type"] == "done" and len(events) > 10
+    finally:
+        service.stop()
+
+
+def test_worker_recycling_does_not_cut_streams(tmp_path):
+    service = Service(tmp_path, OFFLINE_TOKEN_DELAY_MS="20", GUNICORN_MAX_REQUESTS="3", WEB_CONCURRENCY="1",
+                      RATE_LIMIT_CHAT="10000/minute")
+    try:
+        service.wait_healthy()
+        results: list = [None] * 8
+        threads = []
+        for i in range(8):
+            threads.append(stream_in_thread(service.url, results, i))
+            time.sleep(0.3)
+        for t in threads:
+            t.join(90)
+        for events in results:
+            assert not isinstance(events, Exception), events
+            assert events[-1]["type"] == "done"
+        assert service.log().count("Booting worker") >= 2  # a worker was in fact recycled
+    finally:
+        service.stop()
