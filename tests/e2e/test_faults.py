@@ -5,11 +5,9 @@ leaves mid-answer, and gunicorn stopping or recycling workers while answers stre
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -18,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.test_gunicorn_service import Service, free_port, widget_chat
+from tests.e2e.test_gunicorn_service import Service, chat_then_leave, free_port, widget_chat
 from tests.fakes.gemini_server import FakeGeminiProcess
 
 pytestmark = pytest.mark.e2e
@@ -123,16 +121,7 @@ def test_reader_leaving_abandons_the_gemini_request(tmp_path):
                           RATE_LIMIT_CHAT="10000/minute", HEALTH_CACHE_SECONDS="0")
         try:
             service.wait_healthy()
-            with socket.create_connection(("127.0.0.1", service.port), timeout=20) as sock:
-                body = json.dumps({"message": "How do I deploy to Hugging Face Spaces?"}).encode()
-                sock.sendall(
-                    b"POST /api/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                    + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
-                )
-                received = b""
-                while received.count(b"data: ") < 4:
-                    received += sock.recv(4096)
-            cid = json.loads(received.split(b"data: ")[1].split(b"\n")[0])["conversation_id"]
+            cid = chat_then_leave(service.port, "How do I deploy to Hugging Face Spaces?")
 
             def stored_status():
                 messages = requests.get(f"{service.url}/api/conversation/{cid}", timeout=10).json()["messages"]

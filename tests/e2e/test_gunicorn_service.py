@@ -167,17 +167,22 @@ def test_selection_mode_and_bad_requests(service):
     assert requests.get(f"{service.url}/api/conversation/42", timeout=5).status_code == 422
 
 
-def test_disconnect_mid_stream_stores_the_turn_as_interrupted(service):
-    with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
-        body = json.dumps({"message": "How do I configure the service? List every variable."}).encode()
+def chat_then_leave(port: int, message: str, events: int = 4) -> str:
+    """Start a chat on a raw socket, read `events` events, then hang up; returns the conversation id."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        body = json.dumps({"message": message}).encode()
         sock.sendall(
             b"POST /api/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
         )
         received = b""
-        while received.count(b"data: ") < 4:  # metadata and a few tokens
+        while received.count(b"data: ") < events:  # metadata and a few tokens
             received += sock.recv(4096)
-    cid = json.loads(received.split(b"data: ")[1].split(b"\n")[0])["conversation_id"]
+    return json.loads(received.split(b"data: ")[1].split(b"\n")[0])["conversation_id"]
+
+
+def test_disconnect_mid_stream_stores_the_turn_as_interrupted(service):
+    cid = chat_then_leave(service.port, "How do I configure the service? List every variable.")
 
     deadline = time.monotonic() + 20
     status = None
