@@ -47,3 +47,19 @@ def test_selection_is_quoted_first_and_code_is_not_quoted_inline():
     )
     assert text.startswith("From the passage you selected: Basil likes moist soil, while rosemary")
     assert "rm -rf" not in text
+
+
+def test_tables_links_and_emphasis_read_as_plain_sentences():
+    text = OfflineAnswerer().compose(
+        AnswerRequest(
+            question="What does the port setting do?",
+            passages=[passage("| Setting | Meaning |\n|---|---|\n| `PORT` | The **port** gunicorn binds, see [config](config.md). |")],
+        )
+    )
+    assert "`PORT` — The port gunicorn binds, see config." in text
+    assert "|" not in text and "---" not in text and "](" not in text
+
+
+def test_a_section_of_only_code_points_to_the_example():
+    text = OfflineAnswerer().compose(AnswerRequest(question="example", passages=[passage("```bash\nmake run\n```")]))
+    assert "(an example; see the section) [1]" in text

@@ -22,6 +22,10 @@ NOT_COVERED = (
 _FENCE = re.compile(r"^(```|~~~).*?^\1\s*$", re.MULTILINE | re.DOTALL)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`*\"'(\[])")
 _PIECE = re.compile(r"\S+\s*|\s+")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$", re.MULTILINE)
+_TABLE_ROW = re.compile(r"^\s*\|(.*)\|\s*$", re.MULTILINE)
+_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_EMPHASIS = re.compile(r"(\*\*|__|\*|_)(\S(?:.*?\S)?)\1")
 
 
 class OfflineAnswer:
@@ -91,7 +95,7 @@ class OfflineAnswerer:
     def _best_sentences(self, text: str, question_terms: set[str]) -> str:
         sentences = _sentences(text)
         if not sentences:
-            return ""
+            return "(an example; see the section)" if _FENCE.search(text) else ""
         scored = []
         for position, sentence in enumerate(sentences):
             overlap = len(question_terms & set(self.analyzer.terms(sentence)))
@@ -108,7 +112,12 @@ def _label(passage: Passage) -> str:
 
 def _sentences(text: str) -> list[str]:
     prose = _FENCE.sub(" ", text)  # code blocks are cited, not quoted inline
-    prose = re.sub(r"^\s*(?:[-*+]|\d+\.)\s+", "", prose, flags=re.MULTILINE)
+    prose = _TABLE_RULE.sub("", prose)
+    # A table row reads as "cell — cell — cell." so it can be quoted like a sentence.
+    prose = _TABLE_ROW.sub(lambda m: " — ".join(c.strip() for c in m.group(1).split("|") if c.strip()) + ".", prose)
+    prose = _LINK.sub(r"\1", prose)
+    prose = _EMPHASIS.sub(r"\2", prose)
+    prose = re.sub(r"^\s*(?:[-*+]|\d+\.|#{1,6})\s+", "", prose, flags=re.MULTILINE)
     flat = " ".join(prose.split())
     return [s.strip() for s in _SENTENCE_END.split(flat) if len(s.strip()) > 2]
 
