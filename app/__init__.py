@@ -34,6 +34,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     register_extensions(app, settings)
     register_services(app, settings)
     register_blueprints(app)
+    register_security(app, settings)
     register_error_handlers(app)
     register_shell_context(app)
     register_commands(app)
@@ -52,6 +53,8 @@ def configure_logging(settings: Settings) -> None:
     password = _database_password(settings)
     if password:
         secrets.append(password)
+    if settings.redis_password:
+        secrets.append(settings.redis_password)
     configure(settings.log_level_number, secrets)
 
 
@@ -59,6 +62,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     """Database, migrations and CORS."""
     from app.database import engine_options, install_sqlite_pragmas
     from app.extensions import cors, db, migrate
+    from app.security import CORS_EXPOSE_HEADERS, CORS_SUPPORTS_CREDENTIALS, check_cors
 
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(settings)
     db.init_app(app)
@@ -66,10 +70,12 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     with app.app_context():
         install_sqlite_pragmas(db.engine)
     # Only the API is cross-origin; no credentials, so a "*" origin can never leak cookies.
+    check_cors(settings.allowed_origins, CORS_SUPPORTS_CREDENTIALS)
     cors.init_app(
         app,
         resources={r"/api/*": {"origins": settings.allowed_origins}},
-        supports_credentials=False,
+        supports_credentials=CORS_SUPPORTS_CREDENTIALS,
+        expose_headers=CORS_EXPOSE_HEADERS,
         max_age=600,
     )
 
@@ -91,6 +97,13 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(conversations.bp)
+
+
+def register_security(app: Flask, settings: Settings) -> None:
+    """Client identity behind proxies, rate limits, the stream cap, security headers."""
+    from app.security import install
+
+    install(app, settings)
 
 
 def register_error_handlers(app: Flask) -> None:

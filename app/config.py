@@ -118,6 +118,96 @@ class Settings(BaseSettings):
     port: int = Field(default=7860, ge=1, le=65535)
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
 
+    # --- abuse limits -------------------------------------------------------------------------
+    rate_limit_chat: str = Field(
+        default="10/minute;100/hour",
+        description="POST /api/chat per client IP; limits separated by ';'. Empty = no limit.",
+    )
+    rate_limit_health: str = Field(default="300/minute", description="The health probes per client IP.")
+    rate_limit_default: str = Field(default="120/minute", description="Every other route per client IP.")
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="redis:// or rediss:// URL shared by all workers for the limits; unset = in memory.",
+    )
+    proxy_hops: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="Proxies in front of the service whose X-Forwarded-For is trusted (1 on a Space).",
+    )
+    max_streams_per_client: int = Field(
+        # A reader has one answer in progress; 8 leaves room for a few readers behind one NAT while
+        # keeping one address from holding more than a small share of the worker threads.
+        default=8, ge=1, le=1000, description="Answers one client IP may have in progress at once."
+    )
+    frame_ancestors: Annotated[list[str], NoDecode] = Field(
+        default=["https://huggingface.co"],
+        description="Origins that may show the service's pages in a frame (besides itself).",
+    )
+
+    @field_validator("rate_limit_chat", "rate_limit_health", "rate_limit_default")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        value = value.strip()
+        if value:
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError("is not a rate limit like 10/minute;100/hour") from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        raw = value.get_secret_value().strip()
+        try:
+            parts = urlsplit(raw)
+            valid = parts.scheme in ("redis", "rediss") and bool(parts.hostname)
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ValueError("must be a URL like redis://[:password@]host:6379/0 (or rediss://)")
+        return SecretStr(raw)
+
+    @field_validator("frame_ancestors", mode="before")
+    @classmethod
+    def _split_frame_ancestors(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _check_frame_ancestors(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+                raise ValueError(f"{origin!r} is not an origin like https://huggingface.co")
+        return [origin.rstrip("/") for origin in origins]
+
+    @property
+    def redis_label(self) -> str | None:
+        """REDIS_URL with its password hidden, for logs and health output."""
+        if self.redis_url is None:
+            return None
+        parts = urlsplit(self.redis_url.get_secret_value())
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc = f"{netloc}:{parts.port}"
+        if parts.username or parts.password:
+            netloc = f"{parts.username or ''}:***@{netloc}"
+        return f"{parts.scheme}://{netloc}{parts.path}"
+
+    @property
+    def redis_password(self) -> str | None:
+        """The password in REDIS_URL (secret: only for log redaction)."""
+        return urlsplit(self.redis_url.get_secret_value()).password if self.redis_url else None
+
     # --- operations ---------------------------------------------------------------------------
     log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
     health_cache_seconds: float = Field(default=5.0, ge=0, le=300)

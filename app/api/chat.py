@@ -14,6 +14,7 @@ from app.api.errors import ApiError
 from app.api.parsing import parse_json_body
 from app.api.schemas import ChatRequest
 from app.api.services import services
+from app.security import cap_streams
 from app.services.errors import ServiceUnavailable
 from app.services.chat import ChatQuestion, ChatTurn
 from app.services.conversations import ConversationNotFound
@@ -25,6 +26,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @bp.post("/chat")
+@cap_streams  # at most MAX_STREAMS_PER_CLIENT answers in progress per client
 def chat() -> ResponseReturnValue:
     """Answer a question; streams metadata → token… → done, or one JSON object on request."""
     body = parse_json_body(ChatRequest)

@@ -1,0 +1,310 @@
+"""Abuse limits and browser security: who the client is, how often it may call, how many answers
+it may have in progress, and the headers every response carries.
+
+- The client is its IP address. Behind a proxy (a Hugging Face Space sits behind one) the proxy's
+  own address would be everyone's, so `X-Forwarded-For` is honoured for exactly `PROXY_HOPS`
+  hops (werkzeug's ProxyFix) and ignored otherwise, so a client cannot pick its own identity.
+- Rate limits (Flask-Limiter, moving window) per client and per route: `RATE_LIMIT_CHAT` for
+  `POST /api/chat`, `RATE_LIMIT_HEALTH` for the probes, `RATE_LIMIT_DEFAULT` for the rest. With
+  `REDIS_URL` the counters are shared by every worker; otherwise each worker counts in memory.
+  A storage outage never fails a request: the limiter falls back to memory and says so in the log.
+- At most `MAX_STREAMS_PER_CLIENT` answers in progress per client (shared through Redis too).
+- The 429 has the API's JSON error shape and a `Retry-After` header.
+- Every response carries nosniff, a Referrer-Policy and a same-origin Content-Security-Policy
+  whose `frame-ancestors` lets the Space page on huggingface.co frame the service.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from flask import Flask, Response, current_app, request
+from flask_limiter import Limiter, RateLimitExceeded
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.config import ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+# Credentials (cookies, Authorization) are never accepted cross-origin: the API has no sessions.
+CORS_SUPPORTS_CREDENTIALS = False
+# Headers a cross-origin widget may read (it needs Retry-After to back off politely).
+CORS_EXPOSE_HEADERS = ["Retry-After"]
+
+# Blueprint name → the setting holding its limit; every other route gets RATE_LIMIT_DEFAULT.
+_BLUEPRINT_LIMITS = {"chat": "rate_limit_chat", "health": "rate_limit_health"}
+
+# How long a stream slot is held at most if its stream never reports that it ended (a worker
+# killed mid-answer): longer than any answer, short enough that a leak heals by itself.
+STREAM_LEASE_SECONDS = 600
+_REDIS_PREFIX = "book-chat"
+
+
+def check_cors(origins: list[str], supports_credentials: bool) -> None:
+    """Refuse to start with a wildcard origin and credentials together (browsers would let any
+    site act as the signed-in reader)."""
+    if supports_credentials and "*" in origins:
+        raise ConfigError("ALLOWED_ORIGINS: '*' cannot be combined with credentials; list the origins")
+
+
+def client_address() -> str:
+    """The client's IP (after ProxyFix has applied PROXY_HOPS), the key of every limit."""
+    return request.remote_addr or "unknown"
+
+
+def install(app: Flask, settings: Settings) -> None:
+    """Wire client identity, rate limits, the stream cap and security headers into the app."""
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
+    else:
+        _warn_once_about_forwarded_for(app)
+    app.extensions["rate_limiter"] = _install_limiter(app, settings)
+    app.extensions["stream_slots"] = StreamSlots(settings.max_streams_per_client, settings)
+    _install_headers(app, settings)
+
+
+# --- rate limits -----------------------------------------------------------------------------------
+
+
+def _install_limiter(app: Flask, settings: Settings) -> Limiter:
+    redis_options: dict[str, Any] = {}
+    if settings.redis_url is not None:
+        storage_uri = settings.redis_url.get_secret_value()
+        # A slow or absent Redis must cost a request milliseconds, not the gunicorn timeout.
+        redis_options = {"socket_connect_timeout": 1, "socket_timeout": 1}
+    else:
+        storage_uri = "memory://"
+    # One limiter per app (not a module global): each app has its own storage and limits, so two
+    # apps in one process (tests, flask shell) never share or overwrite each other's counters.
+    limiter = Limiter(
+        key_func=client_address,
+        default_limits=[settings.rate_limit_default] if settings.rate_limit_default else [],
+        storage_uri=storage_uri,
+        storage_options=redis_options,
+        strategy="moving-window",
+        # Flask-Limiter's own headers would put Retry-After on every response (and overwrite the
+        # one an upstream 429 carries); the 429 handler below sets it where it belongs.
+        headers_enabled=False,
+        key_prefix=_REDIS_PREFIX,
+        swallow_errors=True,
+        in_memory_fallback_enabled=True,
+    )
+    limiter.init_app(app)
+    for name, setting in _BLUEPRINT_LIMITS.items():
+        blueprint = app.blueprints.get(name)
+        if blueprint is None:
+            continue
+        value = getattr(settings, setting)
+        if value:
+            limiter.limit(value)(blueprint)
+        else:
+            limiter.exempt(blueprint)
+
+    @limiter.request_filter
+    def _preflight() -> bool:
+        # A CORS preflight is the browser asking permission, not a call: never count it.
+        return request.method == "OPTIONS"
+
+    @app.errorhandler(RateLimitExceeded)
+    def _rate_limited(error: RateLimitExceeded) -> Response:
+        from app.api.errors import error_response
+
+        retry_after = _seconds_until_reset(limiter)
+        return error_response(
+            429,
+            f"Too many requests: the limit is {error.description}. Try again in {retry_after} s.",
+            code="rate_limited",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+    return limiter
+
+
+def _seconds_until_reset(limiter: Limiter) -> int:
+    try:
+        current = limiter.current_limit
+        if current is not None:
+            return max(1, math.ceil(current.reset_at - time.time()))
+    except Exception:  # noqa: BLE001 - storage trouble: a sane default beats a 500
+        pass
+    return 60
+
+
+def _warn_once_about_forwarded_for(app: Flask) -> None:
+    warned = threading.Event()
+
+    @app.before_request
+    def _check_forwarded() -> None:
+        if not warned.is_set() and "X-Forwarded-For" in request.headers:
+            warned.set()
+            log.warning(
+                "requests carry X-Forwarded-For but PROXY_HOPS is 0: behind a proxy every client "
+                "shares the proxy's rate limits; set PROXY_HOPS to the number of proxies"
+            )
+
+
+# --- concurrent answers per client -------------------------------------------------------------------
+
+
+class StreamSlots:
+    """Counts the answers each client has in progress; `acquire` refuses past the cap.
+
+    In memory the count is per worker; with REDIS_URL it is shared (a sorted set per client whose
+    members expire after STREAM_LEASE_SECONDS, so a worker that dies never leaks a slot for long).
+    If Redis fails, the count falls back to this worker's memory rather than failing the request.
+    """
+
+    _ACQUIRE = """
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+        if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+        redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+        redis.call('EXPIRE', KEYS[1], ARGV[5])
+        return 1
+    """
+
+    def __init__(self, limit: int, settings: Settings | None = None, lease: float = STREAM_LEASE_SECONDS) -> None:
+        self.limit = limit
+        self.lease = lease
+        self._lock = threading.Lock()
+        self._held: dict[str, dict[str, float]] = {}
+        self._redis: Any = None
+        self._acquire_script: Any = None
+        if settings is not None and settings.redis_url is not None:
+            import redis
+
+            self._redis = redis.Redis.from_url(
+                settings.redis_url.get_secret_value(), socket_connect_timeout=1, socket_timeout=1
+            )
+            self._acquire_script = self._redis.register_script(self._ACQUIRE)
+
+    def acquire(self, client: str) -> str | None:
+        """A token for a new answer, or None when the client already has `limit` in progress."""
+        token = uuid.uuid4().hex
+        now = time.time()
+        if self._redis is not None:
+            try:
+                ok = self._acquire_script(
+                    keys=[self._key(client)],
+                    args=[now, now + self.lease, self.limit, token, int(self.lease) + 1],
+                )
+                return token if ok else None
+            except Exception as exc:  # noqa: BLE001 - Redis down: count in memory instead
+                log.warning("stream cap: Redis unavailable (%s); counting in memory", type(exc).__name__)
+        with self._lock:
+            held = self._held.setdefault(client, {})
+            for stale in [t for t, expires in held.items() if expires <= now]:
+                del held[stale]
+            if len(held) >= self.limit:
+                return None
+            held[token] = now + self.lease
+            return token
+
+    def release(self, client: str, token: str) -> None:
+        """Give the slot back (idempotent)."""
+        with self._lock:
+            held = self._held.get(client)
+            if held is not None and held.pop(token, None) is not None:
+                if not held:
+                    del self._held[client]
+                return
+        if self._redis is not None:
+            try:
+                self._redis.zrem(self._key(client), token)
+            except Exception as exc:  # noqa: BLE001 - the lease frees it later
+                log.warning("stream cap: could not release a slot (%s)", type(exc).__name__)
+
+    def in_use(self, client: str) -> int:
+        """Answers this client has in progress (for tests and diagnostics)."""
+        now = time.time()
+        if self._redis is not None:
+            try:
+                return int(self._redis.zcount(self._key(client), now, "+inf"))
+            except Exception:  # noqa: BLE001
+                pass
+        with self._lock:
+            return sum(1 for expires in self._held.get(client, {}).values() if expires > now)
+
+    @staticmethod
+    def _key(client: str) -> str:
+        return f"{_REDIS_PREFIX}:streams:{client}"
+
+
+def cap_streams(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a view that produces an answer: 429 when the client already has
+    MAX_STREAMS_PER_CLIENT answers in progress. The slot is held until a streamed response is
+    closed (finished, or the reader went away) or, for a plain response, until the view returns.
+    """
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        from app.api.errors import ApiError
+
+        slots: StreamSlots = current_app.extensions["stream_slots"]
+        client = client_address()
+        token = slots.acquire(client)
+        if token is None:
+            raise ApiError(
+                429,
+                f"Too many answers in progress from this client (at most {slots.limit}); "
+                "wait for one to finish.",
+                code="too_many_streams",
+                headers={"Retry-After": "5"},
+            )
+        try:
+            response = current_app.make_response(view(*args, **kwargs))
+        except BaseException:
+            slots.release(client, token)
+            raise
+        if response.is_streamed:
+            response.response = _release_when_done(response.response, lambda: slots.release(client, token))
+        else:
+            slots.release(client, token)
+        return response
+
+    return wrapper
+
+
+def _release_when_done(body: Iterable[Any], release: Callable[[], None]) -> Iterator[Any]:
+    # Runs `release` when the stream ends, is closed by the server (the reader left; `yield from`
+    # passes the close on to the answer's own generator first), or is garbage-collected unsent.
+    try:
+        yield from body
+    finally:
+        release()
+
+
+# --- security headers ---------------------------------------------------------------------------------
+
+
+def content_security_policy(frame_ancestors: list[str]) -> str:
+    """Same-origin everything; inline styles allowed (Swagger UI sets style attributes), no inline
+    scripts; framing by the service itself and the listed origins (the Space page)."""
+    ancestors = " ".join(["'self'", *frame_ancestors])
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; "
+        f"base-uri 'self'; form-action 'self'; frame-ancestors {ancestors}"
+    )
+
+
+def _install_headers(app: Flask, settings: Settings) -> None:
+    headers = {
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+        "Content-Security-Policy": content_security_policy(settings.frame_ancestors),
+        # No X-Frame-Options: it cannot name huggingface.co, and it would stop the Space page
+        # from showing the app; frame-ancestors above is the modern, precise form.
+    }
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        return response
