@@ -17,6 +17,10 @@ except ConfigError as exc:
     sys.stderr.write(f"Configuration error: {exc}\n")
     raise SystemExit(1) from None
 
+# Metrics from every worker land in files here and /metrics adds them up. prometheus_client reads
+# this variable when it is first imported, so it is set now, before the app (or a worker) loads.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_settings.instance_path / "prometheus"))
+
 bind = f"0.0.0.0:{_settings.port}"
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -28,7 +32,9 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
-accesslog = "-"
+# The app writes one JSON line per request (with its request id and route); gunicorn's own access
+# line would double every request. GUNICORN_ACCESSLOG=- brings it back.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 # No control socket: it would be created under $HOME, outside the app's folder.
@@ -36,7 +42,8 @@ control_socket_disable = True
 
 
 def on_starting(server):
-    """Migrate the database once, in the master, before any worker exists."""
+    """Empty the metrics folder and migrate the database once, in the master, before any worker."""
+    _reset_metrics_dir(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     from app import create_app
     from app.database import upgrade_database
 
@@ -47,3 +54,20 @@ def on_starting(server):
 def post_worker_init(worker):
     """Start this worker's start-up work (index check) in the background; health says starting."""
     worker.wsgi.extensions["services"].startup.begin()
+
+
+def child_exit(server, worker):
+    """A worker is gone: drop its live gauges (active streams, pool) from the sums."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def _reset_metrics_dir(path):
+    # Files of a previous run would count old workers' samples (and their pids may be reused).
+    from pathlib import Path
+
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()

@@ -1,11 +1,24 @@
-"""Logging to stdout (Hugging Face shows stdout in the Space's Logs panel)."""
+"""Logging to stdout (Hugging Face shows stdout in the Space's Logs panel).
+
+LOG_FORMAT=json (the default) writes one JSON object per line: time, level, logger, pid,
+message, the request id of the request being served (if any), and the structured fields a log
+call passes as `extra={"fields": {...}}` (the request and chat-turn lines). LOG_FORMAT=text writes
+the classic line with those fields appended as key=value.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from contextvars import ContextVar
+from datetime import datetime, timezone
+from typing import Any
 
 _FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+
+# The id of the request this thread is serving (set by app.request_log); every log line carries it.
+current_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 class RedactSecrets(logging.Filter):
@@ -18,15 +31,67 @@ class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
             message = record.getMessage()
-            redacted = message
-            for secret in self.secrets:
-                redacted = redacted.replace(secret, "***")
+            redacted = self.redact(message)
             if redacted != message:
                 record.msg, record.args = redacted, None
+            fields = getattr(record, "fields", None)
+            if isinstance(fields, dict):
+                record.fields = {
+                    key: self.redact(value) if isinstance(value, str) else value for key, value in fields.items()
+                }
         return True
 
+    def redact(self, text: str) -> str:
+        """`text` with every secret replaced by '***'."""
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
 
-def configure_logging(level: int, secrets: list[str]) -> None:
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, ms), level, logger, pid, message, request_id, fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "message": record.getMessage(),
+        }
+        request_id = current_request_id.get()
+        if request_id:
+            entry["request_id"] = request_id
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """The classic line, then the request id and structured fields as key=value."""
+
+    def __init__(self) -> None:
+        super().__init__(_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = []
+        fields = getattr(record, "fields", None)
+        request_id = current_request_id.get()
+        if request_id and not (isinstance(fields, dict) and "request_id" in fields):
+            extras.append(f"request_id={request_id}")
+        if isinstance(fields, dict):
+            extras.extend(f"{key}={value}" for key, value in fields.items() if value is not None)
+        if not extras:
+            return line
+        first, newline, rest = line.partition("\n")  # keep a traceback below the fields
+        return f"{first} {' '.join(extras)}{newline}{rest}"
+
+
+def configure_logging(level: int, secrets: list[str], json_lines: bool = False) -> None:
     """Send the app's logs to stdout at `level`, with secrets redacted (idempotent)."""
     root = logging.getLogger()
     root.setLevel(level)
@@ -34,8 +99,8 @@ def configure_logging(level: int, secrets: list[str]) -> None:
     if handler is None:
         handler = logging.StreamHandler(sys.stdout)
         handler._chat_handler = True  # type: ignore[attr-defined]
-        handler.setFormatter(logging.Formatter(_FORMAT))
         root.addHandler(handler)
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     for old in [f for f in handler.filters if isinstance(f, RedactSecrets)]:
         handler.removeFilter(old)
     handler.addFilter(RedactSecrets(secrets))

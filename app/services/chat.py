@@ -15,18 +15,20 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.models import MessageStatus
+from app.services.answer_cache import CACHE_ANSWERER, AnswerCache, CacheKey, CachedAnswer
 from app.services.answering.base import AnswerRequest, Answerer, AnswerStream, AnswerUnavailable
 from app.services.answering.rewriting import ConcatenatingRewriter, QueryRewriter
 from app.services.conversations import ConversationStore, OpenTurn, TurnOutcome
 from app.services.errors import ServiceUnavailable
 from app.services.index.base import IndexNotReady
+from app.services.observer import NULL_OBSERVER, Observer, TurnReport
 from app.services.retrieval.retriever import Passage, Retriever
 
 log = logging.getLogger(__name__)
@@ -53,11 +55,16 @@ class ChatService:
         retriever: Retriever,
         answerer: Answerer,
         rewriter: QueryRewriter | None = None,
+        *,
+        observer: Observer | None = None,
+        answer_cache: AnswerCache | None = None,
     ) -> None:
         self.store = store
         self.retriever = retriever
         self.answerer = answerer
         self.rewriter = rewriter or ConcatenatingRewriter()
+        self.observer = observer or NULL_OBSERVER
+        self.answer_cache = answer_cache
 
     def start(self, question: ChatQuestion) -> ChatTurn:
         """Store the question and get the answer going.
@@ -67,6 +74,8 @@ class ChatService:
         response is sent.
         """
         started = time.perf_counter()
+        cache_key = self._cache_key(question)
+        cached = self._cached_answer(cache_key)
         try:
             turn = self.store.open_turn(
                 question.conversation_id, question.message, question.mode, question.context
@@ -77,6 +86,8 @@ class ChatService:
             raise ServiceUnavailable(
                 "database_unavailable", "Conversations cannot be stored right now; please retry shortly.", retry_after=5
             ) from exc
+        if cached is not None:
+            return self._replay(turn, cached, started, question.mode)
         try:
             retrieval = self.retriever.retrieve(self._retrieval_query(question, turn.history))
             passages = retrieval.passages
@@ -84,12 +95,13 @@ class ChatService:
                 # Cite where the selection comes from, with its neighbours as extra context.
                 passages = _merge(self.retriever.locate(question.context), passages, self.retriever.top_k + 2)
         except IndexNotReady as exc:
-            self._fail(turn, started, "index_not_ready")
+            self._fail(turn, question.mode, started, "index_not_ready")
             raise ServiceUnavailable("index_not_ready", "The book's index is not built yet.") from exc
         except Exception as exc:  # Qdrant Cloud down, network, auth: the reader needs a 503, not a 500
             log.warning("retrieval failed: %s", type(exc).__name__)
-            self._fail(turn, started, "index_unavailable")
+            self._fail(turn, question.mode, started, "index_unavailable")
             raise ServiceUnavailable("index_unavailable", "The book's index is unavailable right now.", retry_after=5) from exc
+        self.observer.retrieval_finished(retrieval.elapsed_ms / 1000)
         request = AnswerRequest(
             question=question.message,
             passages=passages,
@@ -101,7 +113,7 @@ class ChatService:
             stream = self.answerer.answer(request)
             first = next(stream, None)
         except AnswerUnavailable as exc:
-            self._fail(turn, started, exc.code, retrieval_ms=retrieval.elapsed_ms)
+            self._fail(turn, question.mode, started, exc.code, retrieval_ms=retrieval.elapsed_ms)
             raise
         return ChatTurn(
             turn=turn,
@@ -113,6 +125,51 @@ class ChatService:
             started=started,
             retrieval_ms=retrieval.elapsed_ms,
             selection=question.context if question.mode == "selection" else None,
+            mode=question.mode,
+            observer=self.observer,
+            remember=self._remember(cache_key, passages),
+        )
+
+    # --- the answer cache (first-turn general questions; see app/services/answer_cache.py) ------
+    def _cache_key(self, question: ChatQuestion) -> CacheKey | None:
+        if self.answer_cache is None or question.mode != "general" or question.conversation_id is not None:
+            return None
+        try:
+            version = self.retriever.index.version()
+        except Exception as exc:  # noqa: BLE001 - no version, no cache; retrieval reports the outage
+            log.debug("index version unavailable for the answer cache: %s", type(exc).__name__)
+            return None
+        return None if version is None else self.answer_cache.key(version, question.message)
+
+    def _cached_answer(self, key: CacheKey | None) -> CachedAnswer | None:
+        if key is None or self.answer_cache is None:
+            return None
+        cached = self.answer_cache.get(key)
+        self.observer.answer_cache_lookup(cached is not None)
+        return cached
+
+    def _remember(self, key: CacheKey | None, passages: list[Passage]) -> Callable[[list[str]], None] | None:
+        cache = self.answer_cache
+        if key is None or cache is None:
+            return None
+        answerer = self.answerer.name
+        return lambda pieces: cache.put(key, CachedAnswer(tuple(pieces), tuple(passages), answerer))
+
+    def _replay(self, turn: OpenTurn, cached: CachedAnswer, started: float, mode: str) -> ChatTurn:
+        # No retrieval and no answerer: the stored turn and the stream are those of a normal
+        # answer, with answerer "cache" and `cached: true` in `done`.
+        return ChatTurn(
+            turn=turn,
+            store=self.store,
+            answerer_name=CACHE_ANSWERER,
+            passages=list(cached.passages),
+            stream=cached.replay(),
+            first_piece=None,
+            started=started,
+            retrieval_ms=None,
+            mode=mode,
+            observer=self.observer,
+            cached=True,
         )
 
     def _retrieval_query(self, question: ChatQuestion, history: list[tuple[str, str]]) -> str:
@@ -129,17 +186,19 @@ class ChatService:
             query = f"{query}\n{question.context[:1000]}"
         return query
 
-    def _fail(self, turn: OpenTurn, started: float, code: str, retrieval_ms: int | None = None) -> None:
-        self.store.finish_turn(
-            turn.assistant_message_id,
-            TurnOutcome(
-                content="",
-                status=MessageStatus.FAILED,
-                error_code=code,
-                answerer=self.answerer.name,
-                retrieval_ms=retrieval_ms,
-                total_ms=_ms_since(started),
-            ),
+    def _fail(self, turn: OpenTurn, mode: str, started: float, code: str, retrieval_ms: int | None = None) -> None:
+        outcome = TurnOutcome(
+            content="",
+            status=MessageStatus.FAILED,
+            error_code=code,
+            answerer=self.answerer.name,
+            retrieval_ms=retrieval_ms,
+            total_ms=_ms_since(started),
+        )
+        self.store.finish_turn(turn.assistant_message_id, outcome)
+        self.observer.turn_finished(
+            _report(turn.conversation_id, turn.assistant_message_id, mode, outcome, cached=False, passages=0),
+            streamed=False,
         )
 
 
@@ -156,8 +215,12 @@ class ChatTurn:
         stream: AnswerStream,
         first_piece: str | None,
         started: float,
-        retrieval_ms: int,
+        retrieval_ms: int | None,
         selection: str | None = None,
+        mode: str = "general",
+        observer: Observer | None = None,
+        cached: bool = False,
+        remember: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.conversation_id = turn.conversation_id
         self.message_id = turn.assistant_message_id
@@ -170,6 +233,10 @@ class ChatTurn:
         self._started = started
         self._retrieval_ms = retrieval_ms
         self._selection = selection
+        self._mode = mode
+        self._observer = observer or NULL_OBSERVER
+        self.cached = cached
+        self._remember = remember  # keeps a complete, grounded answer in the answer cache
 
     @property
     def sources(self) -> list[dict[str, Any]]:
@@ -188,6 +255,7 @@ class ChatTurn:
             answerer=self._answerer_name,
             retrieval_ms=self._retrieval_ms,
         )
+        self._observer.stream_opened()
         try:
             yield {"type": "metadata", "conversation_id": str(self.conversation_id), "message_id": str(self.message_id)}
             first = [] if self._first_piece is None else [self._first_piece]
@@ -195,6 +263,7 @@ class ChatTurn:
                 for piece in itertools.chain(first, self._stream):
                     if outcome.first_token_ms is None:
                         outcome.first_token_ms = _ms_since(self._started)
+                        self._observer.first_token(time.perf_counter() - self._started, self._source)
                     pieces.append(piece)
                     yield {"type": "token", "content": piece}
             except AnswerUnavailable as exc:
@@ -212,6 +281,7 @@ class ChatTurn:
                 "grounded": outcome.grounded,
                 "conversation_id": str(self.conversation_id),
                 "message_id": str(self.message_id),
+                "cached": self.cached,
             }
         except GeneratorExit:
             # The reader went away: stop the upstream answer and keep what was streamed.
@@ -238,12 +308,29 @@ class ChatTurn:
                 # The reader already has the answer; the row stays "streaming" and the next
                 # start-up marks it interrupted. Never turn a delivered answer into an error.
                 log.error("could not store answer %s: %s", self.message_id, type(exc).__name__)
+            if (
+                self._remember is not None
+                and outcome.status is MessageStatus.COMPLETE
+                and outcome.grounded
+                and outcome.content
+            ):
+                self._remember(pieces)
+            self._observer.turn_finished(
+                _report(self.conversation_id, self.message_id, self._mode, outcome, self.cached, len(self._passages)),
+                streamed=True,
+            )
+
+    @property
+    def _source(self) -> str:
+        # Metric label: "cache", "offline" or "gemini" (never the model name: bounded labels).
+        return CACHE_ANSWERER if self.cached else self._answerer_name.split(":", 1)[0]
 
     def collect(self) -> dict[str, Any]:
         """Run the whole turn and return it as one JSON-ready object (for Accept: application/json)."""
         answer: list[str] = []
         sources: list[dict[str, Any]] = []
         grounded = False
+        cached = False
         error: dict[str, Any] | None = None
         for event in self.events():
             if event["type"] == "token":
@@ -253,12 +340,14 @@ class ChatTurn:
             elif event["type"] == "done":
                 sources = event["sources"]
                 grounded = event["grounded"]
+                cached = event["cached"]
         body: dict[str, Any] = {
             "conversation_id": str(self.conversation_id),
             "message_id": str(self.message_id),
             "answer": "".join(answer),
             "sources": sources,
             "grounded": grounded,
+            "cached": cached,
         }
         if error:
             body["error"] = error
@@ -274,6 +363,27 @@ def _merge(first: list[Passage], then: list[Passage], limit: int) -> list[Passag
             seen.add(key)
             merged.append(passage)
     return merged[:limit]
+
+
+def _report(
+    conversation_id: uuid.UUID, message_id: uuid.UUID, mode: str, outcome: TurnOutcome, cached: bool, passages: int
+) -> TurnReport:
+    return TurnReport(
+        conversation_id=str(conversation_id),
+        message_id=str(message_id),
+        mode=mode,
+        status=outcome.status.value,
+        error_code=outcome.error_code,
+        answerer=outcome.answerer or "",
+        cached=cached,
+        grounded=outcome.grounded,
+        passages=passages,
+        retrieval_ms=outcome.retrieval_ms,
+        first_token_ms=outcome.first_token_ms,
+        total_ms=outcome.total_ms,
+        prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens,
+    )
 
 
 def _ms_since(started: float) -> int:

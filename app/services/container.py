@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from app.config import Settings
+from app.services.answer_cache import AnswerCache
 from app.services.answering.base import Answerer
 from app.services.answering.offline import OfflineAnswerer
 from app.services.answering.rewriting import ConcatenatingRewriter, QueryRewriter
@@ -20,6 +21,7 @@ from app.services.conversations import ConversationStore
 from app.services.health import HealthService
 from app.services.index import SearchIndex, open_index, open_index_writer
 from app.services.ingestion.pipeline import Ingester, IngestSummary
+from app.services.observer import Observer
 from app.services.retrieval.retriever import Retriever
 from app.services.retrieval.sparse import Bm25Encoder
 from app.services.startup import Startup
@@ -39,6 +41,7 @@ class Services:
     chat: ChatService
     health: HealthService
     startup: Startup
+    answer_cache: AnswerCache | None = None
 
     def ingest_book(self, *, full: bool = False, show_progress: bool = False) -> IngestSummary:
         """Bring the index up to date with DOCS_PATH."""
@@ -126,13 +129,17 @@ def ingest_book(settings: Settings, *, full: bool = False, show_progress: bool =
     )
 
 
-def build_services(settings: Settings, engine: Engine) -> Services:
-    """Create the services for one process."""
+def build_services(settings: Settings, engine: Engine, observer: Observer | None = None) -> Services:
+    """Create the services for one process; `observer` receives their metrics events."""
     store = ConversationStore(sessionmaker(bind=engine, expire_on_commit=False))
     index = open_index(settings)
     retriever = make_retriever(settings, index, make_embedder(settings))
     answerer, rewriter = make_answerer(settings)
-    chat = ChatService(store, retriever, answerer, rewriter)
+    provider = gemini_provider(settings)
+    if provider is not None and observer is not None:
+        provider.observer = observer  # one provider per process, like the observer
+    answer_cache = AnswerCache(settings.answer_cache_size) if settings.answer_cache_size else None
+    chat = ChatService(store, retriever, answerer, rewriter, observer=observer, answer_cache=answer_cache)
 
     def check_index() -> dict[str, Any]:
         points = index.count()
@@ -179,4 +186,4 @@ def build_services(settings: Settings, engine: Engine) -> Services:
         startup_state=lambda: startup.state,
         cache_seconds=settings.health_cache_seconds,
     )
-    return Services(settings, store, index, retriever, answerer, chat, health, startup)
+    return Services(settings, store, index, retriever, answerer, chat, health, startup, answer_cache)

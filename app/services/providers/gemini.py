@@ -27,6 +27,7 @@ from google import genai
 from google.genai import errors, types
 
 from app.services.answering.base import AnswerUnavailable, Usage
+from app.services.observer import NULL_OBSERVER, Observer
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ class GeminiStream:
         self._chunks = chunks
         self._provider = provider
         self._done = False
+        self._usage_reported = False
 
     def __iter__(self) -> Iterator[str]:
         return self
@@ -128,11 +130,15 @@ class GeminiStream:
             except StopIteration:
                 self._done = True
                 self._provider.breaker.record_success()
+                self._report_usage()
                 break
             except Exception as exc:  # noqa: BLE001 - classified below, never passed on raw
                 self._done = True
                 self._provider.breaker.record_failure()
-                raise self._provider.classify(exc, streaming=True) from exc
+                failure = self._provider.classify(exc, streaming=True)
+                self._provider.observer.gemini_failure("answer", failure.code)
+                self._report_usage()
+                raise failure from exc
             self._record_usage(chunk)
             text = chunk.text
             if text:
@@ -149,6 +155,13 @@ class GeminiStream:
         close = getattr(self._chunks, "close", None)
         if close is not None:
             close()
+        self._report_usage()
+
+    def _report_usage(self) -> None:
+        # Once per answer, with what Gemini reported so far (a closed stream may lack counts).
+        if not self._usage_reported:
+            self._usage_reported = True
+            self._provider.observer.gemini_tokens("answer", self.usage.prompt_tokens, self.usage.completion_tokens)
 
     def _record_usage(self, chunk: Any) -> None:
         usage = getattr(chunk, "usage_metadata", None)
@@ -163,6 +176,8 @@ class GeminiProvider:
     def __init__(self, config: GeminiConfig, sleep: Callable[[float], None] = time.sleep) -> None:
         self.config = config
         self.breaker = CircuitBreaker(config.breaker_threshold, config.breaker_cooldown)
+        # Metrics hooks (calls by outcome, failures, tokens); the app sets its own.
+        self.observer: Observer = NULL_OBSERVER
         self._sleep = sleep
         self._requests_lock = threading.Lock()
         self._embedding_requests = 0
@@ -223,6 +238,9 @@ class GeminiProvider:
             what="completion",
         )
         self.breaker.record_success()
+        usage = getattr(response, "usage_metadata", None)
+        if usage is not None:
+            self.observer.gemini_tokens("completion", usage.prompt_token_count, usage.candidates_token_count)
         return (response.text or "").strip()
 
     # --- embeddings ----------------------------------------------------------------------------
@@ -272,6 +290,8 @@ class GeminiProvider:
     # --- retries and errors ---------------------------------------------------------------------
     def _with_retries(self, call: Callable[[], _T], *, what: str) -> _T:
         if not self.breaker.allow():
+            self.observer.gemini_call(what, "circuit_open", 0.0)
+            self.observer.gemini_failure(what, "model_unavailable")
             raise AnswerUnavailable(
                 "model_unavailable",
                 "The answering service is unavailable right now; please try again shortly.",
@@ -280,9 +300,11 @@ class GeminiProvider:
         attempt = 0
         while True:
             attempt += 1
+            sent = time.perf_counter()
             try:
-                return call()
+                result = call()
             except Exception as exc:  # noqa: BLE001 - classified, retried or re-raised as ours
+                self.observer.gemini_call(what, _outcome_code(exc), time.perf_counter() - sent)
                 retryable, server_delay = _retry_decision(exc)
                 # A server that asks for a longer pause than we may wait will not recover in time
                 # for this reader: give up now and pass its delay on as Retry-After.
@@ -292,10 +314,15 @@ class GeminiProvider:
                     log.warning(
                         "Gemini %s failed after %d attempt(s): %s", what, attempt, _describe(exc)
                     )
-                    raise self.classify(exc, streaming=False) from exc
+                    failure = self.classify(exc, streaming=False)
+                    self.observer.gemini_failure(what, failure.code)
+                    raise failure from exc
                 delay = self._backoff(attempt, server_delay)
                 log.info("Gemini %s: %s, retrying in %.2fs", what, _describe(exc), delay)
                 self._sleep(delay)
+            else:
+                self.observer.gemini_call(what, "ok", time.perf_counter() - sent)
+                return result
 
     def _backoff(self, attempt: int, server_delay: float | None) -> float:
         exponential = self.config.initial_backoff * (2 ** (attempt - 1))
@@ -356,6 +383,17 @@ def _server_delay(exc: errors.APIError) -> float | None:
     if header and header.strip().isdigit():
         return float(header.strip())
     return None
+
+
+def _outcome_code(exc: BaseException) -> str:
+    """A metric label for a failed attempt: the HTTP status, or the kind of transport failure."""
+    if isinstance(exc, errors.APIError):
+        return str(exc.code or "error")
+    if isinstance(exc, httpx2.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx2.TransportError):
+        return "transport"
+    return "error"
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,0 +1,66 @@
+"""The services' metrics hooks, read from the process's own registry (no gunicorn): Gemini calls by
+outcome, failures by code, tokens, first-token time, active streams."""
+
+import pytest
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from app import create_app
+from app.database import upgrade_database
+from tests.fakes.gemini_server import FakeGemini
+
+KEY = "AIza-test-metrics-key-0005"
+
+
+def sample(name, **labels):
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+def fake():
+    with FakeGemini(api_key=KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def client(make_settings, fake):
+    app = create_app(make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, gemini_max_retry_wait=0.01,
+                                   answer_cache_size=0))
+    upgrade_database(app)
+    app.extensions["services"].startup.run()
+    return app.test_client()
+
+
+def test_gemini_calls_errors_and_tokens_are_counted(client, fake):
+    before = {
+        "ok": sample("gemini_calls_total", kind="answer", code="ok"),
+        "503": sample("gemini_calls_total", kind="answer", code="503"),
+        "failed": sample("gemini_errors_total", kind="answer", code="model_unavailable"),
+        "prompt": sample("gemini_tokens_total", kind="answer", type="prompt"),
+        "completion": sample("gemini_tokens_total", kind="answer", type="completion"),
+        "ttft": sample("chat_first_token_seconds_count", source="gemini"),
+        "embed": sample("gemini_calls_total", kind="embedding", code="ok"),
+    }
+    fake.fail_next(1, 503, method="streamGenerateContent")
+    answered = client.post("/api/chat", json={"message": "How do I water basil?"})
+    assert answered.status_code == 200 and answered.get_data()  # retried once; read to the end
+    fake.fail_next(5, 503, method="streamGenerateContent")
+    assert client.post("/api/chat", json={"message": "How do I water basil?"}).status_code == 503
+
+    assert sample("gemini_calls_total", kind="answer", code="ok") - before["ok"] == 1
+    assert sample("gemini_calls_total", kind="answer", code="503") - before["503"] == 1 + 3  # 3 attempts
+    assert sample("gemini_errors_total", kind="answer", code="model_unavailable") - before["failed"] == 1
+    assert sample("gemini_tokens_total", kind="answer", type="prompt") > before["prompt"]
+    assert sample("gemini_tokens_total", kind="answer", type="completion") > before["completion"]
+    assert sample("chat_first_token_seconds_count", source="gemini") - before["ttft"] == 1
+    assert sample("gemini_calls_total", kind="embedding", code="ok") - before["embed"] == 2  # query embeddings
+    assert sample("chat_active_streams") == 0
+
+
+def test_metrics_page_parses_without_gunicorn(client):
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    names = {family.name for family in text_string_to_metric_families(response.get_data(as_text=True))}
+    assert {"http_request_duration_seconds", "chat_first_token_seconds", "chat_retrieval_seconds",
+            "gemini_calls", "gemini_errors", "gemini_tokens", "chat_active_streams",
+            "answer_cache_lookups", "db_pool_checked_out"} <= names
