@@ -91,12 +91,15 @@ def register_services(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """One blueprint per concern."""
-    from app.api import chat, conversations, health, root
+    from app.api import chat, conversations, docs_ui, feedback, health, openapi, root
 
     app.register_blueprint(root.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(chat.bp)
     app.register_blueprint(conversations.bp)
+    app.register_blueprint(feedback.bp)
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(docs_ui.bp)
 
 
 def register_security(app: Flask, settings: Settings) -> None:
@@ -125,6 +128,7 @@ def register_shell_context(app: Flask) -> None:
             "session": db.session,
             "Conversation": models.Conversation,
             "Message": models.Message,
+            "Feedback": models.Feedback,
             "services": services,
             "settings": services.settings,
             "index": services.index,

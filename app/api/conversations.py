@@ -36,6 +36,7 @@ def get_conversation(conversation_id: str) -> ResponseReturnValue:
                 "created_at": m.created_at.isoformat(),
                 "status": m.status,
                 "mode": m.mode,
+                "feedback": m.feedback,
             }
             for m in messages
         ],

@@ -3,26 +3,49 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationInfo, field_validator
 
 MAX_MESSAGE_CHARS = 2000
 MAX_CONTEXT_CHARS = 8000  # the widget trims the selection to this
+MAX_COMMENT_CHARS = 1000
+
+# The text rules the validators enforce, stated for clients and schema-driven tests. Python's
+# whitespace (str.isspace) is spelled out so that ECMA-262 regexes (JSON Schema) agree exactly.
+# NUL is refused everywhere: PostgreSQL cannot store it in text.
+_SPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+SOME_TEXT_PATTERN = rf"^[^\x00]*[^{_SPACE}\x00][^\x00]*$"
+NO_NUL_PATTERN = r"^[^\x00]*$"
 
 
 class ChatRequest(BaseModel):
     """POST /api/chat, as the widget sends it."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+    model_config = ConfigDict(
+        extra="ignore",
+        str_strip_whitespace=False,
+        json_schema_extra={  # _selection_needs_context, for the published schema
+            "if": {"properties": {"mode": {"const": "selection"}}, "required": ["mode"]},
+            "then": {"required": ["context"], "properties": {"context": {"type": "string", "pattern": SOME_TEXT_PATTERN}}},
+        },
+    )
 
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="The reader's question.")
+    message: str = Field(
+        min_length=1,
+        max_length=MAX_MESSAGE_CHARS,
+        description="The reader's question.",
+        examples=["How do I deploy to Hugging Face Spaces?"],
+        json_schema_extra={"pattern": SOME_TEXT_PATTERN},
+    )
     mode: Literal["general", "selection"] = Field(default="general")
     context: str | None = Field(
         default=None,
         max_length=MAX_CONTEXT_CHARS,
         description="The text the reader selected; required when mode is 'selection'.",
         validate_default=True,
+        json_schema_extra={"pattern": NO_NUL_PATTERN},
     )
     conversation_id: uuid.UUID | None = Field(default=None, description="Continue this conversation.")
 
@@ -31,11 +54,200 @@ class ChatRequest(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must contain some text")
-        return value
+        return _no_nul(value)
 
     @field_validator("context")
     @classmethod
     def _selection_needs_context(cls, value: str | None, info: ValidationInfo) -> str | None:
         if info.data.get("mode") == "selection" and not (value and value.strip()):
             raise ValueError("is required when mode is 'selection'")
-        return value
+        return None if value is None else _no_nul(value)
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+class FeedbackRequest(BaseModel):
+    """POST /api/feedback: the reader's vote on an answer."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    message_id: uuid.UUID = Field(description="The answer (an assistant message) being voted on.")
+    vote: Literal["up", "down"]
+    comment: str | None = Field(
+        default=None,
+        max_length=MAX_COMMENT_CHARS,
+        description="Optional words about the answer. A new vote replaces the previous vote and comment.",
+        examples=["Clear, and the link went to the right section."],
+        json_schema_extra={"pattern": NO_NUL_PATTERN},
+    )
+
+    @field_validator("comment")
+    @classmethod
+    def _clean_comment(cls, value: str | None) -> str | None:
+        return None if value is None else _no_nul(value)
+
+
+# --- responses: the published contract of every JSON body (extra fields may be added later) ------
+
+
+class _Reply(BaseModel):
+    # Fields may be added to replies later (never removed): clients must ignore ones they do not know.
+    model_config = ConfigDict(extra="ignore")
+
+
+class Source(_Reply):
+    """A book section the answer was given, with a link to it."""
+
+    file: str = Field(description="Path of the page in the docs folder.")
+    heading: str = Field(description="Heading path of the section, joined with ' > '.")
+    similarity: float = Field(description="0..1, comparable within one answer.")
+    url: str = Field(description="Link to the section (BOOK_SITE_URL + route + #anchor).")
+    title: str
+    snippet: str
+
+
+class AnswerError(_Reply):
+    """Why an answer stopped early (the answer text says so too)."""
+
+    code: str
+    message: str
+
+
+class ChatAnswer(_Reply):
+    """POST /api/chat with Accept: application/json: the whole turn at once."""
+
+    conversation_id: uuid.UUID
+    message_id: uuid.UUID = Field(description="The answer's id, for POST /api/feedback.")
+    answer: str
+    sources: list[Source]
+    grounded: bool = Field(description="True when the answer rests on book passages or the selection.")
+    error: AnswerError | None = Field(default=None, description="Present only when the answer was cut short.")
+
+
+class MetadataEvent(_Reply):
+    """First event: which conversation and message this answer is."""
+
+    type: Literal["metadata"]
+    conversation_id: uuid.UUID
+    message_id: uuid.UUID
+
+
+class TokenEvent(_Reply):
+    """A piece of the answer's text (markdown with [n] citations), in order."""
+
+    type: Literal["token"]
+    content: str
+
+
+class ErrorEvent(_Reply):
+    """The answer could not be finished; `done` follows."""
+
+    type: Literal["error"]
+    code: str
+    message: str
+
+
+class DoneEvent(_Reply):
+    """Last event: the sources behind the [n] citations."""
+
+    type: Literal["done"]
+    sources: list[Source]
+    grounded: bool
+    conversation_id: uuid.UUID
+    message_id: uuid.UUID
+
+
+class ChatEvent(RootModel[Annotated[MetadataEvent | TokenEvent | ErrorEvent | DoneEvent, Field(discriminator="type")]]):
+    """One `data:` line of the answer stream: metadata → token… → (error) → done."""
+
+
+class MessageFeedback(_Reply):
+    """The reader's vote on an answer."""
+
+    vote: Literal["up", "down"]
+    comment: str | None = None
+
+
+class ConversationMessage(_Reply):
+    """One turn of a stored conversation."""
+
+    id: uuid.UUID
+    role: Literal["user", "assistant"]
+    content: str
+    sources: list[Source]
+    created_at: datetime
+    status: Literal["streaming", "complete", "interrupted", "failed"]
+    mode: Literal["general", "selection"]
+    feedback: MessageFeedback | None = Field(default=None, description="Assistant messages: the vote, or null.")
+
+
+class Conversation(_Reply):
+    """GET /api/conversation/<id>."""
+
+    conversation_id: uuid.UUID
+    messages: list[ConversationMessage] = Field(description="Oldest first.")
+
+
+class FeedbackReceipt(_Reply):
+    """The vote as stored (201 the first time, 200 when changed)."""
+
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    vote: Literal["up", "down"]
+    comment: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ServiceState(_Reply):
+    """One dependency's state; other fields depend on the dependency."""
+
+    state: str = Field(description="up, down, or for startup: starting, ready, failed.")
+
+
+class Health(_Reply):
+    """GET /api/health."""
+
+    status: Literal["starting", "healthy", "degraded", "unhealthy"]
+    services: dict[str, ServiceState]
+    timestamp: datetime
+
+
+class Liveness(_Reply):
+    """GET /api/health/live."""
+
+    status: Literal["alive"]
+
+
+class ServiceInfo(_Reply):
+    """GET /: what this service is and where its API is described."""
+
+    service: str
+    version: str
+    docs: str
+    endpoints: dict[str, str]
+
+
+class ErrorDetail(_Reply):
+    """One invalid field."""
+
+    field: str
+    problem: str
+
+
+class ErrorBody(_Reply):
+    """Every error, on every route: never HTML, never a stack trace."""
+
+    status: int = Field(description="The HTTP status, repeated.")
+    error: str = Field(description="Stable machine-readable code; branch on this.")
+    message: str = Field(description="A sentence safe to show to a person.")
+    details: list[ErrorDetail] | None = Field(default=None, description="Validation errors: one per bad field.")
+
+
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's JSON Schema with references into the OpenAPI components."""
+    return model.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.models import Conversation, Message, MessageStatus, utcnow
+from app.models import Conversation, Feedback, Message, MessageStatus, utcnow
 
 
 class ConversationNotFound(LookupError):
@@ -34,6 +34,7 @@ class StoredMessage:
     created_at: datetime
     mode: str = "general"
     extra: dict[str, Any] = field(default_factory=dict)
+    feedback: dict[str, Any] | None = None  # the reader's vote on an answer: {"vote", "comment"}
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,14 @@ class ConversationStore:
                 .where(Message.conversation_id == conversation_id)
                 .order_by(Message.created_at, Message.role.desc())
             ).all()
+            votes = {
+                message_id: {"vote": vote, "comment": comment}
+                for message_id, vote, comment in session.execute(
+                    select(Feedback.message_id, Feedback.vote, Feedback.comment)
+                    .join(Message, Message.id == Feedback.message_id)
+                    .where(Message.conversation_id == conversation_id)
+                )
+            }
             return [
                 StoredMessage(
                     id=row.id,
@@ -156,6 +165,7 @@ class ConversationStore:
                     created_at=_aware(row.created_at),
                     mode=row.mode,
                     extra={"grounded": row.grounded, "error_code": row.error_code},
+                    feedback=votes.get(row.id),
                 )
                 for row in rows
             ]
