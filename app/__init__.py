@@ -60,7 +60,7 @@ def configure_logging(settings: Settings) -> None:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     """Database, migrations and CORS."""
-    from app.database import engine_options, install_sqlite_pragmas
+    from app.database import engine_options, install_postgres_session_settings, install_sqlite_pragmas
     from app.extensions import cors, db, migrate
     from app.security import CORS_EXPOSE_HEADERS, CORS_SUPPORTS_CREDENTIALS, check_cors
 
@@ -70,6 +70,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     with app.app_context():
         install_sqlite_pragmas(db.engine)
     # Only the API is cross-origin; no credentials, so a "*" origin can never leak cookies.
+        install_postgres_session_settings(db.engine, settings.database_statement_timeout_ms)
     check_cors(settings.allowed_origins, CORS_SUPPORTS_CREDENTIALS)
     cors.init_app(
         app,

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     database_pool_recycle: int = Field(
         default=300, ge=10, description="Seconds; Neon's pooler drops idle connections."
     )
+    database_statement_timeout_ms: int = Field(
+        default=15000, ge=0, description="PostgreSQL statement timeout, set after connecting (0: none)."
+    )
 
     # --- the book and its index ---------------------------------------------------------------
     docs_path: Path = Field(

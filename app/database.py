@@ -27,6 +27,23 @@ def engine_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def install_postgres_session_settings(engine: Engine, statement_timeout_ms: int) -> None:
+    """Bound every statement's time with SET after connecting.
+
+    Neon's pooler rejects start-up `options`, so the timeout cannot go in the URL or in
+    connect_args; a SET on each new connection works behind any pooler.
+    """
+    if engine.dialect.name != "postgresql" or statement_timeout_ms <= 0:
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET statement_timeout = {int(statement_timeout_ms)}")
+        cursor.close()
+        dbapi_connection.commit()
+
+
 def install_sqlite_pragmas(engine: Engine) -> None:
     """WAL lets readers and one writer work at once; foreign keys make cascades real."""
     if engine.dialect.name != "sqlite":
