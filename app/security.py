@@ -176,6 +176,7 @@ class StreamSlots:
         self._held: dict[str, dict[str, float]] = {}
         self._redis: Any = None
         self._acquire_script: Any = None
+        self._last_warning = -math.inf
         if settings is not None and settings.redis_url is not None:
             import redis
 
@@ -196,7 +197,7 @@ class StreamSlots:
                 )
                 return token if ok else None
             except Exception as exc:  # noqa: BLE001 - Redis down: count in memory instead
-                log.warning("stream cap: Redis unavailable (%s); counting in memory", type(exc).__name__)
+                self._warn(f"stream cap: Redis unavailable ({type(exc).__name__}); counting in memory")
         with self._lock:
             held = self._held.setdefault(client, {})
             for stale in [t for t, expires in held.items() if expires <= now]:
@@ -218,7 +219,7 @@ class StreamSlots:
             try:
                 self._redis.zrem(self._key(client), token)
             except Exception as exc:  # noqa: BLE001 - the lease frees it later
-                log.warning("stream cap: could not release a slot (%s)", type(exc).__name__)
+                self._warn(f"stream cap: could not release a slot ({type(exc).__name__})")
 
     def in_use(self, client: str) -> int:
         """Answers this client has in progress (for tests and diagnostics)."""
@@ -230,6 +231,13 @@ class StreamSlots:
                 pass
         with self._lock:
             return sum(1 for expires in self._held.get(client, {}).values() if expires > now)
+
+    def _warn(self, message: str) -> None:
+        # Once a minute at most: a Redis outage must not flood the log with one line per request.
+        now = time.monotonic()
+        if now - self._last_warning >= 60:
+            self._last_warning = now
+            log.warning(message)
 
     @staticmethod
     def _key(client: str) -> str:
