@@ -1,0 +1,239 @@
+"""The front door: `GET /` answers JSON to API clients and a chat page to browsers; the page,
+driven in headless Chromium (Debian's `chromium`, through Playwright), streams an answer with
+source links and keeps the conversation for follow-ups.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+
+import pytest
+from werkzeug.serving import make_server
+
+from app import __version__, create_app
+from app.database import upgrade_database
+from tests.conftest import ROOT
+
+# What API clients got from GET / before the page existed, and still get.
+ROOT_JSON = {
+    "service": "docusaurus-book-chat",
+    "description": "Chat backend for a Docusaurus book: hybrid retrieval, grounded answers, SSE.",
+    "version": __version__,
+    "docs": "/docs",
+    "endpoints": {
+        "chat": "POST /api/chat",
+        "conversation": "GET /api/conversation/<id>",
+        "health": "GET /api/health",
+        "liveness": "GET /api/health/live",
+    },
+}
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+# --- content negotiation (no browser needed) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json", "application/json, text/plain, */*"])
+def test_api_clients_keep_getting_the_json(client, accept):
+    response = client.get("/", headers={"Accept": accept} if accept else {})
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert json.loads(response.get_data()) == ROOT_JSON
+    assert list(json.loads(response.get_data())) == list(ROOT_JSON)  # same order too
+    assert "Accept" in response.headers["Vary"]
+
+
+@pytest.mark.parametrize("accept", [BROWSER_ACCEPT, "text/html"])
+def test_browsers_get_the_chat_page(client, accept):
+    response = client.get("/", headers={"Accept": accept})
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    assert "Accept" in response.headers["Vary"]
+    page = response.get_data(as_text=True)
+    assert '<form id="ask"' in page and "/static/chat.js" in page and "/static/chat.css" in page
+    assert "<script>" not in page and "style=" not in page, "no inline script or style (CSP)"
+    assert "http://" not in page and "https://" not in page, "no CDN: everything is served here"
+    for asset, kind in [("chat.js", "javascript"), ("chat.css", "css")]:
+        served = client.get(f"/static/{asset}")
+        assert served.status_code == 200 and kind in served.mimetype
+        served.close()
+
+
+def test_the_page_script_reads_the_stream_like_the_widget_and_never_writes_html():
+    source = (ROOT / "app" / "static" / "chat.js").read_text(encoding="utf-8")
+    assert 'buffer.split("\\n")' in source and 'line.startsWith("data: ")' in source
+    assert "innerHTML" not in source and "insertAdjacentHTML" not in source and "document.write" not in source
+
+
+# --- in headless Chromium ------------------------------------------------------------------------
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    reason = "Debian's chromium is not installed (apt-get install -y chromium; .ci/run installs it)"
+    if os.environ.get("CI"):
+        pytest.fail(reason + " — CI must run the browser test")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, driven by Playwright (its own browser download is never used)."""
+    executable = _chromium()
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)"
+    )
+    profile = tempfile.mkdtemp(prefix="chat-page-chromium-")
+    with sync_api.sync_playwright() as playwright:
+        # A persistent context is how Playwright takes a --user-data-dir: a fresh, empty profile.
+        context = playwright.chromium.launch_persistent_context(
+            profile,
+            executable_path=executable,
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1000, "height": 800},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+            shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def served(make_settings) -> Iterator[str]:
+    """The app (fixture book, a typing pace so streaming is visible) on a real HTTP server."""
+    application = create_app(make_settings(offline_token_delay_ms=15))
+    upgrade_database(application)
+    services = application.extensions["services"]
+    services.startup.run()
+    assert services.startup.state == "ready"
+    server = make_server("127.0.0.1", 0, application, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+        with application.app_context():
+            from app.extensions import db
+
+            db.engine.dispose()
+
+
+@pytest.fixture
+def page(browser, served):
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Script errors fail the test; a failed request is the server's answer, checked by the tests.
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+            else None
+        ),
+    )
+    page.goto(served)
+    yield page
+    page.close()
+    assert not errors, errors
+
+
+def test_a_question_streams_an_answer_with_source_links(page, served):
+    import requests
+
+    requests_sent: list[dict] = []
+    page.on(
+        "request",
+        lambda r: requests_sent.append(json.loads(r.post_data)) if r.url.endswith("/api/chat") else None,
+    )
+    assert page.title() == "Ask the book"
+    # Selectors only (no wait_for_function): the page's CSP forbids the eval Playwright uses for it.
+    page.wait_for_selector("#status[data-state=healthy]")
+
+    page.fill("#question", "How often should I water tomatoes?")
+    page.click("#send")
+    # Tokens show while the answer is still streaming, before the sources arrive.
+    page.wait_for_selector(".message.assistant.streaming:not(:has(.sources)) .body:not(:empty)")
+    page.wait_for_selector(".message.assistant.done", timeout=30_000)
+    answer = page.locator(".message.assistant").last
+    assert "two or three times a week" in answer.locator(".body").inner_text()
+    assert not page.locator(".message.assistant .error").count()
+
+    links = answer.locator(".sources a.source-link")
+    assert links.count() >= 1
+    first = links.first
+    assert first.inner_text().startswith("[1] ")
+    href = first.get_attribute("href")
+    assert href.startswith("https://garden.example.com/guides/watering"), href  # the source's url
+    citations = answer.locator(".body a.citation")
+    assert citations.count() >= 1 and citations.first.get_attribute("href").startswith(
+        "https://garden.example.com/"
+    )
+
+    # A follow-up continues the conversation.
+    page.fill("#question", "And herbs?")
+    page.press("#question", "Enter")
+    page.locator(".message.assistant.done").nth(1).wait_for(timeout=30_000)
+    assert len(requests_sent) == 2 and "conversation_id" not in requests_sent[0]
+    cid = requests_sent[1]["conversation_id"]
+    stored = requests.get(f"{served}/api/conversation/{cid}", timeout=5).json()["messages"]
+    assert [m["role"] for m in stored] == ["user", "assistant", "user", "assistant"]
+    assert [m["content"] for m in stored if m["role"] == "user"] == [
+        "How often should I water tomatoes?",
+        "And herbs?",
+    ]
+
+    # A new conversation forgets the old one.
+    page.click("#new-conversation")
+    assert page.locator(".message").count() == 0
+    page.fill("#question", "Basil?")
+    page.click("#send")
+    page.wait_for_selector(".message.assistant.done", timeout=30_000)
+    assert "conversation_id" not in requests_sent[2]
+
+
+def test_text_from_the_reader_and_the_server_is_never_markup(page):
+    hostile = '<img src=x onerror="window.__owned = 1"><b>bold?</b>'
+    page.fill("#question", hostile)
+    page.click("#send")
+    page.wait_for_selector(".message.assistant.done", timeout=30_000)
+    assert page.locator(".message.user .body").inner_text() == hostile
+    assert page.locator("#log img, #log b").count() == 0
+    assert page.evaluate("window.__owned") is None
+
+
+def test_an_api_error_is_shown_not_swallowed(page):
+    page.route(
+        "**/api/chat",
+        lambda route: route.fulfill(
+            status=503,
+            content_type="application/json",
+            body=json.dumps(
+                {"status": 503, "error": "unavailable", "message": "The index is not built yet."}
+            ),
+        ),
+    )
+    page.fill("#question", "Anything?")
+    page.click("#send")
+    error = page.wait_for_selector(".message.assistant.failed .error", timeout=10_000)
+    assert error.inner_text() == "Chat API error: 503 The index is not built yet."
+    assert page.is_enabled("#send"), "the reader can try again"
