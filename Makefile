@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 7860
 export FLASK_APP := wsgi
 
-.PHONY: run test install dev ingest lint clean
+.PHONY: run test install dev ingest lint clean space
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,13 @@ test: install  ## the whole suite (SQLite; set TEST_DATABASE_URL for PostgreSQL)
 
 ingest: install  ## index docs/ (incremental)
 	$(BIN)/flask ingest
+
+# The folder pushed to the Hugging Face Space: its README and Dockerfile, and the service's files
+# (real copies, no links). DOCS=path bundles another book. Pushing is by hand: see
+# docs/deployment/hugging-face-spaces.md.
+space: install  ## assemble the Space under dist/space/ and lint its Dockerfile with hadolint
+	$(BIN)/python scripts/assemble_space.py --out dist/space $(if $(DOCS),--docs $(DOCS))
+	$(BIN)/hadolint dist/space/Dockerfile
 
 clean:  ## remove the virtualenv and local data
 	rm -rf $(VENV) instance dist .pytest_cache
