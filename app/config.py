@@ -8,6 +8,7 @@ message is one line naming the variable and what is wrong, never its value (valu
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -133,7 +134,9 @@ class Settings(BaseSettings):
         description="redis:// or rediss:// URL shared by all workers for the limits; unset = in memory.",
     )
     proxy_hops: int = Field(
-        default=0,
+        # A Hugging Face Space (which sets SPACE_ID) sits behind one proxy; anywhere else, trust
+        # no X-Forwarded-For unless told to, so a client cannot choose its own address.
+        default_factory=lambda: 1 if os.environ.get("SPACE_ID") else 0,
         ge=0,
         le=5,
         description="Proxies in front of the service whose X-Forwarded-For is trusted (1 on a Space).",

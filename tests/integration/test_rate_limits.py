@@ -185,6 +185,16 @@ def test_malformed_abuse_settings_stop_start_up_naming_the_variable(variable, va
     assert "s3cretRedisPw" not in str(error.value)
 
 
+def test_proxy_hops_is_one_on_a_hugging_face_space_and_zero_elsewhere(monkeypatch):
+    monkeypatch.delenv("PROXY_HOPS", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert Settings(_env_file=None).proxy_hops == 0
+    monkeypatch.setenv("SPACE_ID", "someone/book-chat")  # set by Hugging Face in every Space
+    assert Settings(_env_file=None).proxy_hops == 1
+    monkeypatch.setenv("PROXY_HOPS", "2")
+    assert Settings(_env_file=None).proxy_hops == 2
+
+
 def test_redis_url_is_shown_without_its_password():
     settings = Settings(_env_file=None, redis_url="rediss://default:s3cretRedisPw@cache.example.com:6380/2")
     assert settings.redis_label == "rediss://default:***@cache.example.com:6380/2"
