@@ -39,6 +39,8 @@ errorlog = "-"
 loglevel = _settings.log_level.lower()
 # No control socket: it would be created under $HOME, outside the app's folder.
 control_socket_disable = True
+# Worker heartbeat files in memory, not under /tmp: containers often have a slow or read-only /tmp.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
 def on_starting(server):

@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     )
     port: int = Field(default=7860, ge=1, le=65535)
     max_request_bytes: int = Field(default=64 * 1024, ge=1024)
+    sse_keepalive_seconds: float = Field(
+        default=15.0, ge=0, le=300, description="A ': keep-alive' comment after this much silence (0: none)."
+    )
 
     # --- abuse limits -------------------------------------------------------------------------
     rate_limit_chat: str = Field(

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from contextlib import closing
-from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -14,6 +11,7 @@ from app.api.errors import ApiError
 from app.api.parsing import parse_json_body
 from app.api.schemas import ChatRequest
 from app.api.services import services
+from app.api.sse import sse_stream
 from app.security import cap_streams
 from app.services.errors import ServiceUnavailable
 from app.services.chat import ChatQuestion, ChatTurn
@@ -51,12 +49,6 @@ def _wants_json() -> bool:
 
 
 def _sse(turn: ChatTurn) -> Iterator[str]:
-    # closing(): when the reader disconnects, gunicorn closes this generator and the turn's own
-    # generator must close too, so it stores the answer as interrupted right away.
-    with closing(turn.events()) as events:
-        for event in events:
-            yield _frame(event)
-
-
-def _frame(event: dict[str, Any]) -> str:
-    return f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
+    # When the reader disconnects, gunicorn closes this generator; sse_stream then closes the
+    # turn's events, which store the answer as interrupted and abandon the upstream request.
+    return sse_stream(turn.events(), keepalive_seconds=services().settings.sse_keepalive_seconds)

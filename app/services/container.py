@@ -180,6 +180,17 @@ def build_services(settings: Settings, engine: Engine, observer: Observer | None
     tasks: list[tuple[str, Any]] = [("mark abandoned answers interrupted", mark_abandoned_answers)]
     if settings.embedded_index and settings.index_on_start and settings.docs_path.is_dir():
         tasks.append(("index the book", lambda: ingest_book(settings).as_dict()))
+
+    def load_live_index() -> str | None:
+        # Ready means serving the version just built, not the one seen a second ago. An index
+        # that cannot be reached (Qdrant Cloud down) is health's to report, not start-up's.
+        try:
+            return index.refresh()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("the index cannot be read yet: %s", type(exc).__name__)
+            return None
+
+    tasks.append(("load the live index", load_live_index))
     startup = Startup(settings.instance_path / "startup.lock", tasks)
     health = HealthService(
         {"database": check_database, "index": check_index, "answerer": check_answerer},

@@ -46,7 +46,8 @@ class HealthService:
     def report(self) -> HealthReport:
         """The current health; dependency checks run at most once per cache period."""
         startup = self._startup_state()
-        services = self._run_checks()
+        # While starting, states change by the second: don't let a cached "down" outlive it.
+        services = self._run_checks(use_cache=startup == "ready")
         services["startup"] = {"state": startup}
         if startup == "starting":
             return HealthReport("starting", 503, services)
@@ -56,10 +57,10 @@ class HealthService:
             return HealthReport("degraded", 503, services)
         return HealthReport("healthy", 200, services)
 
-    def _run_checks(self) -> dict[str, dict[str, Any]]:
+    def _run_checks(self, use_cache: bool) -> dict[str, dict[str, Any]]:
         with self._lock:
             now = time.monotonic()
-            if self._cached and now - self._cached[0] < self._cache_seconds:
+            if use_cache and self._cached and now - self._cached[0] < self._cache_seconds:
                 return dict(self._cached[1])
             results: dict[str, dict[str, Any]] = {}
             for name, check in self._checks.items():
@@ -71,5 +72,5 @@ class HealthService:
                 result.setdefault("state", "up")
                 result["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
                 results[name] = result
-            self._cached = (now, results)
+            self._cached = (now, results) if use_cache else None
             return dict(results)

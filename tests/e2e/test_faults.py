@@ -5,6 +5,7 @@ leaves mid-answer, and gunicorn stopping or recycling workers while answers stre
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import signal
@@ -183,3 +184,20 @@ def test_worker_recycling_does_not_cut_streams(tmp_path):
         assert service.log().count("Booting worker") >= 2  # a worker was in fact recycled
     finally:
         service.stop()
+
+
+def test_a_slow_answer_gets_keep_alive_comments_the_widget_ignores(tmp_path):
+    with FakeGeminiProcess(api_key="slow-key", extra_args=("--tokens-per-second", "1")) as fake:
+        fake.configure(reply_text="Slowly but surely [1].")
+        service = Service(tmp_path, GEMINI_API_KEY="slow-key", GEMINI_BASE_URL=fake.base_url,
+                          SSE_KEEPALIVE_SECONDS="0.3", RATE_LIMIT_CHAT="10000/minute")
+        try:
+            service.wait_healthy()
+            response = requests.post(f"{service.url}/api/chat", json={"message": "How do I deploy?"}, timeout=60)
+            raw = response.text
+        finally:
+            service.stop()
+    assert ": keep-alive\n\n" in raw
+    events = [json.loads(line[6:]) for line in raw.split("\n") if line.startswith("data: ")]
+    assert "".join(e["content"] for e in events if e["type"] == "token") == "Slowly but surely [1]."
+    assert events[-1]["type"] == "done"

@@ -89,6 +89,10 @@ class SearchIndex(Protocol):
         """How the live version was built, or None before the first build."""
         ...
 
+    def refresh(self) -> str | None:
+        """Pick up the live version now rather than at the next periodic check."""
+        ...
+
 
 class IndexWriter(Protocol):
     """The write side, used by ingestion."""

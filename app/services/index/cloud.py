@@ -93,6 +93,11 @@ class QdrantIndex:
         self.spec()
         return self._spec_cache[1]
 
+    def refresh(self) -> str | None:
+        """Forget the cached metadata and read the live version now."""
+        self._spec_cache = (0.0, None, None)
+        return self.version()
+
     def spec(self) -> IndexSpec | None:
         """How the live collection was built (cached a few seconds; it is read per query)."""
         checked_at, _, spec = self._spec_cache

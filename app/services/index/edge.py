@@ -149,6 +149,11 @@ class EdgeIndex:
         return live.spec if live else None
 
     # --- following the pointer -------------------------------------------------------------------
+    def refresh(self) -> str | None:
+        """Look at the CURRENT pointer now (not within the next second); returns the live version."""
+        self._checked_at = 0.0
+        return self.version()
+
     def _require_live(self) -> _Version:
         live = self._current()
         if live is None:

@@ -8,6 +8,7 @@ is then BM25. Terms are hashed to 32-bit ids so the index needs no vocabulary fi
 from __future__ import annotations
 
 import re
+import threading
 import zlib
 from collections import Counter
 from collections.abc import Iterable
@@ -47,7 +48,10 @@ class Analyzer:
     """Splits text into lower-case stemmed terms; identifiers also yield their parts."""
 
     def __init__(self, language: str = "english") -> None:
-        self._stemmer = snowballstemmer.stemmer(language)
+        self._language = language
+        # A snowball stemmer keeps state while it works: one per thread, or concurrent chats
+        # corrupt each other's words (seen as IndexError under load).
+        self._local = threading.local()
 
     def terms(self, text: str) -> list[str]:
         """The index terms of `text`, in order, with repeats (term frequency matters)."""
@@ -68,7 +72,10 @@ class Analyzer:
 
     @lru_cache(maxsize=65536)  # noqa: B019 - one analyzer per process; the cache is the point
     def _stem(self, term: str) -> str:
-        return self._stemmer.stemWord(term)
+        stemmer = getattr(self._local, "stemmer", None)
+        if stemmer is None:
+            stemmer = self._local.stemmer = snowballstemmer.stemmer(self._language)
+        return stemmer.stemWord(term)
 
 
 def term_id(term: str) -> int:
