@@ -38,6 +38,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
     register_shell_context(app)
     register_commands(app)
+    register_observability(app, settings)
     return app
 
 
@@ -55,7 +56,7 @@ def configure_logging(settings: Settings) -> None:
         secrets.append(password)
     if settings.redis_password:
         secrets.append(settings.redis_password)
-    configure(settings.log_level_number, secrets)
+    configure(settings.log_level_number, secrets, json_lines=settings.log_format == "json")
 
 
 def register_extensions(app: Flask, settings: Settings) -> None:
@@ -86,8 +87,10 @@ def register_services(app: Flask, settings: Settings) -> None:
     from app.extensions import db
     from app.services.container import build_services
 
+    from app.metrics import MetricsObserver
+
     with app.app_context():
-        app.extensions["services"] = build_services(settings, db.engine)
+        app.extensions["services"] = build_services(settings, db.engine, observer=MetricsObserver())
 
 
 def register_blueprints(app: Flask) -> None:
@@ -147,6 +150,23 @@ def register_commands(app: Flask) -> None:
     from app.cli import register
 
     register(app)
+
+
+def register_observability(app: Flask, settings: Settings) -> None:
+    """Request ids and the request log, request metrics, database pool gauges, GET /metrics."""
+    from app import request_log
+    from app.api import metrics
+    from app.extensions import db
+    from app.metrics import watch_pool
+
+    request_log.install(app)
+    with app.app_context():
+        watch_pool(db.engine)
+    if settings.metrics_enabled:
+        app.register_blueprint(metrics.bp)
+        limiter = app.extensions.get("rate_limiter")
+        if limiter is not None:  # a scraper must never be rate-limited into gaps
+            limiter.exempt(metrics.bp)
 
 
 def _migrations_dir() -> Any:

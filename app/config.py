@@ -221,6 +221,23 @@ class Settings(BaseSettings):
     log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
     health_cache_seconds: float = Field(default=5.0, ge=0, le=300)
 
+    # --- observability and the answer cache ----------------------------------------------------
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json: one JSON object per log line; text: for humans."
+    )
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at GET /metrics.")
+    answer_cache_size: int = Field(
+        default=512,
+        ge=0,
+        le=100_000,
+        description="Answers to first-turn questions kept per worker (LRU); 0 disables the cache.",
+    )
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_log_format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_log_level(cls, value: object) -> object:

@@ -12,6 +12,7 @@ the turn as interrupted and abandons the upstream request.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import queue
 import threading
@@ -51,7 +52,10 @@ def sse_stream(events: Iterator[dict[str, Any]], keepalive_seconds: float) -> It
                 return
         _put(channel, _END, reader_left)
 
-    producer = threading.Thread(target=produce, name="sse-producer", daemon=True)
+    # In the request's context, so the producer's log lines (the chat line) keep its request id.
+    producer = threading.Thread(
+        target=contextvars.copy_context().run, args=(produce,), name="sse-producer", daemon=True
+    )
     producer.start()
     try:
         while True:

@@ -566,6 +566,11 @@ def startup_index_results(log: str) -> list[dict]:
     """The summaries of the start-up index task, one per worker."""
     results = []
     for line in log.splitlines():
+        if line.startswith("{"):  # LOG_FORMAT=json (the default): the message is a field
+            try:
+                line = json.loads(line).get("message", "")
+            except ValueError:
+                pass
         if "start-up: index the book -> " in line:
             summary = line.split("start-up: index the book -> ", 1)[1]
             results.append(ast.literal_eval(summary))
