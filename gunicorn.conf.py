@@ -1,8 +1,17 @@
 """gunicorn settings: threaded workers for long-lived SSE answers, migrations once in the master.
 
-Sizing for a 2-vCPU Space: answers are I/O-bound (waiting on Gemini and the reader's network), so
-each worker runs many threads; two workers use both cores for retrieval and JSON work. Override
-with WEB_CONCURRENCY and GUNICORN_THREADS.
+Sizing for a 2-vCPU Space, from bench.load (README, "Measured"): an answer holds one gunicorn
+thread for its whole stream (about 2-3 s at Gemini's pace), so the service serves at most
+workers × threads answers at once and every further reader waits for a thread before anything
+happens. Two workers use both cores (each is one GIL); 128 threads each give 256 streams, room
+for 200 concurrent readers with the uneven split between the two workers. Measured side by side
+at 200 streams: 2 × 64 threads queued readers for seconds and dropped one; 2 × 128 served all.
+Threads cost little while they wait (a worker's RSS grew 20-40 MB from 50 to 200 streams).
+The limit past ~100 streams is CPU, not threads: about 36 ms of CPU per Gemini answer (mostly the
+google-genai SDK building a model object per streamed chunk), so 2 cores serve about 50 answers
+a second. gevent was not adopted: the embedded index and SQLite are native calls that would block
+its one loop, and threads are not what runs out. Override with WEB_CONCURRENCY and
+GUNICORN_THREADS.
 """
 
 import os
@@ -24,11 +33,14 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_settings.instance_path / 
 bind = f"0.0.0.0:{_settings.port}"
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "64"))
-# gthread workers heartbeat from their main loop, so a long stream never trips this timeout.
+threads = int(os.environ.get("GUNICORN_THREADS", "128"))
+# gthread workers heartbeat from their main loop, so a long stream never trips this timeout; it
+# only catches a worker whose main loop is stuck. Gemini waits are bounded by GEMINI_TIMEOUT_SECONDS.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 # On SIGTERM or a worker recycle, live streams get this long to finish.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+# The widget opens a new request per question; 5 s keeps a reader's connection for a quick follow-up
+# without parking idle sockets for long (they cost no thread while idle in gthread).
 keepalive = 5
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
@@ -47,10 +59,15 @@ def on_starting(server):
     """Empty the metrics folder and migrate the database once, in the master, before any worker."""
     _reset_metrics_dir(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     from app import create_app
-    from app.database import upgrade_database
+    from app.database import MIGRATED_ENV, try_upgrade_database
 
-    upgrade_database(create_app(_settings))
-    server.log.info("database is up to date (%s)", _settings.database_label)
+    if try_upgrade_database(create_app(_settings)):
+        os.environ[MIGRATED_ENV] = "1"  # inherited by the workers: they need not migrate
+        server.log.info("database is up to date (%s)", _settings.database_label)
+    else:
+        # Serve anyway (health says the database is down); a worker migrates once it is back,
+        # rather than the Space restarting in a loop while Neon wakes up.
+        server.log.error("database unreachable at start (%s); migrations will be retried", _settings.database_label)
 
 
 def post_worker_init(worker):

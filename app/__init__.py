@@ -70,8 +70,8 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     migrate.init_app(app, db, directory=str(_migrations_dir()))
     with app.app_context():
         install_sqlite_pragmas(db.engine)
-    # Only the API is cross-origin; no credentials, so a "*" origin can never leak cookies.
         install_postgres_session_settings(db.engine, settings.database_statement_timeout_ms)
+    # Only the API is cross-origin; no credentials, so a "*" origin can never leak cookies.
     check_cors(settings.allowed_origins, CORS_SUPPORTS_CREDENTIALS)
     cors.init_app(
         app,
@@ -83,14 +83,16 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 
 def register_services(app: Flask, settings: Settings) -> None:
-    """The Flask-free services, built once per process."""
+    """The Flask-free services, built once per process (metrics observed, schema guarded)."""
+    from app.database import SchemaMigrator
     from app.extensions import db
+    from app.metrics import MetricsObserver
     from app.services.container import build_services
 
-    from app.metrics import MetricsObserver
-
     with app.app_context():
-        app.extensions["services"] = build_services(settings, db.engine, observer=MetricsObserver())
+        app.extensions["services"] = build_services(
+            settings, db.engine, observer=MetricsObserver(), schema=SchemaMigrator(app)
+        )
 
 
 def register_blueprints(app: Flask) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -18,6 +18,7 @@ from app.services.answering.offline import OfflineAnswerer
 from app.services.answering.rewriting import ConcatenatingRewriter, QueryRewriter
 from app.services.chat import ChatService
 from app.services.conversations import ConversationStore
+from app.services.errors import ServiceUnavailable
 from app.services.health import HealthService
 from app.services.index import SearchIndex, open_index, open_index_writer
 from app.services.ingestion.pipeline import Ingester, IngestSummary
@@ -27,6 +28,16 @@ from app.services.retrieval.sparse import Bm25Encoder
 from app.services.startup import Startup
 
 log = logging.getLogger(__name__)
+
+
+class SchemaGuard(Protocol):
+    """Brings the database schema up to date (`ensure`), and says whether it still is not."""
+
+    pending: bool
+
+    def ensure(self) -> object:
+        """Migrate now or keep trying in the background; returns a note for the start-up log."""
+        ...
 
 
 @dataclass
@@ -129,8 +140,24 @@ def ingest_book(settings: Settings, *, full: bool = False, show_progress: bool =
     )
 
 
-def build_services(settings: Settings, engine: Engine, observer: Observer | None = None) -> Services:
-    """Create the services for one process; `observer` receives their metrics events."""
+def _index_the_book(settings: Settings) -> object:
+    # An index that cannot be refreshed now (Gemini unreachable for embeddings) must not keep
+    # the service from serving the version it already has; health shows an empty index as down.
+    try:
+        return ingest_book(settings).as_dict()
+    except ServiceUnavailable as exc:
+        log.error("could not bring the index up to date at start-up: %s", exc.code)
+        return f"skipped ({exc.code}); serving the existing index"
+
+
+def build_services(
+    settings: Settings,
+    engine: Engine,
+    observer: Observer | None = None,
+    schema: SchemaGuard | None = None,
+) -> Services:
+    """Create the services for one process; `observer` receives their metrics events, and
+    `schema` (from the app) brings the database schema up to date at start-up."""
     store = ConversationStore(sessionmaker(bind=engine, expire_on_commit=False))
     index = open_index(settings)
     retriever = make_retriever(settings, index, make_embedder(settings))
@@ -152,6 +179,8 @@ def build_services(settings: Settings, engine: Engine, observer: Observer | None
 
     def check_database() -> dict[str, Any]:
         store.ping()
+        if schema is not None and schema.pending:
+            return {"state": "down", "backend": engine.dialect.name, "schema": "migrations pending"}
         return {"state": "up", "backend": engine.dialect.name}
 
     def check_answerer() -> dict[str, Any]:
@@ -177,9 +206,12 @@ def build_services(settings: Settings, engine: Engine, observer: Observer | None
             log.warning("could not sweep abandoned answers: %s", type(exc).__name__)
             return "skipped (database unavailable)"
 
-    tasks: list[tuple[str, Any]] = [("mark abandoned answers interrupted", mark_abandoned_answers)]
+    tasks: list[tuple[str, Any]] = []
+    if schema is not None:
+        tasks.append(("apply database migrations", schema.ensure))
+    tasks.append(("mark abandoned answers interrupted", mark_abandoned_answers))
     if settings.embedded_index and settings.index_on_start and settings.docs_path.is_dir():
-        tasks.append(("index the book", lambda: ingest_book(settings).as_dict()))
+        tasks.append(("index the book", lambda: _index_the_book(settings)))
 
     def load_live_index() -> str | None:
         # Ready means serving the version just built, not the one seen a second ago. An index

@@ -201,3 +201,32 @@ def test_a_slow_answer_gets_keep_alive_comments_the_widget_ignores(tmp_path):
     events = [json.loads(line[6:]) for line in raw.split("\n") if line.startswith("data: ")]
     assert "".join(e["content"] for e in events if e["type"] == "token") == "Slowly but surely [1]."
     assert events[-1]["type"] == "done"
+
+
+def test_database_down_at_start_serves_and_migrates_once_it_is_back(throwaway_postgres, tmp_path):
+    throwaway_postgres.stop()  # Neon still waking up when the Space starts
+    service = Service(tmp_path, DATABASE_URL=throwaway_postgres.url, HEALTH_CACHE_SECONDS="0", RATE_LIMIT_CHAT="10000/minute")
+    try:
+        status, body = wait_for(
+            lambda: (lambda r: r if r[1].get("status") == "degraded" else None)(health(service)) if _up(service) else None,
+            60, "the service to serve with the database down",
+        )
+        assert status == 503 and body["services"]["database"]["state"] == "down"
+        assert service.proc.poll() is None  # no crash loop
+        down = requests.post(f"{service.url}/api/chat", json={"message": "How do I deploy?"}, timeout=30)
+        assert down.status_code == 503 and down.json()["error"] == "database_unavailable"
+
+        throwaway_postgres.start()
+        wait_for(lambda: health(service)[0] == 200, 60, "migrations once the database is back")
+        assert widget_chat(service.url, {"message": "How do I deploy?"})[-1]["type"] == "done"
+        assert "Traceback" not in service.log()
+    finally:
+        service.stop()
+
+
+def _up(service: Service) -> bool:
+    try:
+        requests.get(f"{service.url}/api/health/live", timeout=2)
+        return True
+    except requests.ConnectionError:
+        return False

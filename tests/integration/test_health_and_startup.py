@@ -59,3 +59,4 @@ def test_flask_shell_has_the_models_session_index_and_services(app):
         context = app.make_shell_context()
     for name in ("db", "session", "Conversation", "Message", "index", "retriever", "answerer", "chat", "store", "services"):
         assert name in context
+
