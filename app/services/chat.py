@@ -302,6 +302,7 @@ class ChatTurn:
                 outcome.prompt_tokens = usage.prompt_tokens
                 outcome.completion_tokens = usage.completion_tokens
             outcome.total_ms = _ms_since(self._started)
+            storing = time.perf_counter()
             try:
                 self._store.finish_turn(self.message_id, outcome)
             except SQLAlchemyError as exc:
@@ -315,10 +316,9 @@ class ChatTurn:
                 and outcome.content
             ):
                 self._remember(pieces)
-            self._observer.turn_finished(
-                _report(self.conversation_id, self.message_id, self._mode, outcome, self.cached, len(self._passages)),
-                streamed=True,
-            )
+            report = _report(self.conversation_id, self.message_id, self._mode, outcome, self.cached, len(self._passages))
+            report.store_ms = _ms_since(storing)
+            self._observer.turn_finished(report, streamed=True)
 
     @property
     def _source(self) -> str:

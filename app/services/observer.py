@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass
 class TurnReport:
     """How one chat turn went, reported once when it ends (streamed, collected or failed)."""
 
@@ -30,6 +30,7 @@ class TurnReport:
     total_ms: int | None
     prompt_tokens: int | None
     completion_tokens: int | None
+    store_ms: int | None = None  # storing the answer at the end (after total_ms)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields (the chat log line)."""

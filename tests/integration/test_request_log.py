@@ -61,7 +61,7 @@ def test_one_chat_line_per_turn_with_its_timings(client, logs):
     assert line["conversation_id"] == events[0]["conversation_id"] and line["message_id"] == events[0]["message_id"]
     assert line["status"] == "complete" and line["cached"] is False and line["answerer"] == "offline"
     assert line["retrieval_ms"] >= 0 and line["total_ms"] >= line["first_token_ms"] >= 0
-    assert "tokens" in line  # None offline; prompt + completion with Gemini
+    assert "tokens" in line and line["store_ms"] >= 0  # tokens: None offline; prompt + completion with Gemini
 
     client.post("/api/chat", json={"message": "How do I water basil?"}, headers={"X-Request-ID": "chat-43"}).get_data()
     second = lines(logs, "app.chat")[-1]

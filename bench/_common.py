@@ -1,0 +1,230 @@
+"""What the benchmarks share: free ports, a gunicorn and a fake Gemini they start and stop, peak
+memory of a process, percentiles, the machine, and the table + JSON-line output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+CORPUS = SHARED / "corpora" / "docusaurus-docs"
+EVAL_QUESTIONS = SHARED / "eval" / "docusaurus-questions.dev.jsonl"
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+FAKE_KEY = "AIza-bench-key-0000"
+
+# Limits are for abusers, not for a benchmark that sends everything from 127.0.0.1.
+UNLIMITED = {
+    "RATE_LIMIT_CHAT": "1000000/minute",
+    "RATE_LIMIT_DEFAULT": "1000000/minute",
+    "RATE_LIMIT_HEALTH": "1000000/minute",
+    "MAX_STREAMS_PER_CLIENT": "1000",
+}
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def base_env(instance: Path, **extra: str) -> dict[str, str]:
+    """A clean environment for the service: no developer keys, the given settings."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+    env = {k: v for k, v in os.environ.items() if k in keep}
+    env.update(
+        PYTHONUNBUFFERED="1",
+        INSTANCE_PATH=str(instance),
+        DOCS_PATH=str(ROOT / "docs"),
+        LOG_LEVEL="INFO",
+        FLASK_APP="wsgi",
+    )
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class Gunicorn:
+    """The project's gunicorn (gunicorn.conf.py) on 127.0.0.1, logging to a file."""
+
+    def __init__(self, instance: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        instance.mkdir(parents=True, exist_ok=True)
+        self.log_path = instance / "gunicorn.log"
+        self.env = base_env(instance, PORT=str(self.port), **env)
+        self.started_at = time.perf_counter()
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [*GUNICORN, "--bind", f"127.0.0.1:{self.port}"],
+            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+
+    def wait_healthy(self, timeout: float = 120, poll: float = 0.02) -> float:
+        """Seconds from process start to the first 200 from /api/health."""
+        deadline = time.monotonic() + timeout
+        session = requests.Session()
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited {self.proc.returncode}; see {self.log_path}")
+            try:
+                if session.get(f"{self.url}/api/health", timeout=2).status_code == 200:
+                    return time.perf_counter() - self.started_at
+            except requests.RequestException:
+                pass
+            time.sleep(poll)
+        raise RuntimeError(f"not healthy in {timeout}s; see {self.log_path}")
+
+    def worker_pids(self) -> list[int]:
+        """The workers (children of the master)."""
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(pid) for pid in path.read_text().split()] if path.exists() else []
+
+    def metrics(self) -> dict[tuple[str, tuple], float]:
+        """/metrics as {(name, sorted labels): value}."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        text = requests.get(f"{self.url}/metrics", timeout=10).text
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 40 s."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+    def __enter__(self) -> Gunicorn:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def fake_gemini(*args: str):
+    """The fake Gemini API as its own process (tests/fakes/gemini_server.py), not yet started."""
+    sys.path.insert(0, str(ROOT))
+    from tests.fakes.gemini_server import FakeGeminiProcess
+
+    return FakeGeminiProcess(FAKE_KEY, extra_args=tuple(args))
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident memory (VmHWM) in MB, None if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def rss_mb(pid: int) -> float | None:
+    """The process's resident memory now (VmRSS) in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used, from /proc (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) this process has used."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """The p-th percentile (nearest rank), None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def ms(seconds: float | None) -> float | None:
+    """Seconds → milliseconds, rounded to 0.1."""
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    model = ""
+    try:
+        model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    memory_gb = None
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory_gb = round(kb / 1024 / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": model,
+        "memory_gb": memory_gb,
+        "python": platform.python_version(),
+        "os": platform.platform(terse=True),
+    }
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table (pastes straight into the README)."""
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "–"
+        if isinstance(value, float):
+            return f"{value:.1f}" if abs(value) < 1000 else f"{value:.0f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def emit(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]], result: dict[str, Any]) -> None:
+    """Print the table, then the result as one JSON line (the last line of the output)."""
+    print(f"\n{title}\n")
+    print(table(headers, rows))
+    print()
+    print(json.dumps(result, separators=(",", ":")), flush=True)
