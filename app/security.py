@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 # Credentials (cookies, Authorization) are never accepted cross-origin: the API has no sessions.
 CORS_SUPPORTS_CREDENTIALS = False
 # Headers a cross-origin widget may read (it needs Retry-After to back off politely).
-CORS_EXPOSE_HEADERS = ["Retry-After"]
+CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID"]  # a widget on another origin may read them
 
 # Blueprint name → the setting holding its limit; every other route gets RATE_LIMIT_DEFAULT.
 _BLUEPRINT_LIMITS = {"chat": "rate_limit_chat", "health": "rate_limit_health"}

@@ -59,16 +59,19 @@ class Service:
             stdout=self._log, stderr=subprocess.STDOUT,
         )
 
-    def wait_healthy(self, timeout: float = 90) -> dict:
+    def wait_healthy(self, timeout: float = 90, in_a_row: int = 6) -> dict:
+        """Wait until health is 200 `in_a_row` times: each probe may reach either worker."""
         deadline = time.monotonic() + timeout
         last = None
+        healthy = 0
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"gunicorn exited {self.proc.returncode}:\n{self.log()}")
             try:
                 response = requests.get(f"{self.url}/api/health", timeout=5)
                 last = response.json()
-                if response.status_code == 200:
+                healthy = healthy + 1 if response.status_code == 200 else 0
+                if healthy >= in_a_row:
                     return last
                 if last.get("status") == "unhealthy":
                     raise AssertionError(f"start-up failed: {last}\n{self.log()}")

@@ -170,3 +170,10 @@ def test_health_reports_each_service(client):
 def test_root_names_the_service(client):
     body = client.get("/").get_json()
     assert body["service"] and body["version"] and body["docs"]
+
+
+def test_a_widget_on_another_origin_can_read_the_request_id_and_retry_after(client):
+    response = client.get("/api/health", headers={"Origin": "http://localhost:3000"})
+    exposed = {h.strip().lower() for h in response.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"x-request-id", "retry-after"} <= exposed
+    assert response.headers["X-Request-ID"]
