@@ -43,7 +43,7 @@ def free_port() -> int:
 
 def base_env(instance: Path, **extra: str) -> dict[str, str]:
     """A clean environment for the service: no developer keys, the given settings."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "MALLOC_ARENA_MAX")
     env = {k: v for k, v in os.environ.items() if k in keep}
     env.update(
         PYTHONUNBUFFERED="1",
