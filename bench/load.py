@@ -91,6 +91,7 @@ class Level:
     generator_cpu: float = 0.0
     rss_mb: list[float | None] = field(default_factory=list)
     pool_peak: float | None = None
+    pool_after: float | None = None  # connections still checked out a second after the level
     service_cpu: float = 0.0  # cores used by the gunicorn workers during the level
     fake_cpu: float = 0.0
     loop_lag_max: float = 0.0  # the generator's own event-loop delay: its timestamps are this late at worst
@@ -210,6 +211,7 @@ def summarise(level: Level) -> dict[str, Any]:
         "generator_cpu_pct": round(level.generator_cpu * 100),
         "peak_rss_mb_per_worker": [round(r, 1) if r else None for r in level.rss_mb],
         "db_pool_checked_out_peak": level.pool_peak,
+        "db_pool_checked_out_after": level.pool_after,
         "generator_loop_lag_max_ms": ms(level.loop_lag_max),
         "loadavg_1m": round(level.loadavg, 2),
         "service_cpu_pct": round(level.service_cpu * 100),
@@ -287,9 +289,13 @@ def main(argv: list[str] | None = None) -> int:
                     level.loadavg = os.getloadavg()[0]
                     level.config = label
                     results.append(summarise(level))
-                    print(f"  {label}, {streams} streams: {results[-1]['errors']} errors, "
-                          f"first token p95 {results[-1]['first_token_p95_ms']} ms", file=sys.stderr, flush=True)
                     time.sleep(1)
+                    # The pool must give every connection back once the readers are done.
+                    level.pool_after = service.metrics().get(("db_pool_checked_out", ()))
+                    results[-1]["db_pool_checked_out_after"] = level.pool_after
+                    print(f"  {label}, {streams} streams: {results[-1]['errors']} errors, "
+                          f"first token p95 {results[-1]['first_token_p95_ms']} ms, "
+                          f"connections in use after: {level.pool_after}", file=sys.stderr, flush=True)
                 if args.keep_log:
                     import shutil
 
@@ -297,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
 
     headers = ["config", "streams", "chats", "errors", "metadata p50/p95/p99 ms", "first token p50/p95/p99 ms",
                "fake alone p50/p95 ms", "overhead p50/p95 ms", "total p50/p95 ms", "peak RSS/worker MB",
-               "DB conns peak", "CPU: service / fake / generator", "generator lag max ms", "load avg"]
+               "DB conns peak / after", "CPU: service / fake / generator", "generator lag max ms", "load avg"]
 
     def trio(r: dict, name: str, ps=(50, 95, 99)) -> str:
         return " / ".join("–" if r[f"{name}_p{p}_ms"] is None else f"{r[f'{name}_p{p}_ms']:.0f}" for p in ps)
@@ -305,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         [r["config"], r["streams"], r["chats"], r["errors"], trio(r, "metadata"), trio(r, "first_token"),
          trio(r, "fake_first", (50, 95)), trio(r, "overhead", (50, 95)), trio(r, "total", (50, 95)),
-         " / ".join(f"{m:.0f}" for m in r["peak_rss_mb_per_worker"] if m), r["db_pool_checked_out_peak"],
+         " / ".join(f"{m:.0f}" for m in r["peak_rss_mb_per_worker"] if m), f'{r["db_pool_checked_out_peak"]} / {r["db_pool_checked_out_after"]}',
          f"{r['service_cpu_pct']}% / {r['fake_cpu_pct']}% / {r['generator_cpu_pct']}%",
          r["generator_loop_lag_max_ms"], r["loadavg_1m"]]
         for r in results
