@@ -44,16 +44,27 @@ def _fresh_postgres() -> None:
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> Iterator[str]:
-    """A database for one test: a new SQLite file, or the test PostgreSQL emptied of rows."""
+    """A database for one test: a new SQLite file, or the test PostgreSQL emptied of rows
+    (before the test too: end-to-end services share that database and leave their rows)."""
     if not TEST_DATABASE_URL:
         yield f"sqlite:///{tmp_path / 'test.db'}"
         return
+    empty_postgres_tables(TEST_DATABASE_URL)
     yield TEST_DATABASE_URL
-    engine = create_engine(normalise_database_url(TEST_DATABASE_URL))
+    empty_postgres_tables(TEST_DATABASE_URL)
+
+
+def empty_postgres_tables(url: str) -> None:
+    """Delete every row the service stored (the schema stays)."""
+    engine = create_engine(normalise_database_url(url))
     with engine.begin() as conn:
-        exists = conn.execute(text("SELECT to_regclass('public.messages')")).scalar()
-        if exists:
-            conn.execute(text("TRUNCATE messages, conversations CASCADE"))
+        tables = [
+            name
+            for name in ("feedback", "messages", "conversations")
+            if conn.execute(text("SELECT to_regclass(:name)"), {"name": f"public.{name}"}).scalar()
+        ]
+        if tables:
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
     engine.dispose()
 
 
