@@ -98,6 +98,8 @@ def serialize_sqlite_transactions(engine: Engine, wait_seconds: float = 30.0) ->
     event.listen(engine, "rollback", _end)
 
 
+_MIGRATION_LOCK = threading.Lock()
+
 # Set in gunicorn's master once it has migrated, and inherited by the workers it forks.
 MIGRATED_ENV = "CHAT_DATABASE_MIGRATED"
 
@@ -162,6 +164,8 @@ def upgrade_database(app: Any) -> None:
 
     from app.extensions import db
 
-    with app.app_context():
+    # Alembic keeps its migration context in module globals: two upgrades at once in one
+    # process (a retrying SchemaMigrator and another app) would tear each other's down.
+    with _MIGRATION_LOCK, app.app_context():
         upgrade()
         db.engine.dispose()
