@@ -63,3 +63,13 @@ def test_tables_links_and_emphasis_read_as_plain_sentences():
 def test_a_section_of_only_code_points_to_the_example():
     text = OfflineAnswerer().compose(AnswerRequest(question="example", passages=[passage("```bash\nmake run\n```")]))
     assert "(an example; see the section) [1]" in text
+
+
+def test_names_with_underscores_keep_them():
+    text = OfflineAnswerer().compose(
+        AnswerRequest(
+            question="Which settings?",
+            passages=[passage("Set `GEMINI_MODEL` and WEB_CONCURRENCY, or _all_ of the **settings**.")],
+        )
+    )
+    assert "`GEMINI_MODEL` and WEB_CONCURRENCY, or all of the settings." in text

@@ -25,7 +25,10 @@ _PIECE = re.compile(r"\S+\s*|\s+")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$", re.MULTILINE)
 _TABLE_ROW = re.compile(r"^\s*\|(.*)\|\s*$", re.MULTILINE)
 _LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-_EMPHASIS = re.compile(r"(\*\*|__|\*|_)(\S(?:.*?\S)?)\1")
+# Emphasis markers only at word edges (snake_case names keep their underscores), and never
+# inside `inline code`.
+_EMPHASIS = re.compile(r"(?<![\w*`])(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1(?![\w*])")
+_INLINE_CODE = re.compile(r"(`[^`]*`)")
 
 
 class OfflineAnswer:
@@ -116,7 +119,9 @@ def _sentences(text: str) -> list[str]:
     # A table row reads as "cell — cell — cell." so it can be quoted like a sentence.
     prose = _TABLE_ROW.sub(lambda m: " — ".join(c.strip() for c in m.group(1).split("|") if c.strip()) + ".", prose)
     prose = _LINK.sub(r"\1", prose)
-    prose = _EMPHASIS.sub(r"\2", prose)
+    prose = "".join(
+        part if part.startswith("`") else _EMPHASIS.sub(r"\2", part) for part in _INLINE_CODE.split(prose)
+    )
     prose = re.sub(r"^\s*(?:[-*+]|\d+\.|#{1,6})\s+", "", prose, flags=re.MULTILINE)
     flat = " ".join(prose.split())
     return [s.strip() for s in _SENTENCE_END.split(flat) if len(s.strip()) > 2]
