@@ -7,7 +7,6 @@ import json
 import os
 import platform
 import resource
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
+from tests.processes import stop_gracefully
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -105,13 +106,7 @@ class Gunicorn:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 40 s."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_gracefully(self.proc)
         self._log.close()
 
     def __enter__(self) -> Gunicorn:

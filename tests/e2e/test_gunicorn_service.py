@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, reset_postgres, TEST_DATABASE_URL
+from tests.processes import stop_gracefully
 
 pytestmark = pytest.mark.e2e
 
@@ -85,12 +85,7 @@ class Service:
         return self.log_path.read_text()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_gracefully(self.proc)
         self._log.close()
 
 

@@ -17,7 +17,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -32,6 +31,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, TEST_DATABASE_URL
+from tests.processes import stop_gracefully
 
 pytestmark = pytest.mark.e2e
 
@@ -537,15 +537,9 @@ class Container:
         return self.log_path.read_text()
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        code = stop_gracefully(self.proc)
         self._log.close()
-        return self.proc.returncode
+        return code
 
 
 def widget_chat(url: str, message: str) -> list[dict]:
