@@ -34,8 +34,10 @@ class Conversation(db.Model):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The last activity: set when a message is added (ConversationStore.open_turn). Indexed,
+    # because retention deletes by it.
     updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, index=True
     )
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation", order_by="Message.created_at", cascade="all, delete-orphan"
@@ -88,3 +90,18 @@ class Feedback(db.Model):
     comment: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class RetentionState(db.Model):
+    """One row (id 1): when the service last purged old conversations, and how many went.
+
+    Every worker of every instance reads it to decide whether a purge is due, so a Space that
+    sleeps and wakes purges at most once a day, whichever worker wakes first.
+    """
+
+    __tablename__ = "retention_state"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_retention_state_one_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1, autoincrement=False)
+    last_purge_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_purge_conversations: Mapped[int | None] = mapped_column(Integer)

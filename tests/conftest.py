@@ -60,7 +60,7 @@ def empty_postgres_tables(url: str) -> None:
     with engine.begin() as conn:
         tables = [
             name
-            for name in ("feedback", "messages", "conversations")
+            for name in ("feedback", "messages", "conversations", "retention_state")
             if conn.execute(text("SELECT to_regclass(:name)"), {"name": f"public.{name}"}).scalar()
         ]
         if tables:
