@@ -39,6 +39,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     register_shell_context(app)
     register_commands(app)
     register_observability(app, settings)
+    register_retention(app)
     return app
 
 
@@ -169,6 +170,18 @@ def register_observability(app: Flask, settings: Settings) -> None:
         limiter = app.extensions.get("rate_limiter")
         if limiter is not None:  # a scraper must never be rate-limited into gaps
             limiter.exempt(metrics.bp)
+
+
+def register_retention(app: Flask) -> None:
+    """With RETENTION_DAYS, requests give the purge check a chance (at most hourly, off-thread):
+    a Space that sleeps has no clock, but it wakes on requests."""
+    retention = app.extensions["services"].retention
+    if retention is None:
+        return
+
+    @app.before_request
+    def _check_retention() -> None:
+        retention.maybe_start()
 
 
 def _migrations_dir() -> Any:

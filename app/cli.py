@@ -1,10 +1,16 @@
-"""Project commands for `flask`: ingest the book into the index."""
+"""Project commands for `flask`: ingest the book, purge old conversations.
+
+`purge` only talks to the database: it uses the app's engine, never the services
+(no index, no Gemini, no start-up work, no migration), so it runs from a laptop against Neon.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -17,6 +23,7 @@ from app.services.container import Services, make_ingester
 def register(app: Flask) -> None:
     """Attach the commands to `app.cli`."""
     app.cli.add_command(ingest)
+    app.cli.add_command(purge)
 
 
 @click.command("ingest")
@@ -55,3 +62,57 @@ def ingest(
             f"{summary.removed} removed, {summary.unchanged} unchanged; "
             f"{summary.embedding_requests} embedding requests; version {summary.version or '(unchanged)'}"
         )
+
+
+def _logs_to_stderr() -> None:
+    """Keep stdout for the command's own output (scripts parse it): log lines go to stderr."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.__stdout__):
+            handler.setStream(sys.stderr)
+
+
+def _session_factory():  # noqa: ANN202 - a sessionmaker
+    from sqlalchemy.orm import sessionmaker
+
+    from app.extensions import db
+
+    return sessionmaker(bind=db.engine, expire_on_commit=False)
+
+
+@click.command("purge")
+@with_appcontext
+@click.option("--older-than", "days", type=click.IntRange(min=1), default=None,
+              help="Delete conversations whose last message is older than this many days.")
+@click.option("--conversation", "conversation_id", type=click.UUID, default=None,
+              help="Delete this one conversation (a reader's request).")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def purge(days: int | None, conversation_id: uuid.UUID | None, dry_run: bool, as_json: bool) -> None:
+    """Delete old conversations (or one) with their messages and votes, in batches."""
+    from datetime import timedelta
+
+    from app.services.conversations import ConversationNotFound
+    from app.services.retention import ConversationPurger
+
+    if (days is None) == (conversation_id is None):
+        raise click.UsageError("give either --older-than DAYS or --conversation ID")
+    _logs_to_stderr()
+    purger = ConversationPurger(_session_factory())
+    if conversation_id is not None:
+        try:
+            result = purger.delete_conversation(conversation_id, dry_run=dry_run)
+        except ConversationNotFound:
+            raise click.ClickException(f"no conversation {conversation_id}") from None
+        scope = f"conversation {conversation_id}"
+    else:
+        cutoff = datetime.now(timezone.utc) - timedelta(days=days)  # type: ignore[arg-type]
+        result = purger.purge_inactive_since(cutoff, dry_run=dry_run)
+        scope = f"conversations inactive since {cutoff:%Y-%m-%d %H:%M} UTC"
+    if as_json:
+        click.echo(json.dumps(result.as_dict()))
+        return
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(
+        f"{verb} {result.conversations} conversations, {result.messages} messages, "
+        f"{result.feedback} votes ({scope})"
+    )

@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     database_statement_timeout_ms: int = Field(
         default=15000, ge=0, description="PostgreSQL statement timeout, set after connecting (0: none)."
     )
+    retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=36500,
+        description="Days a conversation is kept after its last message; unset = forever. "
+        "The service purges older ones by itself, at most once a day.",
+    )
 
     # --- the book and its index ---------------------------------------------------------------
     docs_path: Path = Field(
@@ -232,6 +239,11 @@ class Settings(BaseSettings):
         le=100_000,
         description="Answers to first-turn questions kept per worker (LRU); 0 disables the cache.",
     )
+
+    @field_validator("retention_days", mode="before")
+    @classmethod
+    def _empty_retention_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("log_format", mode="before")
     @classmethod

@@ -24,6 +24,7 @@ from app.services.index import SearchIndex, open_index, open_index_writer
 from app.services.ingestion.pipeline import Ingester, IngestSummary
 from app.services.observer import Observer
 from app.services.retrieval.retriever import Retriever
+from app.services.retention import RetentionScheduler
 from app.services.retrieval.sparse import Bm25Encoder
 from app.services.startup import Startup
 
@@ -53,6 +54,7 @@ class Services:
     health: HealthService
     startup: Startup
     answer_cache: AnswerCache | None = None
+    retention: RetentionScheduler | None = None  # with RETENTION_DAYS: purges old conversations
 
     def ingest_book(self, *, full: bool = False, show_progress: bool = False) -> IngestSummary:
         """Bring the index up to date with DOCS_PATH."""
@@ -223,10 +225,16 @@ def build_services(
             return None
 
     tasks.append(("load the live index", load_live_index))
+    retention = RetentionScheduler(engine, settings.retention_days) if settings.retention_days else None
+    if retention is not None:
+        # In the background: a purge never delays readiness. Requests check again hourly.
+        tasks.append(("check whether old conversations are due for deletion", retention.maybe_start))
     startup = Startup(settings.instance_path / "startup.lock", tasks)
     health = HealthService(
         {"database": check_database, "index": check_index, "answerer": check_answerer},
         startup_state=lambda: startup.state,
         cache_seconds=settings.health_cache_seconds,
     )
-    return Services(settings, store, index, retriever, answerer, chat, health, startup, answer_cache)
+    return Services(
+        settings, store, index, retriever, answerer, chat, health, startup, answer_cache, retention
+    )

@@ -75,3 +75,14 @@ def test_instance_path_moves_every_default_file(tmp_path: Path):
     s = settings(instance_path=tmp_path)
     assert s.sqlalchemy_url == f"sqlite:///{tmp_path / 'chat.db'}"
     assert s.index_path == tmp_path / "qdrant"
+
+
+def test_retention_is_forever_unless_set(monkeypatch):
+    assert settings().retention_days is None
+    monkeypatch.setenv("RETENTION_DAYS", "")
+    assert settings().retention_days is None
+    monkeypatch.setenv("RETENTION_DAYS", "90")
+    assert settings().retention_days == 90
+    monkeypatch.setenv("RETENTION_DAYS", "0")
+    with pytest.raises(ConfigError, match="^RETENTION_DAYS: "):
+        settings()
