@@ -104,6 +104,7 @@ def configure_logging(level: int, secrets: list[str], json_lines: bool = False) 
     for old in [f for f in handler.filters if isinstance(f, RedactSecrets)]:
         handler.removeFilter(old)
     handler.addFilter(RedactSecrets(secrets))
-    # Library chatter that would drown the service's own lines at INFO.
-    for noisy in ("httpx", "httpx2", "httpcore", "urllib3", "google_genai"):
+    # Library chatter that would drown the service's own lines at INFO. alembic's "setup plugin"
+    # lines come from merely loading `flask db`, so every `flask` command printed them on stdout.
+    for noisy in ("httpx", "httpx2", "httpcore", "urllib3", "google_genai", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
