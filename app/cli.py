@@ -1,7 +1,7 @@
-"""Project commands for `flask`: ingest the book, purge old conversations.
+"""Project commands for `flask`: ingest the book, report on readers' questions, purge old ones.
 
-`purge` only talks to the database: it uses the app's engine, never the services
-(no index, no Gemini, no start-up work, no migration), so it runs from a laptop against Neon.
+`report` and `purge` only talk to the database: they use the app's engine, never the services
+(no index, no Gemini, no start-up work, no migration), so they run from a laptop against Neon.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.services.container import Services, make_ingester
 
@@ -23,6 +24,7 @@ from app.services.container import Services, make_ingester
 def register(app: Flask) -> None:
     """Attach the commands to `app.cli`."""
     app.cli.add_command(ingest)
+    app.cli.add_command(report)
     app.cli.add_command(purge)
 
 
@@ -77,6 +79,41 @@ def _session_factory():  # noqa: ANN202 - a sessionmaker
     from app.extensions import db
 
     return sessionmaker(bind=db.engine, expire_on_commit=False)
+
+
+def _period(_ctx: click.Context, _param: click.Parameter, value: str) -> object:
+    from app.services.reporting import parse_period
+
+    try:
+        return value, parse_period(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command("report")
+@with_appcontext
+@click.option("--since", "period", default="7d", show_default=True, callback=_period,
+              help="How far back, in UTC: 30m, 24h, 7d, 2w.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
+def report(period: tuple[str, object], as_json: bool) -> None:
+    """What readers asked, what the book did not cover, and which answers they disliked."""
+    from app.services.reporting import build_report, render_text
+
+    _logs_to_stderr()
+    label, span = period
+    until = datetime.now(timezone.utc)
+    try:
+        result = build_report(_session_factory(), until - span, until, label)  # type: ignore[operator]
+    except SQLAlchemyError as exc:
+        # The class only: a driver's message may name the host. No table is ever created here.
+        raise click.ClickException(
+            f"cannot read the conversations ({type(exc).__name__}): is DATABASE_URL the service's "
+            "database, and has the service started on it once (start-up creates the tables)?"
+        ) from None
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(render_text(result), nl=False)
 
 
 @click.command("purge")
