@@ -78,7 +78,7 @@ def test_a_list_introduced_by_a_colon_is_folded_into_its_sentence():
     )
     assert answer.startswith(
         "There are a few search options you can use on your website: Algolia DocSearch (official), "
-        "Local Search and Your own SearchBar component [1]."
+        "Local Search and your own SearchBar component [1]."
     )
 
 

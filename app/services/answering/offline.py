@@ -71,6 +71,7 @@ _GENERIC = frozenset(
     "would should could also new pleas know configur doc page site file".split()
 )
 GENERIC_WEIGHT = 0.3
+_CLAUSE_START = re.compile(r"^(?:You|Your|The|A|An|It|Its|To|Use|Add|Set)\b")
 _EMOJI_CODE = re.compile(r":[a-z0-9_+-]+:")
 _DEFINING = r"(?:is|are|means|refers to|lets|allows|permits|enables|provides|which|that)"
 
@@ -419,6 +420,8 @@ def _list_items(tokens: list[Token], start: int) -> tuple[list[str], int]:
 
 
 def _series(items: list[str]) -> str:
+    # Items written as sentences ("You want X") continue the sentence that introduced them.
+    items = [_CLAUSE_START.sub(lambda m: m.group(0).lower(), item) for item in items]
     return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else items[0]
 
 
