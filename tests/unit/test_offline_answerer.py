@@ -148,3 +148,15 @@ def test_every_section_of_the_fixture_book_reads_as_plain_cited_prose(heading, t
     assert answer.endswith("].")
     for sentence in passage_sentences(text):
         assert sentence.text.count("(") == sentence.text.count(")")
+
+
+def test_a_one_line_command_after_a_colon_completes_its_sentence():
+    answer = compose(
+        "How do I start the dev server?",
+        "To start the dev server of your site, run this command:\n\n```bash\nnpm run start\n```\n\n"
+        "To see every option of the dev server, run this command:\n\n```js\nconsole.log(options);\n```\n",
+    )
+    assert answer == "To start the dev server of your site, run this command: npm run start [1]."
+    markdown = compose("How do I start the dev server?", "To start the dev server, run this command:\n\n```bash\nnpm run start\n```\n",
+                       format="markdown")
+    assert markdown == "To start the dev server, run this command: `npm run start` [1]."

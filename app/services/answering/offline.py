@@ -44,7 +44,7 @@ MAX_ANSWER_CHARS = 900
 KEEP_RATIO = 0.35  # a sentence scoring under this share of the best one adds noise, not answer
 MIN_WORDS, MAX_WORDS = 5, 70
 RANK_DECAY = 0.4  # passage at rank r weighs 1 / (1 + RANK_DECAY * r)
-HEADING_BONUS = 0.6
+HEADING_TF = 0.5  # a question word in the section's heading counts as half an occurrence in each sentence
 DEFINITION_BONUS = 2.0
 BM25_K1, BM25_B = 1.2, 0.5
 
@@ -172,14 +172,15 @@ class OfflineAnswerer:
         sentence_terms = [Counter(self.analyzer.terms(s.text)) for s in candidates]
         idf = _idf(sentence_terms)
         average_length = sum(sum(t.values()) for t in sentence_terms) / len(sentence_terms) or 1.0
-        heading_weights = [self._heading_match(question_terms, h, idf) for h in (headings or [""] * len(texts))]
+        # The section's heading is a field of every sentence under it (BM25F-style): "Installation"
+        # makes its sentences about installing even when they do not repeat the word.
+        heading_terms = [set(self.analyzer.terms(h)) for h in (headings or [""] * len(texts))]
         subject = self._subject(question)
 
         weights = {term: idf.get(term, 0.0) * (GENERIC_WEIGHT if term in _GENERIC else 1.0) for term in question_terms}
         base = []
         for sentence, terms in zip(candidates, sentence_terms):
             score = 1.0
-            score *= 1 + HEADING_BONUS * heading_weights[sentence.passage]
             score /= 1 + RANK_DECAY * sentence.passage
             if _META.search(sentence.text):
                 score *= 0.5
@@ -195,10 +196,11 @@ class OfflineAnswerer:
 
         def relevance(i: int) -> float:
             terms = sentence_terms[i]
+            heading = heading_terms[candidates[i].passage]
             length = sum(terms.values()) or 1
             total = 0.0
             for term, weight in weights.items():
-                tf = terms.get(term, 0)
+                tf = terms.get(term, 0) + (HEADING_TF if term in heading else 0.0)
                 if tf:
                     total += weight * tf * (BM25_K1 + 1) / (tf + BM25_K1 * (1 - BM25_B + BM25_B * length / average_length))
             return total * base[i]
@@ -254,15 +256,6 @@ class OfflineAnswerer:
                     found.append(((relevance(i) + 1.0) * DEFINITION_BONUS * opening, i))
                     break
         return max(found)[1] if found else None
-
-    def _heading_match(self, question_terms: Counter[str], heading: str, idf: dict[str, float]) -> float:
-        """Share of the question's weight (IDF) that the section's heading path holds."""
-        if not question_terms:
-            return 0.0
-        heading_terms = set(self.analyzer.terms(heading))
-        total = sum(idf.get(t, 1.0) for t in question_terms)
-        hit = sum(idf.get(t, 1.0) for t in question_terms if t in heading_terms)
-        return hit / total if total else 0.0
 
     @staticmethod
     def _cover(weights: dict[str, float], terms: Counter[str]) -> None:
@@ -335,7 +328,8 @@ def _prose_blocks(tokens: list[Token]) -> list[tuple[str, str]]:
     """Paragraphs (and whole-sentence list items) as Markdown with code spans only.
 
     Tables, code, HTML and headings are skipped; a short list after a paragraph ending in ":"
-    is folded into that paragraph as "A, B and C." so the sentence is not left dangling.
+    is folded into that paragraph as "A, B and C.", and a one-line command after "...:" as
+    "...: `command`.", so the sentence is not left dangling.
     """
     blocks: list[tuple[str, str]] = []  # (markdown, the table row's name or "")
     i = 0
@@ -360,6 +354,20 @@ def _prose_blocks(tokens: list[Token]) -> list[tuple[str, str]]:
             list_depth += 1
         elif token.type in ("bullet_list_close", "ordered_list_close"):
             list_depth -= 1
+        elif token.type == "fence" and i and tokens[i - 1].type == "paragraph_close" and blocks:
+            # "Run this command:" followed by a one-line command: the command completes the sentence.
+            intro, row = blocks[-1]
+            command = token.content.strip()
+            shell = token.info.split(" ")[0] in ("", "bash", "sh", "shell", "console", "powershell")
+            if (
+                intro.rstrip().endswith(":")
+                and len(intro.split()) >= MIN_WORDS
+                and shell
+                and command
+                and "\n" not in command
+                and len(command) <= 80
+            ):
+                blocks[-1] = (f"{intro.rstrip()} `{command.lstrip('$ ')}`.", row)
         elif token.type == "heading_open":
             i += 3  # heading_open, inline, heading_close: headings are labels, not answers
             continue
@@ -464,11 +472,15 @@ def _clean(sentence: str) -> str | None:
     sentence = re.sub(r"\s+([,.;:!?])", r"\1", sentence)  # a dropped image or tag left a space
     if not _ENDS_WELL.search(sentence) or sentence.count("`") % 2 or sentence.endswith(("..", "…")):
         return None
+    if sentence.rstrip("\"'”’)").endswith("?"):
+        return None  # the book asking, not answering
     if sentence.count("(") != sentence.count(")") or sentence.count("[") != sentence.count("]"):
         return None  # begun or ended inside brackets: cut from a longer sentence
     words = sentence.split()
     if not MIN_WORDS <= len(words) <= MAX_WORDS:
         return None
+    if len(re.sub(r"`[^`]*`", " ", sentence).split()) < MIN_WORDS - 1:
+        return None  # mostly code: a command or a snippet, not a sentence
     if not (sentence[0].isupper() or sentence[0].isdigit() or sentence[0] in "`\"'“"):
         return None  # a fragment (the rest of a sentence cut elsewhere)
     if re.search(r":\s*[.!?]$|[,;:]\s*[.!?]?$", sentence):
