@@ -160,3 +160,11 @@ def test_a_one_line_command_after_a_colon_completes_its_sentence():
     markdown = compose("How do I start the dev server?", "To start the dev server, run this command:\n\n```bash\nnpm run start\n```\n",
                        format="markdown")
     assert markdown == "To start the dev server, run this command: `npm run start` [1]."
+
+
+def test_an_admonition_title_is_a_label_not_the_start_of_a_sentence():
+    answer = compose(
+        "Is Qdrant Cloud indexed at start-up?",
+        "Warning: Qdrant Cloud is not indexed at start-up\n`INDEX_ON_START` applies to the embedded index only.",
+    )
+    assert answer == "INDEX_ON_START applies to the embedded index only [1]."

@@ -71,6 +71,7 @@ _GENERIC = frozenset(
     "would should could also new pleas know configur doc page site file".split()
 )
 GENERIC_WEIGHT = 0.3
+_ADMONITION_TITLE = re.compile(r"^(?:Note|Tip|Info|Warning|Danger|Caution|Important):(?: .*)?$")
 _CLAUSE_START = re.compile(r"^(?:You|Your|The|A|An|It|Its|To|Use|Add|Set)\b")
 _EMOJI_CODE = re.compile(r":[a-z0-9_+-]+:")
 _DEFINING = r"(?:is|are|means|refers to|lets|allows|permits|enables|provides|which|that)"
@@ -172,9 +173,10 @@ class OfflineAnswerer:
         sentence_terms = [Counter(self.analyzer.terms(s.text)) for s in candidates]
         idf = _idf(sentence_terms)
         average_length = sum(sum(t.values()) for t in sentence_terms) / len(sentence_terms) or 1.0
-        # The section's heading is a field of every sentence under it (BM25F-style): "Installation"
-        # makes its sentences about installing even when they do not repeat the word.
-        heading_terms = [set(self.analyzer.terms(h)) for h in (headings or [""] * len(texts))]
+        # The section's own heading is a field of every sentence under it (BM25F-style):
+        # "Installation" makes its sentences about installing even when they do not repeat the
+        # word. The page title above it is left out: it is the same for every section of a page.
+        heading_terms = [set(self.analyzer.terms(h.split(" > ")[-1])) for h in (headings or [""] * len(texts))]
         subject = self._subject(question)
 
         weights = {term: idf.get(term, 0.0) * (GENERIC_WEIGHT if term in _GENERIC else 1.0) for term in question_terms}
@@ -436,7 +438,13 @@ def _series(items: list[str]) -> str:
 def _inline_markdown(token: Token) -> str:
     """An inline token as text with `code` spans kept and every other marker dropped."""
     out: list[str] = []
-    for child in token.children or []:
+    children = token.children or []
+    if _ADMONITION_TITLE.match(token.content.split("\n", 1)[0]):
+        # "Warning: Some title" on its own line (how ingestion keeps an admonition's title) is a
+        # label, not the start of the sentence below it.
+        breaks = [i for i, child in enumerate(children) if child.type in ("softbreak", "hardbreak")]
+        children = children[breaks[0] + 1 :] if breaks else []
+    for child in children:
         if child.type == "text":
             out.append(child.content)
         elif child.type == "code_inline":
