@@ -168,3 +168,9 @@ def test_an_admonition_title_is_a_label_not_the_start_of_a_sentence():
         "Warning: Qdrant Cloud is not indexed at start-up\n`INDEX_ON_START` applies to the embedded index only.",
     )
     assert answer == "INDEX_ON_START applies to the embedded index only [1]."
+
+
+def test_what_the_selection_already_says_is_not_quoted_again_from_the_book():
+    text = "Basil likes moist soil and a sunny window sill. Rosemary prefers to dry out between waterings."
+    answer = compose("What does basil like?", text, mode="selection", selection=text)
+    assert answer.count("Basil likes moist soil") == 1

@@ -137,8 +137,10 @@ class OfflineAnswerer:
         """The whole answer as text (plain prose, or Markdown with code spans when asked)."""
         markdown = request.format == "markdown"
         parts: list[str] = []
+        quoted_already: set[str] = set()
         if request.mode == "selection" and request.selection:
             chosen = self.select(request.question, [request.selection], limit=3)
+            quoted_already = {s.text.casefold() for s in chosen}
             quoted = " ".join(s.markdown if markdown else s.text for s in chosen)
             if not quoted:
                 quoted = " ".join(request.selection.split())
@@ -147,7 +149,13 @@ class OfflineAnswerer:
         if not passages:
             return parts[0] if parts else NOT_COVERED
         limit = MAX_SENTENCES - 2 if parts else MAX_SENTENCES
-        chosen = self.select(request.question, [p.text for p in passages], headings=[_label(p) for p in passages], limit=limit)
+        chosen = self.select(
+            request.question,
+            [p.text for p in passages],
+            headings=[_label(p) for p in passages],
+            exclude=quoted_already,
+            limit=limit,
+        )
         if not chosen:
             parts.append(f"The book covers this in the section {_quoted(_label(passages[0]))} [1].")
             return " ".join(parts)
@@ -156,11 +164,18 @@ class OfflineAnswerer:
 
     # --- choosing sentences ---------------------------------------------------------------------
     def select(
-        self, question: str, texts: list[str], *, headings: list[str] | None = None, limit: int = MAX_SENTENCES
+        self,
+        question: str,
+        texts: list[str],
+        *,
+        headings: list[str] | None = None,
+        exclude: set[str] | None = None,
+        limit: int = MAX_SENTENCES,
     ) -> list[Sentence]:
-        """The sentences of `texts` that best answer `question`, in reading order (definition first)."""
+        """The sentences of `texts` that best answer `question`, in reading order (definition first);
+        sentences in `exclude` (case-folded, e.g. already quoted from the selection) are skipped."""
         candidates: list[Sentence] = []
-        seen: set[str] = set()
+        seen: set[str] = set(exclude or ())
         for index, text in enumerate(texts):
             for sentence in passage_sentences(text, index):
                 key = sentence.text.casefold()
