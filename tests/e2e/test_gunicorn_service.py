@@ -164,8 +164,9 @@ def test_the_widget_gets_plain_prose_citing_exactly_its_sources(service, questio
     cited = [int(n) for n in re.findall(r"\[(\d+)\]", text)]
     assert cited and sorted(set(cited)) == list(range(1, len(done["sources"]) + 1)), (text, done["sources"])
     assert [n for i, n in enumerate(cited) if n not in cited[:i]] == sorted(set(cited))  # order of appearance
-    for sentence in re.split(r"(?<=\.)\s+", text.strip()):
-        assert re.search(r"\[\d+\]\.$", sentence), sentence  # every sentence ends with its citation
+    for cited_part in re.split(r"(?<=\]\.)\s+", text.strip()):
+        # Every sentence ends with its citation: no uncited sentence end inside a cited part.
+        assert cited_part.endswith("].") and not re.search(r"(?<!\be\.g)(?<!\bi\.e)[\w)]\.\s+[A-Z]", cited_part), cited_part
 
 
 def test_selection_mode_and_bad_requests(service):
