@@ -174,3 +174,12 @@ def test_what_the_selection_already_says_is_not_quoted_again_from_the_book():
     text = "Basil likes moist soil and a sunny window sill. Rosemary prefers to dry out between waterings."
     answer = compose("What does basil like?", text, mode="selection", selection=text)
     assert answer.count("Basil likes moist soil") == 1
+
+
+def test_with_no_word_in_common_the_best_passage_opens_the_answer():
+    answer = compose(
+        "Wie gieße ich Tomaten?",
+        "Tomatoes need deep watering two or three times a week. Mulch keeps the soil cool in summer. Pots drain well.",
+        "Basil likes moist soil and a sunny window sill.",
+    )
+    assert answer == "Tomatoes need deep watering two or three times a week [1]. Mulch keeps the soil cool in summer [1]."

@@ -243,6 +243,11 @@ class OfflineAnswerer:
             chosen.append(pick)
             budget += len(candidates[pick].text)
             self._cover(weights, sentence_terms[pick])
+        if not chosen:
+            # No sentence shares a word with the question (another language, other words):
+            # retrieval still chose these passages, so open the best one as the book does.
+            first = candidates[0].passage
+            chosen = [i for i, s in enumerate(candidates) if s.passage == first][:MIN_SENTENCES]
         return _reading_order([candidates[i] for i in chosen], definition_first=definition is not None)
 
     @staticmethod
