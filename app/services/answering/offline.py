@@ -9,9 +9,9 @@ the reader's selection), so its answers are grounded by construction. How it cho
 2. Prose is split into sentences, and a sentence is kept only if it reads on its own: it ends
    with a full stop (no dangling "Accepted fields:"), has a few words, and is not cut.
 3. Sentences are scored against the question, BM25-style, with the IDF taken from the sentences
-   of these passages (a word every sentence has says nothing), a bonus when the section's
-   heading matches the question, and a prior for the passage's retrieval rank. Each pick halves
-   the weight of the question words it covered, so the next pick adds something new.
+   of these passages (a word every sentence has says nothing), the section's own heading
+   counted as a field of each of its sentences, and a prior for the passage's retrieval rank.
+   Each pick halves the weight of the question words it covered, so the next one adds something.
 4. For "what is X?", the sentence that defines X ("X is ...", "X, which allows ...") comes first.
 5. 2-5 sentences, grouped by passage, each ending with its citation: "... the docs folder [1]."
 """
