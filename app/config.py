@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         default=2000, ge=0, le=100_000, description="Earlier turns sent with a question, by token budget."
     )
     gemini_max_output_tokens: int = Field(default=1024, ge=64, le=65536)
+    gemini_fallback: bool = Field(
+        default=True,
+        description="When Gemini fails before its first token, answer with the extractive answerer "
+        "(false: answer 429/503 instead).",
+    )
     retrieval_top_k: int = Field(default=5, ge=1, le=20)
     retrieval_min_coverage: float = Field(
         default=0.6, ge=0, le=1, description="Keyword floor: share of the question's words a section must hold."

@@ -48,6 +48,14 @@ class ChatRequest(BaseModel):
         json_schema_extra={"pattern": NO_NUL_PATTERN},
     )
     conversation_id: uuid.UUID | None = Field(default=None, description="Continue this conversation.")
+    format: Literal["text", "markdown"] = Field(
+        default="text",
+        description=(
+            "How the answer is written. 'text' (the default, what the book's widget gets): plain prose "
+            "that reads well as one text node, no Markdown, each sentence ending with its [n]. "
+            "'markdown': Markdown, for clients that render it."
+        ),
+    )
 
     @field_validator("message")
     @classmethod
@@ -107,7 +115,7 @@ class Source(_Reply):
     similarity: float = Field(description="0..1, comparable within one answer.")
     url: str = Field(description="Link to the section (BOOK_SITE_URL + route + #anchor).")
     title: str
-    snippet: str
+    snippet: str = Field(description="The section's opening text, plain (up to about 600 characters).")
 
 
 class AnswerError(_Reply):
@@ -123,8 +131,12 @@ class ChatAnswer(_Reply):
     conversation_id: uuid.UUID
     message_id: uuid.UUID = Field(description="The answer's id, for POST /api/feedback.")
     answer: str
-    sources: list[Source]
+    sources: list[Source] = Field(description="The passages the answer cites, in the order of its [n].")
     grounded: bool = Field(description="True when the answer rests on book passages or the selection.")
+    answerer: Literal["gemini", "offline"] = Field(
+        description="Who wrote the answer: 'offline' is the extractive answerer (no key, or Gemini unavailable)."
+    )
+    format: Literal["text", "markdown"]
     error: AnswerError | None = Field(default=None, description="Present only when the answer was cut short.")
 
 
@@ -137,7 +149,7 @@ class MetadataEvent(_Reply):
 
 
 class TokenEvent(_Reply):
-    """A piece of the answer's text (markdown with [n] citations), in order."""
+    """A piece of the answer's text (plain text or Markdown, as requested, with [n] citations), in order."""
 
     type: Literal["token"]
     content: str
@@ -155,8 +167,12 @@ class DoneEvent(_Reply):
     """Last event: the sources behind the [n] citations."""
 
     type: Literal["done"]
-    sources: list[Source]
+    sources: list[Source] = Field(description="Only the passages the text cites; the n-th is [n].")
     grounded: bool
+    answerer: Literal["gemini", "offline"] = Field(
+        description="Who wrote the answer: 'offline' is the extractive answerer (no key, or Gemini unavailable)."
+    )
+    format: Literal["text", "markdown"]
     conversation_id: uuid.UUID
     message_id: uuid.UUID
 

@@ -2,7 +2,7 @@
 
 Readers of one book ask the same first questions ("How do I install it?"). A first-turn,
 general-mode question whose answer was grounded and complete is kept here, keyed on the index
-version and the normalised question, and the next reader who asks it gets the same answer and
+version, the normalised question and the answer format (plain text or Markdown), and the next reader who asks it gets the same answer and
 sources, streamed the same way, marked `cached`.
 
 - **Invalidation**: the key holds the index version, which changes on every ingest write, so a
@@ -40,7 +40,7 @@ def normalise_question(text: str) -> str:
 
 @dataclass(frozen=True)
 class CachedAnswer:
-    """An answer as it was streamed: its pieces, the passages it cited, who wrote it."""
+    """An answer as it was streamed: its pieces, the passages it cited (in [n] order), who wrote it."""
 
     pieces: tuple[str, ...]
     passages: tuple[Passage, ...]
@@ -69,11 +69,11 @@ class ReplayStream:
         self._pieces = iter(())
 
 
-CacheKey = tuple[str, str]
+CacheKey = tuple[str, str, str]
 
 
 class AnswerCache:
-    """A thread-safe LRU of answers keyed on (index version, normalised question)."""
+    """A thread-safe LRU of answers keyed on (index version, normalised question, format)."""
 
     def __init__(self, max_entries: int) -> None:
         if max_entries < 1:
@@ -85,9 +85,9 @@ class AnswerCache:
         self.misses = 0
 
     @staticmethod
-    def key(index_version: str, question: str) -> CacheKey:
-        """The key of a question asked against one version of the index."""
-        return (index_version, normalise_question(question))
+    def key(index_version: str, question: str, answer_format: str = "text") -> CacheKey:
+        """The key of a question asked against one version of the index, in one answer format."""
+        return (index_version, normalise_question(question), answer_format)
 
     def get(self, key: CacheKey) -> CachedAnswer | None:
         """The cached answer, marked most recently used; None on a miss."""

@@ -4,7 +4,9 @@ Order of work, and why:
 1. The reader's message is stored first, so it is never lost whatever happens next.
 2. Retrieval runs and the answer's first piece is awaited *before* the HTTP response starts,
    so a failure there can still be an honest 429/503 instead of a broken stream.
-3. Pieces are streamed as `token` events; `done` carries the sources.
+3. Pieces are streamed as `token` events, shaped on the way (plain text for the widget, citations
+   renumbered: see app/services/answering/shaping.py); `done` carries the sources the text cites.
+   When Gemini fails before its first token, the extractive answerer answers instead (fallback).
 4. Whatever ends the stream (completion, the reader leaving, an upstream error), the assistant's
    turn is stored with its status and the text that was streamed.
 """
@@ -24,6 +26,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.models import MessageStatus
 from app.services.answer_cache import CACHE_ANSWERER, AnswerCache, CacheKey, CachedAnswer
 from app.services.answering.base import AnswerRequest, Answerer, AnswerStream, AnswerUnavailable
+from app.services.answering.offline import OfflineAnswer, OfflineAnswerer
+from app.services.answering.shaping import MARKDOWN, TEXT, AnswerShaper
 from app.services.answering.rewriting import ConcatenatingRewriter, QueryRewriter
 from app.services.conversations import ConversationStore, OpenTurn, TurnOutcome
 from app.services.errors import ServiceUnavailable
@@ -33,7 +37,11 @@ from app.services.retrieval.retriever import Passage, Retriever
 
 log = logging.getLogger(__name__)
 
-INTERRUPTED_NOTE = "\n\n_(The answer was cut short: {reason}. Please ask again.)_"
+INTERRUPTED_NOTE = {
+    TEXT: "\n\n(The answer was cut short: {reason}. Please ask again.)",
+    MARKDOWN: "\n\n_(The answer was cut short: {reason}. Please ask again.)_",
+}
+FALLBACK_NOTE = "Gemini is unavailable right now, so this answer quotes the book directly."
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class ChatQuestion:
     mode: str = "general"
     context: str | None = None
     conversation_id: uuid.UUID | None = None
+    format: str = TEXT  # "text" (plain prose, the widget's) or "markdown"
 
 
 class ChatService:
@@ -58,6 +67,7 @@ class ChatService:
         *,
         observer: Observer | None = None,
         answer_cache: AnswerCache | None = None,
+        fallback: OfflineAnswerer | None = None,
     ) -> None:
         self.store = store
         self.retriever = retriever
@@ -65,6 +75,8 @@ class ChatService:
         self.rewriter = rewriter or ConcatenatingRewriter()
         self.observer = observer or NULL_OBSERVER
         self.answer_cache = answer_cache
+        # Answers when the answerer (Gemini) fails before its first token; None: fail with 429/503.
+        self.fallback = fallback
 
     def start(self, question: ChatQuestion) -> ChatTurn:
         """Store the question and get the answer going.
@@ -87,7 +99,7 @@ class ChatService:
                 "database_unavailable", "Conversations cannot be stored right now; please retry shortly.", retry_after=5
             ) from exc
         if cached is not None:
-            return self._replay(turn, cached, started, question.mode)
+            return self._replay(turn, cached, started, question.mode, question.format)
         try:
             retrieval = self.retriever.retrieve(self._retrieval_query(question, turn.history))
             passages = retrieval.passages
@@ -108,17 +120,27 @@ class ChatService:
             mode=question.mode,
             selection=question.context,
             history=turn.history,
+            format=question.format,
         )
+        answerer_name = self.answerer.name
+        fallback_from: str | None = None
         try:
             stream = self.answerer.answer(request)
             first = next(stream, None)
         except AnswerUnavailable as exc:
-            self._fail(turn, question.mode, started, exc.code, retrieval_ms=retrieval.elapsed_ms)
-            raise
+            if self.fallback is None:
+                self._fail(turn, question.mode, started, exc.code, retrieval_ms=retrieval.elapsed_ms)
+                raise
+            # The reader still gets the book's own words, with one sentence saying why.
+            log.info("answerer unavailable (%s); answering with the extractive answerer", exc.code)
+            fallback_from = exc.code
+            answerer_name = self.fallback.name
+            stream = OfflineAnswer(f"{FALLBACK_NOTE} {self.fallback.compose(request)}")
+            first = None
         return ChatTurn(
             turn=turn,
             store=self.store,
-            answerer_name=self.answerer.name,
+            answerer_name=answerer_name,
             passages=passages,
             stream=stream,
             first_piece=first,
@@ -127,7 +149,11 @@ class ChatService:
             selection=question.context if question.mode == "selection" else None,
             mode=question.mode,
             observer=self.observer,
-            remember=self._remember(cache_key, passages),
+            # A fallback answer is never cached: the next reader should get Gemini's.
+            remember=None if fallback_from else self._remember(cache_key, passages),
+            answer_format=question.format,
+            strip_markdown=question.format == TEXT and answerer_name != OfflineAnswerer.name,
+            fallback_from=fallback_from,
         )
 
     # --- the answer cache (first-turn general questions; see app/services/answer_cache.py) ------
@@ -139,7 +165,7 @@ class ChatService:
         except Exception as exc:  # noqa: BLE001 - no version, no cache; retrieval reports the outage
             log.debug("index version unavailable for the answer cache: %s", type(exc).__name__)
             return None
-        return None if version is None else self.answer_cache.key(version, question.message)
+        return None if version is None else self.answer_cache.key(version, question.message, question.format)
 
     def _cached_answer(self, key: CacheKey | None) -> CachedAnswer | None:
         if key is None or self.answer_cache is None:
@@ -148,14 +174,15 @@ class ChatService:
         self.observer.answer_cache_lookup(cached is not None)
         return cached
 
-    def _remember(self, key: CacheKey | None, passages: list[Passage]) -> Callable[[list[str]], None] | None:
+    def _remember(self, key: CacheKey | None, passages: list[Passage]) -> Callable[[list[str], list[Passage]], None] | None:
         cache = self.answer_cache
         if key is None or cache is None:
             return None
         answerer = self.answerer.name
-        return lambda pieces: cache.put(key, CachedAnswer(tuple(pieces), tuple(passages), answerer))
+        # The shaped pieces and the passages they cite: a replay is exactly what was streamed.
+        return lambda pieces, cited: cache.put(key, CachedAnswer(tuple(pieces), tuple(cited), answerer))
 
-    def _replay(self, turn: OpenTurn, cached: CachedAnswer, started: float, mode: str) -> ChatTurn:
+    def _replay(self, turn: OpenTurn, cached: CachedAnswer, started: float, mode: str, answer_format: str) -> ChatTurn:
         # No retrieval and no answerer: the stored turn and the stream are those of a normal
         # answer, with answerer "cache" and `cached: true` in `done`.
         return ChatTurn(
@@ -170,6 +197,8 @@ class ChatService:
             mode=mode,
             observer=self.observer,
             cached=True,
+            answer_format=answer_format,
+            original_answerer=cached.answerer,
         )
 
     def _retrieval_query(self, question: ChatQuestion, history: list[tuple[str, str]]) -> str:
@@ -220,7 +249,11 @@ class ChatTurn:
         mode: str = "general",
         observer: Observer | None = None,
         cached: bool = False,
-        remember: Callable[[list[str]], None] | None = None,
+        remember: Callable[[list[str], list[Passage]], None] | None = None,
+        answer_format: str = TEXT,
+        strip_markdown: bool = False,
+        fallback_from: str | None = None,
+        original_answerer: str | None = None,
     ) -> None:
         self.conversation_id = turn.conversation_id
         self.message_id = turn.assistant_message_id
@@ -237,11 +270,20 @@ class ChatTurn:
         self._observer = observer or NULL_OBSERVER
         self.cached = cached
         self._remember = remember  # keeps a complete, grounded answer in the answer cache
+        self._format = answer_format
+        self._shaper = AnswerShaper(passages, strip_markdown=strip_markdown)
+        self._fallback_from = fallback_from  # the answerer's error code when the fallback answered
+        self._original_answerer = original_answerer or answerer_name
+
+    @property
+    def answerer(self) -> str:
+        """Which answerer wrote the text: "gemini" or "offline" (a replay: the original one)."""
+        return self._original_answerer.split(":", 1)[0]
 
     @property
     def sources(self) -> list[dict[str, Any]]:
-        """The passages the answer was given, as the widget's `sources`."""
-        return [passage.source() for passage in self._passages]
+        """The passages the answer has cited so far, in the order of their [n]."""
+        return self._shaper.sources
 
     def events(self) -> Iterator[dict[str, Any]]:
         """metadata → token… → done; stores the assistant turn however the stream ends."""
@@ -249,7 +291,7 @@ class ChatTurn:
         outcome = TurnOutcome(
             content="",
             status=MessageStatus.INTERRUPTED,
-            sources=self.sources,
+            error_code=self._fallback_from,
             # Grounded: the answer rests on text it was given (book passages or the selection).
             grounded=bool(self._passages) or bool(self._selection),
             answerer=self._answerer_name,
@@ -261,20 +303,33 @@ class ChatTurn:
             first = [] if self._first_piece is None else [self._first_piece]
             try:
                 for piece in itertools.chain(first, self._stream):
+                    text = self._shaper.feed(piece)
+                    if not text:
+                        continue  # a marker or citation still undecided: it comes with the next piece
                     if outcome.first_token_ms is None:
                         outcome.first_token_ms = _ms_since(self._started)
                         self._observer.first_token(time.perf_counter() - self._started, self._source)
-                    pieces.append(piece)
-                    yield {"type": "token", "content": piece}
+                    pieces.append(text)
+                    yield {"type": "token", "content": text}
             except AnswerUnavailable as exc:
                 # Tokens may already be on the reader's screen: finish the stream politely.
-                note = INTERRUPTED_NOTE.format(reason=exc.message.rstrip("."))
+                rest = self._shaper.finish()
+                if rest:
+                    pieces.append(rest)
+                    yield {"type": "token", "content": rest}
+                note = INTERRUPTED_NOTE[self._format].format(reason=exc.message.rstrip("."))
                 outcome.status = MessageStatus.FAILED
                 outcome.error_code = exc.code
+                # The note is not stored: the message's status says the answer was cut short.
                 yield {"type": "token", "content": note}
                 yield {"type": "error", "code": exc.code, "message": exc.message}
             else:
+                rest = self._shaper.finish()
+                if rest:
+                    pieces.append(rest)
+                    yield {"type": "token", "content": rest}
                 outcome.status = MessageStatus.COMPLETE
+            outcome.sources = self.sources
             yield {
                 "type": "done",
                 "sources": outcome.sources,
@@ -282,6 +337,8 @@ class ChatTurn:
                 "conversation_id": str(self.conversation_id),
                 "message_id": str(self.message_id),
                 "cached": self.cached,
+                "answerer": self.answerer,
+                "format": self._format,
             }
         except GeneratorExit:
             # The reader went away: stop the upstream answer and keep what was streamed.
@@ -297,6 +354,7 @@ class ChatTurn:
             raise
         finally:
             outcome.content = "".join(pieces)
+            outcome.sources = self.sources
             usage = getattr(self._stream, "usage", None)
             if usage is not None:
                 outcome.prompt_tokens = usage.prompt_tokens
@@ -315,7 +373,7 @@ class ChatTurn:
                 and outcome.grounded
                 and outcome.content
             ):
-                self._remember(pieces)
+                self._remember(pieces, self._shaper.cited)
             report = _report(self.conversation_id, self.message_id, self._mode, outcome, self.cached, len(self._passages))
             report.store_ms = _ms_since(storing)
             self._observer.turn_finished(report, streamed=True)
@@ -331,6 +389,7 @@ class ChatTurn:
         sources: list[dict[str, Any]] = []
         grounded = False
         cached = False
+        answerer = self.answerer
         error: dict[str, Any] | None = None
         for event in self.events():
             if event["type"] == "token":
@@ -341,6 +400,7 @@ class ChatTurn:
                 sources = event["sources"]
                 grounded = event["grounded"]
                 cached = event["cached"]
+                answerer = event["answerer"]
         body: dict[str, Any] = {
             "conversation_id": str(self.conversation_id),
             "message_id": str(self.message_id),
@@ -348,6 +408,8 @@ class ChatTurn:
             "sources": sources,
             "grounded": grounded,
             "cached": cached,
+            "answerer": answerer,
+            "format": self._format,
         }
         if error:
             body["error"] = error

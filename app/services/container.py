@@ -168,7 +168,11 @@ def build_services(
     if provider is not None and observer is not None:
         provider.observer = observer  # one provider per process, like the observer
     answer_cache = AnswerCache(settings.answer_cache_size) if settings.answer_cache_size else None
-    chat = ChatService(store, retriever, answerer, rewriter, observer=observer, answer_cache=answer_cache)
+    # Gemini unavailable is not "no answer": the extractive answerer steps in unless turned off.
+    fallback = OfflineAnswerer() if provider is not None and settings.gemini_fallback else None
+    chat = ChatService(
+        store, retriever, answerer, rewriter, observer=observer, answer_cache=answer_cache, fallback=fallback
+    )
 
     def check_index() -> dict[str, Any]:
         points = index.count()

@@ -1,7 +1,8 @@
 // The chat page: POST /api/chat and read the Server-Sent Events exactly as the book's widget
 // does (split the byte stream on "\n", keep the lines that start with "data: ", parse the rest
-// as JSON). Every piece of text from the server or the reader goes in with textContent: no
-// HTML is ever built from strings.
+// as JSON). It asks for Markdown ("format": "markdown") and renders the little Markdown answers
+// use with a small renderer of its own (no CDN: the page works offline). Every piece of text from
+// the server or the reader goes in with textContent: no HTML is ever built from strings.
 (() => {
   "use strict";
 
@@ -22,12 +23,14 @@
     return node;
   }
 
-  // A link target the page may follow: http(s) only, resolved against this page.
+  // A link target the page may follow: an absolute http(s) URL only. Without BOOK_SITE_URL a
+  // source's url is a bare route ("/guides/x#y") that this service does not serve: no link then,
+  // the citation opens the section's text instead.
   function safeHref(source) {
-    const raw = source.url || (source.file ? "/" + String(source.file).replace(/\.mdx?$/, "") : "");
-    if (!raw) return null;
+    const raw = String((source && source.url) || "");
+    if (!/^https?:\/\//i.test(raw)) return null;
     try {
-      const url = new URL(raw, window.location.href);
+      const url = new URL(raw);
       return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
     } catch (_) {
       return null;
@@ -57,49 +60,142 @@
     return link;
   }
 
-  // The finished answer, with the little Markdown answers use: **bold**, `code`, [text](url),
-  // and "[n]" citations as links to source n. Built node by node, never from an HTML string.
-  const INLINE = /\*\*([^*\n]+)\*\*|`([^`\n]+)`|\[([^\]\n]+)\]\(([^)\s]+)\)|\[(\d+)\]/g;
-  function renderAnswer(body, text, hrefs) {
-    body.textContent = "";
+  // Inline Markdown: **bold**, *emphasis*, `code`, [text](url) and "[n]" citations, node by node.
+  const INLINE = /\*\*([^*\n]+)\*\*|\*([^*\s][^*\n]*)\*|`([^`\n]+)`|\[([^\]\n]+)\]\(([^)\s]+)\)|\[(\d+)\]/g;
+  function renderInline(parent, text, cite) {
     let last = 0;
     for (const match of text.matchAll(INLINE)) {
-      const [whole, bold, code, linkText, linkUrl, citation] = match;
+      const [whole, bold, emphasis, code, linkText, linkUrl, citation] = match;
       let node = null;
       if (bold !== undefined) node = el("strong", null, bold);
+      else if (emphasis !== undefined) node = el("em", null, emphasis);
       else if (code !== undefined) node = el("code", null, code);
       else if (linkText !== undefined) {
-        const href = /^https?:\/\//.test(linkUrl) ? safeHref({ url: linkUrl }) : null;
+        const href = safeHref({ url: linkUrl });
         node = href ? externalLink(linkText, href) : document.createTextNode(linkText);
-      } else if (hrefs[Number(citation) - 1]) {
-        node = externalLink(whole, hrefs[Number(citation) - 1], "citation");
+      } else if (cite) {
+        node = cite(Number(citation), whole);
       }
       if (!node) continue;
-      body.appendChild(document.createTextNode(text.slice(last, match.index)));
-      body.appendChild(node);
+      parent.appendChild(document.createTextNode(text.slice(last, match.index)));
+      parent.appendChild(node);
       last = match.index + whole.length;
     }
-    body.appendChild(document.createTextNode(text.slice(last)));
+    parent.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  // Block Markdown: paragraphs, "#" headings, "-"/"1." lists and ``` code blocks. Anything else
+  // (a table, raw HTML) shows as the text it is.
+  function renderMarkdown(body, text, cite) {
+    body.textContent = "";
+    const lines = text.split("\n");
+    let paragraph = [];
+    let list = null;
+    const flush = () => {
+      if (paragraph.length) {
+        const p = el("p");
+        renderInline(p, paragraph.join(" "), cite);
+        body.appendChild(p);
+      }
+      paragraph = [];
+    };
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i];
+      const fence = /^\s*(```|~~~)/.exec(line);
+      const heading = /^\s*#{1,6}\s+(.*)$/.exec(line);
+      const item = /^\s*(?:([-*+])|(\d{1,3})[.)])\s+(.*)$/.exec(line);
+      if (fence) {
+        flush();
+        list = null;
+        const code = [];
+        for (i += 1; i < lines.length && !lines[i].trim().startsWith(fence[1]); i++) code.push(lines[i]);
+        const pre = el("pre");
+        pre.appendChild(el("code", null, code.join("\n")));
+        body.appendChild(pre);
+      } else if (heading) {
+        flush();
+        list = null;
+        const title = el("p", "md-heading");
+        const strong = el("strong");
+        renderInline(strong, heading[1], cite);
+        title.appendChild(strong);
+        body.appendChild(title);
+      } else if (item) {
+        flush();
+        const tag = item[1] ? "ul" : "ol";
+        if (!list || list.tagName.toLowerCase() !== tag) {
+          list = el(tag);
+          body.appendChild(list);
+        }
+        const li = el("li");
+        renderInline(li, item[3], cite);
+        list.appendChild(li);
+      } else if (!line.trim()) {
+        flush();
+        list = null;
+      } else {
+        if (list && /^\s+/.test(line) && list.lastChild) {
+          list.lastChild.appendChild(document.createTextNode(" " + line.trim()));
+        } else {
+          list = null;
+          paragraph.push(line.trim());
+        }
+      }
+    }
+    flush();
+  }
+
+  // A citation: a link to the section on the book's site, or (no site URL) a button that opens
+  // the section's text in the list of sources.
+  function citationFor(root, sources, details) {
+    return (n, label) => {
+      const source = sources[n - 1];
+      if (!source) return document.createTextNode(label);
+      const href = safeHref(source);
+      if (href) return externalLink(label, href, "citation");
+      const button = el("button", "citation", label);
+      button.type = "button";
+      button.title = source.heading || source.title || "";
+      button.setAttribute("aria-label", `Show source ${n}: ${button.title}`);
+      button.addEventListener("click", () => {
+        const target = details[n - 1];
+        if (!target) return;
+        target.open = true;
+        target.scrollIntoView({ block: "nearest" });
+        target.querySelector("summary").focus();
+      });
+      return button;
+    };
   }
 
   function renderSources(root, sources) {
     if (!sources.length) return [];
     const list = el("ol", "sources");
-    const hrefs = sources.map((source, i) => {
+    const details = sources.map((source, i) => {
       const item = el("li", "source");
       const label = `[${i + 1}] ${source.heading || source.title || source.file || "source"}`;
       const href = safeHref(source);
-      item.appendChild(href ? externalLink(label, href, "source-link") : el("span", "source-link", label));
-      if (source.file) item.appendChild(el("span", "source-file", source.file));
-      if (source.snippet) item.appendChild(el("p", "source-snippet", source.snippet));
+      let expandable = null;
+      if (href) {
+        item.appendChild(externalLink(label, href, "source-link"));
+        if (source.file) item.appendChild(el("span", "source-file", source.file));
+        if (source.snippet) item.appendChild(el("p", "source-snippet", source.snippet));
+      } else {
+        // No book site to link to: the section's own text, one click away.
+        expandable = el("details", "source-details");
+        expandable.appendChild(el("summary", "source-link", label));
+        if (source.file) expandable.appendChild(el("span", "source-file", source.file));
+        expandable.appendChild(el("p", "source-text", source.snippet || ""));
+        item.appendChild(expandable);
+      }
       list.appendChild(item);
-      return href;
+      return expandable;
     });
     const wrap = el("div", "sources-wrap");
     wrap.appendChild(el("div", "sources-title", "Sources"));
     wrap.appendChild(list);
     root.appendChild(wrap);
-    return hrefs;
+    return details;
   }
 
   async function describeError(response) {
@@ -132,20 +228,21 @@
         conversationId = event.conversation_id || conversationId;
       } else if (event.type === "token") {
         text += event.content || "";
-        answer.body.textContent = text;
+        renderMarkdown(answer.body, text, null);
         scrollToEnd();
       } else if (event.type === "error") {
         answer.root.appendChild(el("p", "error", event.message || "The answer was interrupted."));
       } else if (event.type === "done") {
         finished = true;
         if (event.conversation_id) conversationId = event.conversation_id;
-        const hrefs = renderSources(answer.root, event.sources || []);
-        renderAnswer(answer.body, text, hrefs);
+        const sources = event.sources || [];
+        const details = renderSources(answer.root, sources);
+        renderMarkdown(answer.body, text, citationFor(answer.root, sources, details));
       }
     };
 
     try {
-      const body = { message, mode: "general" };
+      const body = { message, mode: "general", format: "markdown" };
       if (conversationId) body.conversation_id = conversationId;
       const response = await fetch("api/chat", {
         method: "POST",

@@ -116,9 +116,15 @@ def browser():
 
 
 @pytest.fixture
-def served(make_settings) -> Iterator[str]:
+def site_url() -> str:
+    """BOOK_SITE_URL of the served app (overridden by tests of the no-site case)."""
+    return "https://garden.example.com"
+
+
+@pytest.fixture
+def served(make_settings, site_url) -> Iterator[str]:
     """The app (fixture book, a typing pace so streaming is visible) on a real HTTP server."""
-    application = create_app(make_settings(offline_token_delay_ms=15))
+    application = create_app(make_settings(offline_token_delay_ms=15, book_site_url=site_url))
     upgrade_database(application)
     services = application.extensions["services"]
     services.startup.run()
@@ -194,6 +200,7 @@ def test_a_question_streams_an_answer_with_source_links(page, served):
     page.press("#question", "Enter")
     page.locator(".message.assistant.done").nth(1).wait_for(timeout=30_000)
     assert len(requests_sent) == 2 and "conversation_id" not in requests_sent[0]
+    assert requests_sent[0]["format"] == "markdown"
     cid = requests_sent[1]["conversation_id"]
     stored = requests.get(f"{served}/api/conversation/{cid}", timeout=5).json()["messages"]
     assert [m["role"] for m in stored] == ["user", "assistant", "user", "assistant"]
@@ -237,3 +244,24 @@ def test_an_api_error_is_shown_not_swallowed(page):
     error = page.wait_for_selector(".message.assistant.failed .error", timeout=10_000)
     assert error.inner_text() == "Chat API error: 503 The index is not built yet."
     assert page.is_enabled("#send"), "the reader can try again"
+
+
+@pytest.mark.parametrize("site_url", [""])
+def test_without_a_book_site_a_citation_opens_the_sections_text(page, served):
+    page.wait_for_selector("#status[data-state=healthy]")
+    page.fill("#question", "How often should I water tomatoes?")
+    page.click("#send")
+    page.wait_for_selector(".message.assistant.done", timeout=30_000)
+    answer = page.locator(".message.assistant").last
+    body = answer.locator(".body")
+    assert "**" not in body.inner_text() and "`" not in body.inner_text()  # Markdown rendered, not shown
+    # No link to a page this service does not serve: neither the citations nor the sources.
+    assert answer.locator("a").count() == 0
+    citations = answer.locator(".body button.citation")
+    assert citations.count() >= 1 and citations.first.inner_text() == "[1]"
+    section = answer.locator(".sources details").first
+    assert section.get_attribute("open") is None
+    citations.first.click()
+    assert section.get_attribute("open") is not None
+    text = section.locator(".source-text").inner_text()
+    assert "two or three times a week" in text and "**" not in text

@@ -5,6 +5,7 @@ and parsed exactly as the widget parses (split the byte stream on \\n, keep `dat
 from __future__ import annotations
 
 import json
+import re
 import os
 import socket
 import subprocess
@@ -144,11 +145,28 @@ def test_widget_chat_round_trip_on_the_projects_own_docs(service):
     cid = events[0]["conversation_id"]
     stored = requests.get(f"{service.url}/api/conversation/{cid}", timeout=5).json()["messages"]
     assert [m["role"] for m in stored] == ["user", "assistant"]
-    assert stored[1]["content"] == text_of(events)
+    assert stored[1]["content"] == text_of(events) and stored[1]["sources"] == sources
 
     follow_up = widget_chat(service.url, {"message": "And which variables must I set?", "conversation_id": cid})
     assert follow_up[0]["conversation_id"] == cid
     assert len(requests.get(f"{service.url}/api/conversation/{cid}", timeout=5).json()["messages"]) == 4
+
+
+@pytest.mark.parametrize("question", [
+    "How do I deploy to Hugging Face Spaces?", "Which variables configure the service?", "What is the answer cache?",
+])
+def test_the_widget_gets_plain_prose_citing_exactly_its_sources(service, question):
+    events = widget_chat(service.url, {"message": question})  # no format: what the widget sends
+    text, done = text_of(events), events[-1]
+    # Reads as one text node: no Markdown markers, no bullets or tables, no line structure needed.
+    assert not re.search(r"\*\*|`|^\s*(?:[-*+]|\d+\.)\s|^\s*#|\||\]\(", text, re.MULTILINE), text
+    assert done["format"] == "text" and done["answerer"] == "offline"
+    cited = [int(n) for n in re.findall(r"\[(\d+)\]", text)]
+    assert cited and sorted(set(cited)) == list(range(1, len(done["sources"]) + 1)), (text, done["sources"])
+    assert [n for i, n in enumerate(cited) if n not in cited[:i]] == sorted(set(cited))  # order of appearance
+    for cited_part in re.split(r"(?<=\]\.)\s+", text.strip()):
+        # Every sentence ends with its citation: no uncited sentence end inside a cited part.
+        assert cited_part.endswith("].") and not re.search(r"(?<!\be\.g)(?<!\bi\.e)[\w)]\.\s+[A-Z]", cited_part), cited_part
 
 
 def test_selection_mode_and_bad_requests(service):

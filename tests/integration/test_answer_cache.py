@@ -99,6 +99,19 @@ def test_a_repeated_first_question_is_replayed_without_retrieval_or_gemini(app, 
     assert body["cached"] is True and body["answer"] == text(first)
 
 
+def test_the_format_is_part_of_the_key(app, fake):
+    fake.reply_with("**Tomatoes** need deep watering [1].")
+    client = app.test_client()
+    plain = ask(client, message=QUESTION)
+    assert text(plain) == "Tomatoes need deep watering [1]."
+    markdown = ask(client, message=QUESTION, format="markdown")
+    assert markdown[-1]["cached"] is False and text(markdown) == "**Tomatoes** need deep watering [1]."
+    replayed = ask(client, message=QUESTION, format="markdown")
+    assert replayed[-1]["cached"] is True and text(replayed) == text(markdown)
+    assert replayed[-1]["answerer"] == "gemini" and replayed[-1]["sources"] == markdown[-1]["sources"]
+    assert len(calls(fake, "streamGenerateContent")) == 2
+
+
 def test_follow_ups_selections_and_ungrounded_answers_are_not_cached(app, fake):
     client = app.test_client()
     first = ask(client, message=QUESTION)

@@ -3,6 +3,7 @@
 import json
 import logging
 import math
+import re
 
 import pytest
 
@@ -29,6 +30,17 @@ def gemini_app(make_settings, fake):
     services.startup.run()
     assert services.startup.state == "ready", services.startup.error
     fake.reset()  # forget start-up's embedding calls: each test asserts on its own traffic
+    return app
+
+
+@pytest.fixture
+def strict_app(make_settings, fake):
+    """GEMINI_FALLBACK=false: Gemini's failures are the reader's 429/503, as before the fallback."""
+    app = create_app(make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, gemini_max_retry_wait=0.05,
+                                   gemini_fallback=False))
+    upgrade_database(app)
+    app.extensions["services"].startup.run()
+    fake.reset()
     return app
 
 
@@ -113,9 +125,9 @@ def test_follow_up_sends_the_earlier_turns_and_rewrites_the_question(gemini_app,
     assert answer.body["contents"][1]["parts"][0]["text"] == "Basil likes moist soil [1]."
 
 
-def test_quota_exhausted_before_the_first_token_is_a_429_not_an_answer(gemini_app, fake):
+def test_without_fallback_quota_exhausted_before_the_first_token_is_a_429_not_an_answer(strict_app, fake):
     fake.fail_next(10, 429, method="streamGenerateContent", retry_delay="7s")
-    client = gemini_app.test_client()
+    client = strict_app.test_client()
     response = client.post("/api/chat", json={"message": "How do I water basil?"})
     assert response.status_code == 429
     body = response.get_json()
@@ -123,7 +135,7 @@ def test_quota_exhausted_before_the_first_token_is_a_429_not_an_answer(gemini_ap
     assert response.headers["Retry-After"] == "7"
     assert KEY not in response.get_data(as_text=True)
     # The reader's question is kept; the answer is recorded as failed.
-    store = gemini_app.extensions["services"].store
+    store = strict_app.extensions["services"].store
     from sqlalchemy import select
 
     from app.models import Message
@@ -134,9 +146,9 @@ def test_quota_exhausted_before_the_first_token_is_a_429_not_an_answer(gemini_ap
     assert (rows["assistant"].status, rows["assistant"].error_code) == ("failed", "quota_exhausted")
 
 
-def test_gemini_down_is_a_503(gemini_app, fake):
+def test_without_fallback_gemini_down_is_a_503(strict_app, fake):
     fake.fail_next(10, 503, method="streamGenerateContent")
-    response = gemini_app.test_client().post("/api/chat", json={"message": "How do I water basil?"})
+    response = strict_app.test_client().post("/api/chat", json={"message": "How do I water basil?"})
     assert response.status_code == 503 and response.get_json()["error"] == "model_unavailable"
 
 
@@ -149,9 +161,9 @@ def test_stream_cut_midway_ends_with_an_error_event_and_a_stored_partial_turn(ge
     kinds = [e["type"] for e in events]
     assert kinds[-2:] == ["error", "done"] and events[-2]["code"] == "stream_interrupted"
     text = answer_text(events)
-    assert text.startswith("one two three ") and "cut short" in text
+    assert text.startswith("one two three\n\n(The answer was cut short") and "_" not in text  # plain text
     stored = client.get(f"/api/conversation/{events[0]['conversation_id']}").get_json()["messages"][1]
-    assert stored["status"] == "failed" and stored["content"] == "one two three "
+    assert stored["status"] == "failed" and stored["content"] == "one two three"
 
 
 def test_no_passage_no_call(gemini_app, fake):
@@ -205,3 +217,66 @@ def test_health_reports_gemini_degraded_after_repeated_failures(make_settings, f
     assert body["status"] == "degraded"
     assert body["services"]["answerer"]["circuit"] == "open"
     assert len(fake.requests) == sent  # health spent no quota
+
+
+def stored_assistant(client, events):
+    messages = client.get(f"/api/conversation/{events[0]['conversation_id']}").get_json()["messages"]
+    return messages[-1]
+
+
+@pytest.mark.parametrize(("status", "code"), [(429, "quota_exhausted"), (503, "model_unavailable")])
+def test_gemini_unavailable_before_the_first_token_answers_from_the_book_instead(gemini_app, fake, status, code):
+    fake.fail_next(10, status, method="streamGenerateContent", retry_delay="0s")
+    client = gemini_app.test_client()
+    response, events = chat(client, message="How often should I water tomatoes?")
+    assert response.status_code == 200
+    text, done = answer_text(events), events[-1]
+    assert text.startswith("Gemini is unavailable right now, so this answer quotes the book directly. ")
+    assert "deep" in text and "[1]" in text  # the watering section, quoted and cited
+    assert done["answerer"] == "offline" and done["grounded"] is True
+    assert len(done["sources"]) == len(set(re.findall(r"\[(\d+)\]", text))) >= 1
+    stored = stored_assistant(client, events)
+    assert stored["status"] == "complete" and stored["content"] == text and stored["sources"] == done["sources"]
+    from sqlalchemy import select
+
+    from app.models import Message
+
+    with gemini_app.extensions["services"].store._session_factory() as session:  # noqa: SLF001
+        row = session.scalars(select(Message).where(Message.role == "assistant")).one()
+    assert (row.answerer, row.error_code) == ("offline", code)  # Gemini's failure is still on record
+
+    # Never cached: once Gemini is back, the same question gets Gemini's answer.
+    fake.reset()
+    fake.reply_with("Water tomatoes deeply [1].")
+    _, again = chat(client, message="How often should I water tomatoes?")
+    assert answer_text(again) == "Water tomatoes deeply [1]." and again[-1]["answerer"] == "gemini"
+    assert again[-1]["cached"] is False
+
+
+def test_markdown_from_gemini_reaches_the_widget_as_plain_prose_citing_its_sources_in_order(gemini_app, fake):
+    fake.reply_with(
+        "## Watering\n\n**Tomatoes** need `deep` watering [2].\n\n- Basil likes *moist* soil [1][2]\n"
+        "- See [the guide](https://example.com/g) [9]"
+    )
+    client = gemini_app.test_client()
+    _, events = chat(client, message="How do I water tomatoes and basil?")
+    text, done = answer_text(events), events[-1]
+    assert text == "Watering.\n\nTomatoes need deep watering [1].\n\nBasil likes moist soil [2][1].\nSee the guide."
+    system = [r for r in fake.requests if r.method_name == "streamGenerateContent"][0].body["systemInstruction"]
+    assert "no Markdown" in system["parts"][0]["text"]
+    given = [r for r in fake.requests if r.method_name == "streamGenerateContent"][0].body["contents"][-1]["parts"][0]["text"]
+    first_given = re.search(r"^\[1\] (.+?) \(", given, re.MULTILINE).group(1)
+    second_given = re.search(r"^\[2\] (.+?) \(", given, re.MULTILINE).group(1)
+    assert [s["heading"] for s in done["sources"]] == [second_given, first_given]  # [2] was cited first
+    assert done["format"] == "text" and done["answerer"] == "gemini"
+    stored = stored_assistant(client, events)
+    assert stored["content"] == text and stored["sources"] == done["sources"]
+
+
+def test_a_client_asking_for_markdown_gets_it(gemini_app, fake):
+    fake.reply_with("**Tomatoes** need `deep` watering [1].")
+    _, events = chat(gemini_app.test_client(), message="How do I water tomatoes?", format="markdown")
+    assert answer_text(events) == "**Tomatoes** need `deep` watering [1]."
+    assert events[-1]["format"] == "markdown" and len(events[-1]["sources"]) == 1
+    system = [r for r in fake.requests if r.method_name == "streamGenerateContent"][0].body["systemInstruction"]
+    assert "Write Markdown" in system["parts"][0]["text"]

@@ -25,7 +25,7 @@ def fake():
 @pytest.fixture
 def client(make_settings, fake):
     app = create_app(make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, gemini_max_retry_wait=0.01,
-                                   answer_cache_size=0))
+                                   answer_cache_size=0, gemini_fallback=False))
     upgrade_database(app)
     app.extensions["services"].startup.run()
     return app.test_client()

@@ -1,33 +1,119 @@
-"""The offline answerer quotes the book, cites [n], and never invents text."""
+"""The offline answerer: whole, clean sentences from the book that answer the question, each cited."""
+
+import re
+
+import pytest
 
 from app.services.answering.base import AnswerRequest
-from app.services.answering.offline import NOT_COVERED, OfflineAnswerer
+from app.services.answering.offline import NOT_COVERED, OfflineAnswerer, passage_sentences
+from app.services.ingestion.docusaurus import parse_page
 from app.services.retrieval.retriever import Passage
+from tests.conftest import FIXTURE_BOOK
 
 
 def passage(text, heading="Watering > Watering tomatoes", file="guides/watering.md"):
     return Passage(file=file, title="Watering", heading=heading, anchor="x", url="u", text=text, score=1.0, similarity=1.0)
 
 
-def test_answer_quotes_the_sentences_closest_to_the_question_with_citations():
-    answerer = OfflineAnswerer()
-    text = answerer.compose(
-        AnswerRequest(
-            question="How often should tomatoes be watered?",
-            passages=[
-                passage("Tomatoes need deep watering two or three times a week. Mulch keeps soil cool. Pots need holes."),
-                passage("Basil likes moist soil.", heading="Watering > Herbs"),
-            ],
-        )
+def compose(question, *texts, **request):
+    passages = [passage(t, heading=f"Page {i} > Section") if isinstance(t, str) else t for i, t in enumerate(texts)]
+    return OfflineAnswerer().compose(AnswerRequest(question=question, passages=passages, **request))
+
+
+def sentences(answer):
+    return re.findall(r".+?(?:\[\d+\]\.|\[\d+\])(?=\s|$)", answer)
+
+
+def test_the_sentences_that_answer_are_quoted_whole_each_ending_with_its_citation():
+    answer = compose(
+        "How often should tomatoes be watered?",
+        "Tomatoes need deep watering two or three times a week. Mulch keeps the soil cool in summer. Pots need holes.",
+        "Basil likes moist soil and a sunny window sill.",
     )
-    assert "Tomatoes need deep watering two or three times a week." in text
-    assert "[1]" in text and "[2]" in text
-    assert "**Watering > Watering tomatoes**" in text
+    assert answer.startswith("Tomatoes need deep watering two or three times a week [1].")
+    assert "Pots need holes" not in answer  # too short to stand on its own
+    for sentence in sentences(answer):
+        assert sentence.strip()[0].isupper() and re.search(r" \[\d\]\.$", sentence)
+
+
+def test_what_is_x_puts_the_defining_sentence_first():
+    answer = compose(
+        "What is swizzling?",
+        "Restart your dev server after swizzling so swizzling changes to swizzled components show up. "
+        "Swizzling is the process of replacing a theme component with your own implementation. "
+        "You can swizzle any component of the classic theme.",
+    )
+    assert answer.startswith("Swizzling is the process of replacing a theme component with your own implementation [1].")
+
+
+def test_citations_number_passages_in_order_of_appearance():
+    answer = compose(
+        "How do I deploy the site to GitHub Pages?",
+        "Netlify builds the site from your repository on every push.",
+        "To deploy the site to GitHub Pages, run the deploy command with your GitHub user name.",
+    )
+    numbers = [int(n) for n in re.findall(r"\[(\d+)\]", answer)]
+    assert numbers[0] == 1 and sorted(set(numbers)) == list(range(1, max(numbers) + 1))
+    assert answer.startswith("To deploy the site to GitHub Pages")
+
+
+def test_tables_code_and_dangling_colons_are_never_quoted():
+    answer = compose(
+        "Which fields does the analytics plugin accept?",
+        "Accepted fields:\n\n| Name | Type | Default | Description |\n| --- | --- | --- | --- |\n"
+        "| `trackingID` | `string` | **Required** | The tracking ID of your analytics service. |\n"
+        "| `anonymizeIP` | `boolean` | `false` | Whether the IP should be anonymized when sending requests. |\n\n"
+        "```js\nmodule.exports = {trackingID: 'x'};\n```\n\nThe analytics plugin accepts a tracking ID and an IP option.",
+    )
+    assert "|" not in answer and "—" not in answer and "module.exports" not in answer
+    assert "Accepted fields" not in answer and ":[" not in answer and ": [" not in answer
+    assert "trackingID (default Required): The tracking ID of your analytics service [1]." in answer
+
+
+def test_a_list_introduced_by_a_colon_is_folded_into_its_sentence():
+    answer = compose(
+        "What search options are there?",
+        "There are a few search options you can use on your website:\n\n"
+        "- 🥇 [Algolia DocSearch](#algolia) (**official**)\n- 👥 [Local Search](#local)\n- Your own `SearchBar` component\n",
+    )
+    assert answer.startswith(
+        "There are a few search options you can use on your website: Algolia DocSearch (official), "
+        "Local Search and your own SearchBar component [1]."
+    )
+
+
+def test_broken_text_never_comes_out():
+    answer = compose(
+        "How do I set the host of the server?",
+        "To reach the dev server from other machines, set the host with `--host 0.0.0.0`. "
+        "If the page is not a doc page, fall back to... "
+        "the server host is set (see the host option. The host option also sets the host name of the server!",
+    )
+    assert ".." not in answer and "…" not in answer and "(see" not in answer
+    assert "set the host with --host 0.0.0.0 [1]." in answer
+
+
+def test_markdown_format_keeps_code_spans_and_text_format_writes_names_plainly():
+    text = "Set `GEMINI_MODEL` and WEB_CONCURRENCY to tune the service, or _all_ of the **settings**."
+    plain = compose("Which settings tune the service?", text)
+    markdown = compose("Which settings tune the service?", text, format="markdown")
+    assert plain == "Set GEMINI_MODEL and WEB_CONCURRENCY to tune the service, or all of the settings [1]."
+    assert markdown == "Set `GEMINI_MODEL` and WEB_CONCURRENCY to tune the service, or all of the settings [1]."
+
+
+def test_between_two_and_five_sentences():
+    many = " ".join(f"Tomatoes need watering in week {n} of the tomato season." for n in range(12))
+    assert 2 <= len(sentences(compose("When do tomatoes need watering?", many))) <= 5
+
+
+def test_a_section_of_only_code_is_pointed_to_by_name():
+    answer = compose("example", passage("```bash\nmake run\n```", heading="Guide > Running > Example"))
+    assert answer == "The book covers this in the section “Running > Example” [1]."
 
 
 def test_streamed_pieces_add_up_to_the_composed_answer():
     answerer = OfflineAnswerer()
-    request = AnswerRequest(question="basil", passages=[passage("Basil likes moist soil. It grows fast.")])
+    request = AnswerRequest(question="basil", passages=[passage("Basil likes moist soil. It grows fast in a warm place.")])
     assert "".join(answerer.answer(request)) == answerer.compose(request)
 
 
@@ -36,40 +122,64 @@ def test_no_passages_says_the_book_does_not_cover_it():
 
 
 def test_selection_is_quoted_first_and_code_is_not_quoted_inline():
-    answerer = OfflineAnswerer()
-    text = answerer.compose(
-        AnswerRequest(
-            question="What do rosemary and thyme prefer?",
-            passages=[passage("Intro.\n\n```bash\nrm -rf /\n```\n\nRosemary prefers dry soil.")],
-            mode="selection",
-            selection="Basil likes moist soil, while rosemary and thyme prefer to dry out between waterings.",
-        )
+    answer = compose(
+        "What do rosemary and thyme prefer?",
+        "Intro.\n\n```bash\nrm -rf /\n```\n\nRosemary and thyme prefer dry soil between waterings.",
+        mode="selection",
+        selection="Basil likes moist soil, while rosemary and thyme prefer to dry out between waterings.",
     )
-    assert text.startswith("From the passage you selected: Basil likes moist soil, while rosemary")
-    assert "rm -rf" not in text
+    assert answer.startswith("From the passage you selected: Basil likes moist soil, while rosemary")
+    assert "rm -rf" not in answer and "[1]" in answer
 
 
-def test_tables_links_and_emphasis_read_as_plain_sentences():
-    text = OfflineAnswerer().compose(
-        AnswerRequest(
-            question="What does the port setting do?",
-            passages=[passage("| Setting | Meaning |\n|---|---|\n| `PORT` | The **port** gunicorn binds, see [config](config.md). |")],
-        )
+def book_sections():
+    for path in sorted(FIXTURE_BOOK.rglob("*.md*")):
+        page = parse_page(FIXTURE_BOOK, path)
+        for section in page.sections:
+            yield " > ".join(section.heading_path), section.text
+
+
+@pytest.mark.parametrize(("heading", "text"), list(book_sections()))
+def test_every_section_of_the_fixture_book_reads_as_plain_cited_prose(heading, text):
+    question = f"What about {heading.split(' > ')[-1]}?"
+    answer = compose(question, passage(text, heading=heading))
+    assert not re.search(r"\*\*|`|^\s*[-*+] |\|", answer, re.MULTILINE), answer
+    assert ".." not in answer.replace("...", "") and ":[" not in answer and ": [" not in answer
+    assert answer.endswith("].")
+    for sentence in passage_sentences(text):
+        assert sentence.text.count("(") == sentence.text.count(")")
+
+
+def test_a_one_line_command_after_a_colon_completes_its_sentence():
+    answer = compose(
+        "How do I start the dev server?",
+        "To start the dev server of your site, run this command:\n\n```bash\nnpm run start\n```\n\n"
+        "To see every option of the dev server, run this command:\n\n```js\nconsole.log(options);\n```\n",
     )
-    assert "`PORT` — The port gunicorn binds, see config." in text
-    assert "|" not in text and "---" not in text and "](" not in text
+    assert answer == "To start the dev server of your site, run this command: npm run start [1]."
+    markdown = compose("How do I start the dev server?", "To start the dev server, run this command:\n\n```bash\nnpm run start\n```\n",
+                       format="markdown")
+    assert markdown == "To start the dev server, run this command: `npm run start` [1]."
 
 
-def test_a_section_of_only_code_points_to_the_example():
-    text = OfflineAnswerer().compose(AnswerRequest(question="example", passages=[passage("```bash\nmake run\n```")]))
-    assert "(an example; see the section) [1]" in text
-
-
-def test_names_with_underscores_keep_them():
-    text = OfflineAnswerer().compose(
-        AnswerRequest(
-            question="Which settings?",
-            passages=[passage("Set `GEMINI_MODEL` and WEB_CONCURRENCY, or _all_ of the **settings**.")],
-        )
+def test_an_admonition_title_is_a_label_not_the_start_of_a_sentence():
+    answer = compose(
+        "Is Qdrant Cloud indexed at start-up?",
+        "Warning: Qdrant Cloud is not indexed at start-up\n`INDEX_ON_START` applies to the embedded index only.",
     )
-    assert "`GEMINI_MODEL` and WEB_CONCURRENCY, or all of the settings." in text
+    assert answer == "INDEX_ON_START applies to the embedded index only [1]."
+
+
+def test_what_the_selection_already_says_is_not_quoted_again_from_the_book():
+    text = "Basil likes moist soil and a sunny window sill. Rosemary prefers to dry out between waterings."
+    answer = compose("What does basil like?", text, mode="selection", selection=text)
+    assert answer.count("Basil likes moist soil") == 1
+
+
+def test_with_no_word_in_common_the_best_passage_opens_the_answer():
+    answer = compose(
+        "Wie gieße ich Tomaten?",
+        "Tomatoes need deep watering two or three times a week. Mulch keeps the soil cool in summer. Pots drain well.",
+        "Basil likes moist soil and a sunny window sill.",
+    )
+    assert answer == "Tomatoes need deep watering two or three times a week [1]. Mulch keeps the soil cool in summer [1]."

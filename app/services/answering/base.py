@@ -19,6 +19,7 @@ class AnswerRequest:
     mode: str = "general"  # "general" | "selection"
     selection: str | None = None
     history: list[tuple[str, str]] = field(default_factory=list)  # (role, content), oldest first
+    format: str = "text"  # "text": plain prose for a text node (the widget); "markdown"
 
 
 @dataclass

@@ -1,14 +1,33 @@
-"""The answerer that needs no keys: brief quotes from the best passages, each cited as [n].
+"""The answerer that needs no keys: an extractive summary of the best passages, each sentence cited.
 
-It never invents text: every sentence it shows is copied from the book (or from the reader's
-selection), so its answers are grounded by construction.
+It never invents text: every sentence it shows is a whole sentence copied from the book (or from
+the reader's selection), so its answers are grounded by construction. How it chooses:
+
+1. Each passage is parsed with markdown-it into blocks; only prose is quoted (paragraphs, and
+   list items that are whole sentences). Code, tables, HTML and headings are never quoted; a
+   short list introduced by "...:" is folded into its sentence ("options: A, B and C.").
+2. Prose is split into sentences, and a sentence is kept only if it reads on its own: it ends
+   with a full stop (no dangling "Accepted fields:"), has a few words, and is not cut.
+3. Sentences are scored against the question, BM25-style, with the IDF taken from the sentences
+   of these passages (a word every sentence has says nothing), the section's own heading
+   counted as a field of each of its sentences, and a prior for the passage's retrieval rank.
+   Each pick halves the weight of the question words it covered, so the next one adds something.
+4. For "what is X?", the sentence that defines X ("X is ...", "X, which allows ...") comes first.
+5. 2-5 sentences, grouped by passage, each ending with its citation: "... the docs folder [1]."
 """
 
 from __future__ import annotations
 
+import math
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from app.services.answering.base import AnswerRequest, Usage
 from app.services.retrieval.retriever import Passage
@@ -19,16 +38,43 @@ NOT_COVERED = (
     "or ask about a topic the book covers."
 )
 
-_FENCE = re.compile(r"^(```|~~~).*?^\1\s*$", re.MULTILINE | re.DOTALL)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9`*\"'(\[])")
+MAX_SENTENCES = 5
+MIN_SENTENCES = 2
+MAX_ANSWER_CHARS = 900
+KEEP_RATIO = 0.35  # a sentence scoring under this share of the best one adds noise, not answer
+MIN_WORDS, MAX_WORDS = 5, 70
+RANK_DECAY = 0.4  # passage at rank r weighs 1 / (1 + RANK_DECAY * r)
+HEADING_TF = 0.5  # a question word in the section's heading counts as half an occurrence in each sentence
+DEFINITION_BONUS = 2.0
+BM25_K1, BM25_B = 1.2, 0.5
+
 _PIECE = re.compile(r"\S+\s*|\s+")
-_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$", re.MULTILINE)
-_TABLE_ROW = re.compile(r"^\s*\|(.*)\|\s*$", re.MULTILINE)
-_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-# Emphasis markers only at word edges (snake_case names keep their underscores), and never
-# inside `inline code`.
-_EMPHASIS = re.compile(r"(?<![\w*`])(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1(?![\w*])")
-_INLINE_CODE = re.compile(r"(`[^`]*`)")
+_PARSER = MarkdownIt("commonmark").enable("table")
+# Sentence ends: . ! ? (and a closing quote or bracket) followed by space and a capital/number/code.
+_BOUNDARY = re.compile(r"(?<=[.!?])[\"'”’)\]]?\s+(?=[A-Z0-9`\"'“(\[])")
+_ABBREVIATION = re.compile(r"(?:\b(?:e\.g|i\.e|etc|vs|cf|approx|incl|resp|No|Fig)|\b[A-Za-z])\.$")
+_ENDS_WELL = re.compile(r"[.!?][\"'”’)]?$")
+_LABEL = re.compile(r"^(?:[A-Z][\w'’ ]{0,24}|[^\w\s]{1,3}\s*[\w ]{0,20}):\s+(?=\S)")  # "Note: ", "Tip: "
+_SYMBOLS = re.compile(r"^[^\w`\"'(\[]+")  # leading emoji / bullets
+_META = re.compile(r"\b(?:this (?:section|page|guide|tutorial|document)|we will|we'll|in the following)\b", re.I)
+_POINTS_AWAY = re.compile(r"\b(?:following|below|above|as follows)\b", re.I)
+_CONTEXTUAL_START = re.compile(r"^(?:This|That|These|Those|It|They|Then|Also|However|So|Otherwise|And|But|Or|Because)\b")
+_WHAT_IS = re.compile(
+    r"^\s*(?:what|who)(?:'s|\s+is|\s+are|\s+was|\s+were|\s+does)\s+(?:an?\s+|the\s+)?(?P<subject>.+?)"
+    r"(?:\s+(?:mean|do|stand for))?\s*\??\s*$",
+    re.IGNORECASE,
+)
+# Words a question uses to ask rather than to name its topic ("how do I *add* search"): they
+# count for little, whatever their rarity among a handful of passages.
+_GENERIC = frozenset(
+    "add use creat make set get want need work way chang possibl support allow like help show tri "
+    "would should could also new pleas know configur doc page site file".split()
+)
+GENERIC_WEIGHT = 0.3
+_ADMONITION_TITLE = re.compile(r"^(?:Note|Tip|Info|Warning|Danger|Caution|Important):(?: .*)?$")
+_CLAUSE_START = re.compile(r"^(?:You|Your|The|A|An|It|Its|To|Use|Add|Set)\b")
+_EMOJI_CODE = re.compile(r":[a-z0-9_+-]+:")
+_DEFINING = r"(?:is|are|means|refers to|lets|allows|permits|enables|provides|which|that)"
 
 
 class OfflineAnswer:
@@ -56,8 +102,19 @@ class OfflineAnswer:
         self._pieces = iter(())
 
 
+@dataclass(frozen=True)
+class Sentence:
+    """A whole sentence of a passage: as plain text and as Markdown (code spans kept)."""
+
+    text: str
+    markdown: str
+    passage: int  # index into the request's passages
+    position: int  # order within the passage
+    row_name: str = ""  # for a table row's description: the row's name (option, field, flag)
+
+
 class OfflineAnswerer:
-    """Extractive answers: for each of the best passages, its sentences closest to the question."""
+    """Extractive answers: the sentences of the best passages that answer the question."""
 
     name = "offline"
 
@@ -65,13 +122,11 @@ class OfflineAnswerer:
         self,
         analyzer: Analyzer | None = None,
         *,
-        max_passages: int = 3,
-        sentences_per_passage: int = 2,
+        max_passages: int = 5,
         token_delay_seconds: float = 0.0,
     ) -> None:
         self.analyzer = analyzer or Analyzer()
         self.max_passages = max_passages
-        self.sentences_per_passage = sentences_per_passage
         self.token_delay_seconds = token_delay_seconds
 
     def answer(self, request: AnswerRequest) -> OfflineAnswer:
@@ -79,55 +134,383 @@ class OfflineAnswerer:
         return OfflineAnswer(self.compose(request), self.token_delay_seconds)
 
     def compose(self, request: AnswerRequest) -> str:
-        """The whole answer as text."""
-        question_terms = set(self.analyzer.terms(request.question))
+        """The whole answer as text (plain prose, or Markdown with code spans when asked)."""
+        markdown = request.format == "markdown"
         parts: list[str] = []
+        quoted_already: set[str] = set()
         if request.mode == "selection" and request.selection:
-            quoted = self._best_sentences(request.selection, question_terms)
+            chosen = self.select(request.question, [request.selection], limit=3)
+            quoted_already = {s.text.casefold() for s in chosen}
+            quoted = " ".join(s.markdown if markdown else s.text for s in chosen)
+            if not quoted:
+                quoted = " ".join(request.selection.split())
             parts.append(f"From the passage you selected: {quoted}")
-        if not request.passages:
+        passages = request.passages[: self.max_passages]
+        if not passages:
             return parts[0] if parts else NOT_COVERED
-        intro = "Related sections of the book:" if parts else "Here is what the book says:"
-        bullets = [
-            f"- **{_label(passage)}**: {self._best_sentences(passage.text, question_terms)} [{n}]"
-            for n, passage in enumerate(request.passages[: self.max_passages], start=1)
-        ]
-        parts.append(intro + "\n\n" + "\n".join(bullets))
-        return "\n\n".join(parts)
+        limit = MAX_SENTENCES - 2 if parts else MAX_SENTENCES
+        chosen = self.select(
+            request.question,
+            [p.text for p in passages],
+            headings=[_label(p) for p in passages],
+            exclude=quoted_already,
+            limit=limit,
+        )
+        if not chosen:
+            parts.append(f"The book covers this in the section {_quoted(_label(passages[0]))} [1].")
+            return " ".join(parts)
+        parts.append(_cite(chosen, markdown))
+        return ("\n\n" if markdown else " ").join(parts)
 
-    def _best_sentences(self, text: str, question_terms: set[str]) -> str:
-        sentences = _sentences(text)
-        if not sentences:
-            return "(an example; see the section)" if _FENCE.search(text) else ""
-        scored = []
-        for position, sentence in enumerate(sentences):
-            overlap = len(question_terms & set(self.analyzer.terms(sentence)))
-            scored.append((overlap, -position, sentence))
-        best = sorted(scored, reverse=True)[: self.sentences_per_passage]
-        # Keep the book's order so the quote reads naturally.
-        chosen = [sentence for _, _, sentence in sorted(best, key=lambda item: -item[1])]
-        return _shorten(" ".join(chosen), 400)
+    # --- choosing sentences ---------------------------------------------------------------------
+    def select(
+        self,
+        question: str,
+        texts: list[str],
+        *,
+        headings: list[str] | None = None,
+        exclude: set[str] | None = None,
+        limit: int = MAX_SENTENCES,
+    ) -> list[Sentence]:
+        """The sentences of `texts` that best answer `question`, in reading order (definition first);
+        sentences in `exclude` (case-folded, e.g. already quoted from the selection) are skipped."""
+        candidates: list[Sentence] = []
+        seen: set[str] = set(exclude or ())
+        for index, text in enumerate(texts):
+            for sentence in passage_sentences(text, index):
+                key = sentence.text.casefold()
+                if key not in seen:
+                    seen.add(key)
+                    candidates.append(sentence)
+        if not candidates:
+            return []
+        question_terms = Counter(self.analyzer.terms(question))
+        sentence_terms = [Counter(self.analyzer.terms(s.text)) for s in candidates]
+        idf = _idf(sentence_terms)
+        average_length = sum(sum(t.values()) for t in sentence_terms) / len(sentence_terms) or 1.0
+        # The section's own heading is a field of every sentence under it (BM25F-style):
+        # "Installation" makes its sentences about installing even when they do not repeat the
+        # word. The page title above it is left out: it is the same for every section of a page.
+        heading_terms = [set(self.analyzer.terms(h.split(" > ")[-1])) for h in (headings or [""] * len(texts))]
+        subject = self._subject(question)
+
+        weights = {term: idf.get(term, 0.0) * (GENERIC_WEIGHT if term in _GENERIC else 1.0) for term in question_terms}
+        base = []
+        for sentence, terms in zip(candidates, sentence_terms):
+            score = 1.0
+            score /= 1 + RANK_DECAY * sentence.passage
+            if _META.search(sentence.text):
+                score *= 0.5
+            if _POINTS_AWAY.search(sentence.text):
+                score *= 0.35  # it points at an example or list that is not quoted
+            if _CONTEXTUAL_START.match(sentence.text):
+                score *= 0.8
+            if sentence.position == 0:
+                score *= 1.1
+            if sentence.row_name and not set(self.analyzer.terms(sentence.row_name)) & set(question_terms):
+                score *= 0.4  # one row of a reference table, not the one the question names
+            base.append(score)
+
+        def relevance(i: int) -> float:
+            terms = sentence_terms[i]
+            heading = heading_terms[candidates[i].passage]
+            length = sum(terms.values()) or 1
+            total = 0.0
+            for term, weight in weights.items():
+                tf = terms.get(term, 0) + (HEADING_TF if term in heading else 0.0)
+                if tf:
+                    total += weight * tf * (BM25_K1 + 1) / (tf + BM25_K1 * (1 - BM25_B + BM25_B * length / average_length))
+            return total * base[i]
+
+        definition = self._definition(subject, candidates, relevance) if subject else None
+        chosen: list[int] = [] if definition is None else [definition]
+        if definition is not None:
+            self._cover(weights, sentence_terms[definition])
+        best = None
+        budget = sum(len(candidates[i].text) for i in chosen)
+        while len(chosen) < limit:
+            scored = [(relevance(i), -i) for i in range(len(candidates)) if i not in chosen]
+            if not scored:
+                break
+            score, negative = max(scored)
+            pick = -negative
+            if best is None:
+                best = score
+            if score <= 0 or (score < KEEP_RATIO * best and len(chosen) >= MIN_SENTENCES):
+                break
+            if budget + len(candidates[pick].text) > MAX_ANSWER_CHARS and len(chosen) >= MIN_SENTENCES:
+                break
+            chosen.append(pick)
+            budget += len(candidates[pick].text)
+            self._cover(weights, sentence_terms[pick])
+        if not chosen:
+            # No sentence shares a word with the question (another language, other words):
+            # retrieval still chose these passages, so open the best one as the book does.
+            first = candidates[0].passage
+            chosen = [i for i, s in enumerate(candidates) if s.passage == first][:MIN_SENTENCES]
+        return _reading_order([candidates[i] for i in chosen], definition_first=definition is not None)
+
+    @staticmethod
+    def _subject(question: str) -> re.Pattern[str] | None:
+        """For "what is X?": a pattern for X as a sentence names it (plural or -ing forms too)."""
+        match = _WHAT_IS.match(question.strip())
+        if not match:
+            return None
+        words = re.findall(r"[\w@/.-]+", match.group("subject"))[:4]
+        if not words:
+            return None
+        stems = [re.escape(word[: max(3, len(word) - 3)]) + r"[\w-]*" for word in words]
+        return re.compile(r"\b" + r"\W+".join(stems), re.IGNORECASE)
+
+    @staticmethod
+    def _definition(subject: re.Pattern[str], candidates: list[Sentence], relevance) -> int | None:  # noqa: ANN001
+        """The best sentence that defines the subject: "X is ...", "X, which allows ...", "called X"."""
+        found: list[tuple[float, int]] = []
+        for i, sentence in enumerate(candidates):
+            text = sentence.text
+            for named in subject.finditer(text):
+                after = text[named.end() :]
+                before = text[: named.start()]
+                defines = re.match(rf"(?:\s*\([^)]*\))?,?\s+{_DEFINING}\b", after, re.IGNORECASE)
+                called = re.search(r"\b(?:called|named|known as)\s+$", before, re.IGNORECASE)
+                if defines or called:
+                    opening = 1.5 if re.fullmatch(r"\W*(?:(?:A|An|The|In \w+,)\s+)?", before) else 1.0
+                    found.append(((relevance(i) + 1.0) * DEFINITION_BONUS * opening, i))
+                    break
+        return max(found)[1] if found else None
+
+    @staticmethod
+    def _cover(weights: dict[str, float], terms: Counter[str]) -> None:
+        for term in terms:
+            if term in weights:
+                weights[term] *= 0.5
+
+
+def _idf(documents: list[Counter[str]]) -> dict[str, float]:
+    count = len(documents)
+    frequency: Counter[str] = Counter()
+    for terms in documents:
+        frequency.update(terms.keys())
+    return {term: math.log(1 + (count - df + 0.5) / (df + 0.5)) for term, df in frequency.items()}
+
+
+def _reading_order(chosen: list[Sentence], *, definition_first: bool) -> list[Sentence]:
+    """Passages in the order their best sentence was chosen; each passage's sentences in book order."""
+    head = chosen[:1] if definition_first else []
+    rest = chosen[1:] if definition_first else chosen
+    passage_order: list[int] = [s.passage for s in head]
+    for sentence in rest:
+        if sentence.passage not in passage_order:
+            passage_order.append(sentence.passage)
+    ordered = list(head)
+    for passage in passage_order:
+        ordered.extend(sorted((s for s in rest if s.passage == passage), key=lambda s: s.position))
+    return ordered
+
+
+def _cite(sentences: list[Sentence], markdown: bool) -> str:
+    """Each sentence with its [n], numbered in order of first appearance."""
+    numbers: dict[int, int] = {}
+    out = []
+    for sentence in sentences:
+        n = numbers.setdefault(sentence.passage, len(numbers) + 1)
+        text = sentence.markdown if markdown else sentence.text
+        out.append(text[:-1] + f" [{n}]." if text.endswith(".") else text + f" [{n}]")
+    return " ".join(out)
 
 
 def _label(passage: Passage) -> str:
-    return passage.heading or passage.title or passage.file
+    parts = (passage.heading or passage.title or passage.file).split(" > ")
+    return " > ".join(parts[-2:])
 
 
-def _sentences(text: str) -> list[str]:
-    prose = _FENCE.sub(" ", text)  # code blocks are cited, not quoted inline
-    prose = _TABLE_RULE.sub("", prose)
-    # A table row reads as "cell — cell — cell." so it can be quoted like a sentence.
-    prose = _TABLE_ROW.sub(lambda m: " — ".join(c.strip() for c in m.group(1).split("|") if c.strip()) + ".", prose)
-    prose = _LINK.sub(r"\1", prose)
-    prose = "".join(
-        part if part.startswith("`") else _EMPHASIS.sub(r"\2", part) for part in _INLINE_CODE.split(prose)
-    )
-    prose = re.sub(r"^\s*(?:[-*+]|\d+\.|#{1,6})\s+", "", prose, flags=re.MULTILINE)
-    flat = " ".join(prose.split())
-    return [s.strip() for s in _SENTENCE_END.split(flat) if len(s.strip()) > 2]
+def _quoted(label: str) -> str:
+    return f"“{label}”"
 
 
-def _shorten(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    return text[: limit - 1].rsplit(" ", 1)[0] + "…"
+# --- passages into sentences ------------------------------------------------------------------
+@lru_cache(maxsize=2048)
+def _sentences_of(text: str) -> tuple[tuple[str, str, str], ...]:
+    """(plain, markdown, row name) of every whole, clean sentence of a passage, in book order."""
+    out: list[tuple[str, str, str]] = []
+    for markdown, row_name in _prose_blocks(_PARSER.parse(text)):
+        for piece in _split(markdown):
+            sentence = _clean(piece)
+            if sentence:
+                out.append((sentence.replace("`", ""), sentence, row_name))
+    return tuple(out)
+
+
+def passage_sentences(text: str, passage: int = 0) -> list[Sentence]:
+    """The quotable sentences of one passage."""
+    return [Sentence(plain, md, passage, i, row) for i, (plain, md, row) in enumerate(_sentences_of(text))]
+
+
+def _prose_blocks(tokens: list[Token]) -> list[tuple[str, str]]:
+    """Paragraphs (and whole-sentence list items) as Markdown with code spans only.
+
+    Tables, code, HTML and headings are skipped; a short list after a paragraph ending in ":"
+    is folded into that paragraph as "A, B and C.", and a one-line command after "...:" as
+    "...: `command`.", so the sentence is not left dangling.
+    """
+    blocks: list[tuple[str, str]] = []  # (markdown, the table row's name or "")
+    i = 0
+    list_depth = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if token.type == "table_open":
+            end = next(j for j in range(i, len(tokens)) if tokens[j].type == "table_close")
+            blocks.extend(_table_sentences(tokens[i:end]))
+            i = end + 1
+            continue
+        elif token.type == "table_close":
+            skip_depth -= 1
+        elif token.type in ("bullet_list_open", "ordered_list_open"):
+            if list_depth == 0 and blocks and blocks[-1][0].rstrip().endswith(":"):
+                items, end = _list_items(tokens, i)
+                if 1 < len(items) <= 8 and all(0 < len(item.split()) <= 10 for item in items):
+                    intro = blocks[-1][0].rstrip()[:-1].rstrip()
+                    blocks[-1] = (intro + ": " + _series(items) + ".", "")
+                    i = end + 1
+                    continue
+            list_depth += 1
+        elif token.type in ("bullet_list_close", "ordered_list_close"):
+            list_depth -= 1
+        elif token.type == "fence" and i and tokens[i - 1].type == "paragraph_close" and blocks:
+            # "Run this command:" followed by a one-line command: the command completes the sentence.
+            intro, row = blocks[-1]
+            command = token.content.strip()
+            shell = token.info.split(" ")[0] in ("", "bash", "sh", "shell", "console", "powershell")
+            if (
+                intro.rstrip().endswith(":")
+                and len(intro.split()) >= MIN_WORDS
+                and shell
+                and command
+                and "\n" not in command
+                and len(command) <= 80
+            ):
+                blocks[-1] = (f"{intro.rstrip()} `{command.lstrip('$ ')}`.", row)
+        elif token.type == "heading_open":
+            i += 3  # heading_open, inline, heading_close: headings are labels, not answers
+            continue
+        elif token.type == "inline":
+            text = _inline_markdown(token)
+            if text:
+                blocks.append((text, ""))
+        i += 1
+    return blocks
+
+
+def _table_sentences(tokens: list[Token]) -> list[tuple[str, str]]:
+    """A reference table's rows as "`name` (default `x`): Its description." where the row has one.
+
+    Rows are never quoted as rows ("a — b — c"); only a description cell that is whole
+    sentences is, introduced by the row's name (and its default, if the table has that column).
+    """
+    rows: list[list[str]] = []
+    for token in tokens:
+        if token.type == "tr_open":
+            rows.append([])
+        elif token.type == "inline" and rows:
+            rows[-1].append(_inline_markdown(token))
+    if len(rows) < 2:
+        return []
+    header = [cell.casefold() for cell in rows[0]]
+    default_column = next((j for j, name in enumerate(header) if "default" in name), None)
+    out = []
+    for row in rows[1:]:
+        if len(row) < 2 or not row[0]:
+            continue
+        description = max(row[1:], key=len)
+        if len(description.split()) < MIN_WORDS or not _ENDS_WELL.search(description):
+            continue
+        name = row[0]
+        default = row[default_column] if default_column is not None and default_column < len(row) else ""
+        if default and default not in ("-", "—") and default != description:
+            name = f"{name} (default {default})"
+        out.append((f"{name}: {description[0].upper()}{description[1:]}", row[0].replace("`", "")))
+    return out
+
+
+def _list_items(tokens: list[Token], start: int) -> tuple[list[str], int]:
+    """The items of the list opening at `start` (their text), and the index of its close."""
+    depth = 0
+    items: list[str] = []
+    for i in range(start, len(tokens)):
+        token = tokens[i]
+        if token.type in ("bullet_list_open", "ordered_list_open"):
+            depth += 1
+        elif token.type in ("bullet_list_close", "ordered_list_close"):
+            depth -= 1
+            if depth == 0:
+                return items, i
+        elif token.type == "inline" and depth == 1:
+            items.append(_SYMBOLS.sub("", _inline_markdown(token)).rstrip(" .;,"))
+    return items, len(tokens) - 1
+
+
+def _series(items: list[str]) -> str:
+    # Items written as sentences ("You want X") continue the sentence that introduced them.
+    items = [_CLAUSE_START.sub(lambda m: m.group(0).lower(), item) for item in items]
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else items[0]
+
+
+def _inline_markdown(token: Token) -> str:
+    """An inline token as text with `code` spans kept and every other marker dropped."""
+    out: list[str] = []
+    children = token.children or []
+    if _ADMONITION_TITLE.match(token.content.split("\n", 1)[0]):
+        # "Warning: Some title" on its own line (how ingestion keeps an admonition's title) is a
+        # label, not the start of the sentence below it.
+        breaks = [i for i, child in enumerate(children) if child.type in ("softbreak", "hardbreak")]
+        children = children[breaks[0] + 1 :] if breaks else []
+    for child in children:
+        if child.type == "text":
+            out.append(child.content)
+        elif child.type == "code_inline":
+            out.append(f"`{child.content}`")
+        elif child.type in ("softbreak", "hardbreak"):
+            out.append(" ")
+        elif child.type == "image":
+            continue
+        # link_open/close, em/strong markers and inline HTML add no words.
+    return " ".join(_EMOJI_CODE.sub("", "".join(out)).split())
+
+
+def _split(text: str) -> list[str]:
+    """Sentences of a prose block; never splits inside `code` or after "e.g."."""
+    pieces: list[str] = []
+    start = 0
+    for match in _BOUNDARY.finditer(text):
+        end = match.start()
+        candidate = text[start : match.end()].rstrip()
+        if candidate.count("`") % 2 or _ABBREVIATION.search(text[max(start, end - 8) : end]):
+            continue
+        pieces.append(candidate)
+        start = match.end()
+    pieces.append(text[start:].strip())
+    return [p for p in pieces if p]
+
+
+def _clean(sentence: str) -> str | None:
+    """The sentence as it will be quoted, or None when it cannot stand on its own."""
+    sentence = _SYMBOLS.sub("", sentence).strip()
+    sentence = _LABEL.sub("", sentence)
+    sentence = re.sub(r"(?<![.])\.\.(?!\.)", ".", sentence)  # "`0.0.0.0`.." -> one full stop
+    sentence = re.sub(r"\s+([,.;:!?])", r"\1", sentence)  # a dropped image or tag left a space
+    if not _ENDS_WELL.search(sentence) or sentence.count("`") % 2 or sentence.endswith(("..", "…")):
+        return None
+    if sentence.rstrip("\"'”’)").endswith("?"):
+        return None  # the book asking, not answering
+    if sentence.count("(") != sentence.count(")") or sentence.count("[") != sentence.count("]"):
+        return None  # begun or ended inside brackets: cut from a longer sentence
+    words = sentence.split()
+    if not MIN_WORDS <= len(words) <= MAX_WORDS:
+        return None
+    if len(re.sub(r"`[^`]*`", " ", sentence).split()) < MIN_WORDS - 1:
+        return None  # mostly code: a command or a snippet, not a sentence
+    if not (sentence[0].isupper() or sentence[0].isdigit() or sentence[0] in "`\"'“"):
+        return None  # a fragment (the rest of a sentence cut elsewhere)
+    if re.search(r":\s*[.!?]$|[,;:]\s*[.!?]?$", sentence):
+        return None
+    return sentence
