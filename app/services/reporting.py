@@ -343,7 +343,9 @@ def _errors(session: Session, answers: ColumnElement[bool]) -> dict[str, Any]:
     errors.sort(key=lambda row: (-row["count"], row["code"]))
     gemini: Counter[str] = Counter()
     for row in errors:
-        if answerer_kind(row["answerer"]) == "gemini" and row["code"] not in NOT_GEMINI_ERRORS:
+        # The offline answerer never fails on its own: an error code on its answer is the Gemini
+        # failure it stood in for (GEMINI_FALLBACK).
+        if answerer_kind(row["answerer"]) in ("gemini", "offline") and row["code"] not in NOT_GEMINI_ERRORS:
             gemini[row["code"]] += row["count"]
     return {"errors": errors, "gemini_errors": dict(_most_common(gemini))}
 
