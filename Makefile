@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 7860
 export FLASK_APP := wsgi
 
-.PHONY: run test install dev ingest lint clean space
+.PHONY: run test install ingest clean space
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
