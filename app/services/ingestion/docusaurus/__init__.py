@@ -8,11 +8,11 @@ every route and anchor computed here is the one the published site serves:
 - each page's id, route and front matter values (``front_matter``);
 - heading text and ids (``slugs``: ``slugify_heading``, ``Slugger``);
 - MDX syntax removed, its text kept (``mdx``), code fences kept verbatim (``fences``);
-- each page's sections (``sections``): the text under each ATX heading (``#``..``######``),
-  with the heading's id (``Section.anchor``), plus one small
-  section per option row of an ``<APITable>``, whose rows the site gives an id too. Markdown
-  partials (``import X from './_x.mdx'`` then ``<X />``) are inlined where used, as the site
-  renders them.
+- each page's sections (``sections``): the text under each heading, ATX (``## Title``) or
+  setext (``Title`` over ``===`` or ``---``), with the heading's id (``Section.anchor``), plus
+  one small section per option row of an ``<APITable>``, whose rows the site gives an id too.
+  Markdown partials (``import X from './_x.mdx'`` then ``<X />``) are inlined where used, as
+  the site renders them.
 
 Pure Python, no network; nothing here knows about Flask or the rest of the app. Import from
 this package: the modules below it are its parts, not its interface.

@@ -46,7 +46,7 @@ _ESM_START = re.compile(
     r"^(?:import\s+(?:['\"{*]|[\w$]+\s*(?:,|from\b))|export\s+(?:const|let|var|function|async|class|default|\{|\*))"
 )
 _STRING_LITERAL = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"|`(?:[^`\\]|\\.)*`")
-ATX_HEADING = re.compile(r"^\s*(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
+_ATX_HEADING = re.compile(r"^\s*(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
 # A balanced line ending like this completes a statement (`import x from 'y'`, `};`).
 _STATEMENT_ENDINGS = (";", "'", '"', "}", ")", "]")
 _PARTIAL_IMPORT = re.compile(r"^import\s+([\w$]+)\s+from\s+['\"](\.{1,2}/[^'\"]+\.mdx?)['\"]", re.MULTILINE)
@@ -65,7 +65,7 @@ def _esm_end(lines: list[str], start: int) -> int:
         code = _STRING_LITERAL.sub('""', lines[index]).rstrip()
         depth += sum(code.count(opening) for opening in "([{") - sum(code.count(closing) for closing in ")]}")
         index += 1
-        if index == len(lines) or ATX_HEADING.match(lines[index]):
+        if index == len(lines) or _ATX_HEADING.match(lines[index]):
             return index
         following = lines[index]
         statement_done = code.endswith(_STATEMENT_ENDINGS)

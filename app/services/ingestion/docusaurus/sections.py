@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import frontmatter
+from markdown_it import MarkdownIt
 
 from app.services.ingestion.docusaurus.fences import CodeBlock
 from app.services.ingestion.docusaurus.mdx import (
     API_TABLE_CLOSE,
     API_TABLE_OPEN,
-    ATX_HEADING,
     MARK,
     PARTIAL,
     MdxCleaner,
@@ -54,8 +54,10 @@ _ADMONITION_OPEN = re.compile(r"^(\s*):{3,}([A-Za-z][\w-]*)(.*)$")
 _ADMONITION_CLOSE = re.compile(r"^\s*:{3,}\s*$")
 _ADMONITION_REST = re.compile(r"^\s*(?:\[(?P<bracket>.*)\])?\s*(?:\{[^{}]*\})?\s*(?P<rest>.*?)\s*$")
 _EXPLICIT_ID = re.compile(r"\s*\{#([^{}]+)\}\s*$")
-_CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
-_THEMATIC_BREAK = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
+
+# What is a heading (ATX or setext) or a thematic break is markdown-it's call, as in CommonMark
+# and GFM; MDX has neither indented code nor HTML blocks (its JSX is gone by then).
+_BLOCK_PARSER = MarkdownIt("commonmark").enable("table").disable(["code", "html_block"])
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,15 @@ class _Heading:
     level: int
     text: str  # plain text
     anchor: str
+
+
+@dataclass(frozen=True)
+class _Block:
+    """A heading or thematic break found by the block parser, by the lines it spans."""
+
+    end: int  # the index after its last line
+    level: int  # the heading's depth; 0 for a thematic break
+    text: str = ""  # the heading's markdown text
 
 
 @dataclass(frozen=True)
@@ -93,13 +104,45 @@ def body_events(markdown: str, source_dir: Path, seen: frozenset[Path]) -> list[
         if isinstance(block, CodeBlock):
             events.append(block)
             continue
-        for line in cleaner.clean("\n".join(block)).split("\n"):
+        lines = cleaner.clean("\n".join(block)).split("\n")
+        structure = _headings_and_breaks(lines)
+        index = 0
+        while index < len(lines):
+            line, found = lines[index], structure.get(index)
             if line.startswith(PARTIAL):
                 partial = cleaner.partials_used[int(line.removeprefix(PARTIAL))]
                 events += _partial_events(partial, seen)
+            elif found is not None and found.level:
+                events.append(_heading_event(found.level, found.text, slugger))
+                index = found.end
+                continue
+            elif found is not None:
+                events.append(_Marker("thematic_break", line))
             else:
-                events.append(_line_event(line, slugger))
+                events.append(_line_event(line))
+            index += 1
     return events
+
+
+def _headings_and_breaks(lines: list[str]) -> dict[int, _Block]:
+    """The headings and thematic breaks among these lines, by the index of their first line.
+
+    Lines MDX owns (markers, admonition fences) are blank to the parser: they end a paragraph,
+    so the text next to one is never read as a setext heading's.
+    """
+    source = "\n".join("" if _owned_by_mdx(line) else line for line in lines)
+    tokens = _BLOCK_PARSER.parse(source)
+    found: dict[int, _Block] = {}
+    for index, token in enumerate(tokens):
+        if token.type == "heading_open" and token.map:
+            found[token.map[0]] = _Block(token.map[1], int(token.tag[1:]), tokens[index + 1].content)
+        elif token.type == "hr" and token.map:
+            found[token.map[0]] = _Block(token.map[1], 0)
+    return found
+
+
+def _owned_by_mdx(line: str) -> bool:
+    return line.startswith(MARK) or bool(_ADMONITION_CLOSE.match(line) or _ADMONITION_OPEN.match(line))
 
 
 def _partial_events(partial: Path, seen: frozenset[Path]) -> list[_Event]:
@@ -110,16 +153,11 @@ def _partial_events(partial: Path, seen: frozenset[Path]) -> list[_Event]:
     return body_events(content, resolved.parent, seen | {resolved})
 
 
-def _line_event(line: str, slugger: Slugger) -> _Event:
+def _line_event(line: str) -> _Event:
     if line.startswith(API_TABLE_OPEN):
         return _Marker("table_open", line.removeprefix(API_TABLE_OPEN).strip())
     if line.startswith(API_TABLE_CLOSE):
         return _Marker("table_close")
-    heading = ATX_HEADING.match(line)
-    if heading:
-        return _heading_event(len(heading.group(1)), heading.group(2) or "", slugger)
-    if _THEMATIC_BREAK.match(line):
-        return _Marker("thematic_break", line)
     if _ADMONITION_CLOSE.match(line):
         return ""
     admonition = _ADMONITION_OPEN.match(line)
@@ -131,8 +169,7 @@ def _line_event(line: str, slugger: Slugger) -> _Event:
     return line
 
 
-def _heading_event(level: int, raw_text: str, slugger: Slugger) -> _Heading:
-    text = _CLOSING_HASHES.sub("", raw_text)
+def _heading_event(level: int, text: str, slugger: Slugger) -> _Heading:
     explicit = _EXPLICIT_ID.search(text)
     if explicit:
         # An explicit {#id} is used as is and, as in Docusaurus, does not

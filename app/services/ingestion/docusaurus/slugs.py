@@ -34,19 +34,22 @@ def markdown_to_plain(markdown_text: str) -> str:
     return "".join(plain_text_pieces(markdown_text)).strip()
 
 
-def plain_text_pieces(markdown_text: str) -> Iterator[str]:
-    """The pieces of text an inline markdown snippet shows, in order (a text run, a code span...)."""
+def plain_text_pieces(markdown_text: str, line_break: str = " ") -> Iterator[str]:
+    """The pieces of text an inline markdown snippet shows, in order (a text run, a code span...).
+
+    A line break inside the snippet (a setext heading may span lines) becomes ``line_break``.
+    """
     tokens = _INLINE_MARKDOWN.parseInline(markdown_text)
-    return (_token_text(token) for token in tokens[0].children or [])
+    return (_token_text(token, line_break) for token in tokens[0].children or [])
 
 
-def _token_text(token) -> str:
+def _token_text(token, line_break: str) -> str:
     if token.type in ("text", "text_special", "code_inline"):
         return token.content
     if token.type in ("softbreak", "hardbreak"):
-        return " "
+        return line_break
     if token.type == "image":
-        return "".join(_token_text(child) for child in token.children or [])
+        return "".join(_token_text(child, line_break) for child in token.children or [])
     return ""
 
 
@@ -60,7 +63,8 @@ def slugify_heading(text: str) -> str:
 
     E.g. ``Using `docusaurus.config.js` [here](x)`` gives ``using-docusaurusconfigjs-here``.
     """
-    return _github_slug(markdown_to_plain(text))
+    # The slugger sees the heading's text as remark gives it, line endings included (it drops them).
+    return _github_slug("".join(plain_text_pieces(text, line_break="\n")).strip())
 
 
 class Slugger:
