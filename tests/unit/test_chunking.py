@@ -280,7 +280,7 @@ def test_max_tokens_must_be_positive():
 @pytest.fixture(scope="module")
 def corpus_pages() -> list[Page]:
     if not CORPUS_DOCS.is_dir():
-        pytest.skip(f"the Docusaurus docs corpus is not at {CORPUS_DOCS}")
+        pytest.skip(f"no Docusaurus docs corpus at {CORPUS_DOCS}: run `python scripts/fetch_corpus.py`")
     return read_book(CORPUS_DOCS, site_url="https://docusaurus.io", route_base_path="docs")
 
 

@@ -22,6 +22,7 @@ from app.services.ingestion.docusaurus import (
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 CORPUS_DOCS = SHARED / "corpora" / "docusaurus-docs" / "docs"
 EVAL_QUESTIONS = SHARED / "eval" / "docusaurus-questions.dev.jsonl"
+NO_CORPUS = f"no Docusaurus docs corpus at {CORPUS_DOCS}: run `python scripts/fetch_corpus.py`"
 SITE_URL = "https://docusaurus.io"
 
 
@@ -623,14 +624,14 @@ def test_an_unbalanced_esm_block_never_swallows_the_next_heading(tmp_path):
 # The real corpus (facebook/docusaurus website/docs)
 
 needs_corpus = pytest.mark.skipif(
-    not CORPUS_DOCS.is_dir(), reason=f"the Docusaurus docs corpus is not at {CORPUS_DOCS}"
+    not CORPUS_DOCS.is_dir(), reason=NO_CORPUS
 )
 
 
 @pytest.fixture(scope="module")
 def corpus_pages() -> dict[str, Page]:
     if not CORPUS_DOCS.is_dir():
-        pytest.skip(f"the Docusaurus docs corpus is not at {CORPUS_DOCS}")
+        pytest.skip(NO_CORPUS)
     return {page.file: page for page in read_book(CORPUS_DOCS, site_url=SITE_URL, route_base_path="docs")}
 
 
@@ -710,7 +711,7 @@ def test_corpus_eval_anchor_is_a_section(corpus_pages, file, anchor):
 def test_corpus_resolves_every_eval_anchor(corpus_pages):
     cases = eval_anchor_cases()
     if not cases:
-        pytest.skip(f"the eval questions are not at {EVAL_QUESTIONS}")
+        pytest.skip(f"the labelled eval questions are not at {EVAL_QUESTIONS} (they come with ../shared only)")
     missing = [
         case for case in cases if case[1] not in {item.anchor for item in corpus_pages[case[0]].sections}
     ]
