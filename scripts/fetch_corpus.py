@@ -99,8 +99,8 @@ def fetch(dest: Path, repository: str = REPOSITORY, commit: str = COMMIT) -> int
 def main(argv: list[str] | None = None) -> int:
     """Use the corpus at --dest if it is there, otherwise fetch it; 0 on success."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="where the corpus lives (default: %(default)s)")
-    parser.add_argument("--dry-run", action="store_true", help="print the git commands instead of running them")
+    parser.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="default: %(default)s")
+    parser.add_argument("--dry-run", action="store_true", help="print the git commands, run nothing")
     args = parser.parse_args(argv)
     dest = args.dest.resolve()
 

@@ -30,6 +30,12 @@ def git(*args: str, cwd: Path) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
+def commit(source: Path, message: str) -> str:
+    git("add", "-A", cwd=source)
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", message, cwd=source)
+    return git("rev-parse", "HEAD", cwd=source)
+
+
 def test_a_corpus_that_is_there_is_used_and_nothing_is_fetched(tmp_path):
     (tmp_path / "docs" / "guides").mkdir(parents=True)
     (tmp_path / "docs" / "guides" / "intro.mdx").write_text("# Intro\n")
@@ -54,7 +60,8 @@ def test_a_missing_corpus_dry_run_prints_the_pinned_fetch(tmp_path):
         "  git init --quiet '<scratch>/checkout'",
         "  git -C '<scratch>/checkout' remote add origin https://github.com/facebook/docusaurus.git",
         "  git -C '<scratch>/checkout' sparse-checkout set --no-cone /website/docs/",
-        f"  git -C '<scratch>/checkout' fetch --quiet --depth 1 --filter=blob:none origin {fetch_corpus.COMMIT}",
+        "  git -C '<scratch>/checkout' fetch --quiet --depth 1 --filter=blob:none origin "
+        + fetch_corpus.COMMIT,
         "  git -C '<scratch>/checkout' checkout --quiet FETCH_HEAD",
     ]
     assert not dest.exists()
@@ -70,12 +77,9 @@ def test_fetch_checks_out_the_pinned_commit_and_keeps_only_pages_and_categories(
     (docs / "guides" / "demo.png").write_bytes(b"\x89PNG")
     (source / "README.md").write_text("not docs\n")
     git("init", "--quiet", cwd=source)
-    git("add", "-A", cwd=source)
-    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", "pinned", cwd=source)
-    pinned = git("rev-parse", "HEAD", cwd=source)
+    pinned = commit(source, "pinned")
     (docs / "later.mdx").write_text("# Later\n")  # a later commit must not leak in
-    git("add", "-A", cwd=source)
-    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "--quiet", "-m", "later", cwd=source)
+    commit(source, "later")
     git("config", "uploadpack.allowFilter", "true", cwd=source)
     git("config", "uploadpack.allowAnySHA1InWant", "true", cwd=source)
     fetch_corpus = load_script()
@@ -94,6 +98,6 @@ def test_fetch_checks_out_the_pinned_commit_and_keeps_only_pages_and_categories(
     assert fetch_corpus.corpus_present(dest)
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"no corpus at {CORPUS}: run `python scripts/fetch_corpus.py`")
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"no corpus at {CORPUS}: run scripts/fetch_corpus.py")
 def test_the_shared_corpus_is_the_commit_the_script_pins():
     assert load_script().COMMIT in (CORPUS / "SOURCE.md").read_text()

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from app.services.ingestion.chunking import Chunk, chunk_book, chunk_page, count_tokens
-from app.services.ingestion.docusaurus import Page, Section, closes_fence, parse_fence_opener, parse_page, read_book
+from app.services.ingestion.docusaurus import (
+    Page,
+    Section,
+    closes_fence,
+    parse_fence_opener,
+    parse_page,
+    read_book,
+)
 
 CORPUS_DOCS = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "docusaurus-docs" / "docs"
 
@@ -123,7 +130,7 @@ def test_a_section_without_body_has_no_chunk_but_stays_in_its_children_heading_p
 
 def test_setext_sections_are_chunks_cited_at_their_heading(tmp_path):
     (tmp_path / "install.md").write_text(
-        "Installation\n============\n\nIntro.\n\nRequirements\n------------\n\nNode.js 18 or later.\n",
+        "Installation\n============\n\nIntro.\n\nRequirements\n------------\n\nNode.js 18+.\n",
         encoding="utf-8",
     )
     page = parse_page(tmp_path, tmp_path / "install.md", site_url="https://example.com")
@@ -132,7 +139,7 @@ def test_setext_sections_are_chunks_cited_at_their_heading(tmp_path):
 
     assert [(chunk.heading, chunk.url, chunk.text) for chunk in chunks] == [
         ("Installation", "https://example.com/docs/install", "Intro."),
-        ("Installation > Requirements", "https://example.com/docs/install#requirements", "Node.js 18 or later."),
+        ("Installation > Requirements", "https://example.com/docs/install#requirements", "Node.js 18+."),
     ]
 
 

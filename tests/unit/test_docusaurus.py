@@ -711,7 +711,7 @@ def test_corpus_eval_anchor_is_a_section(corpus_pages, file, anchor):
 def test_corpus_resolves_every_eval_anchor(corpus_pages):
     cases = eval_anchor_cases()
     if not cases:
-        pytest.skip(f"the labelled eval questions are not at {EVAL_QUESTIONS} (they come with ../shared only)")
+        pytest.skip(f"the labelled eval questions are not at {EVAL_QUESTIONS} (only ../shared has them)")
     missing = [
         case for case in cases if case[1] not in {item.anchor for item in corpus_pages[case[0]].sections}
     ]

@@ -10,7 +10,13 @@ from urllib.parse import quote
 import frontmatter
 import yaml
 
-from app.services.ingestion.docusaurus.front_matter import document_id, doc_route, is_true, labels, optional_str
+from app.services.ingestion.docusaurus.front_matter import (
+    doc_route,
+    document_id,
+    is_true,
+    labels,
+    optional_str,
+)
 from app.services.ingestion.docusaurus.sections import Section, body_events, build_sections, content_title
 
 

@@ -58,7 +58,9 @@ _EXPLICIT_ID = re.compile(r"\s*\{#([^{}]+)\}\s*$")
 # What is a heading (ATX or setext) or a thematic break is markdown-it's call, as in CommonMark
 # and GFM; MDX has neither indented code nor HTML blocks (its JSX is gone by then). Only the
 # block structure is needed: inline parsing, most of the work, is off.
-_BLOCK_PARSER = MarkdownIt("commonmark").enable("table").disable(["code", "html_block", "inline", "text_join"])
+_BLOCK_PARSER = MarkdownIt("commonmark").enable("table").disable(
+    ["code", "html_block", "inline", "text_join"]
+)
 
 
 @dataclass(frozen=True)
@@ -104,24 +106,33 @@ def body_events(markdown: str, source_dir: Path, seen: frozenset[Path]) -> list[
     for block in blocks:
         if isinstance(block, CodeBlock):
             events.append(block)
+        else:
+            cleaned = cleaner.clean("\n".join(block)).split("\n")
+            events += _markdown_events(cleaned, cleaner, slugger, seen)
+    return events
+
+
+def _markdown_events(
+    lines: list[str], cleaner: MdxCleaner, slugger: Slugger, seen: frozenset[Path]
+) -> list[_Event]:
+    """Cleaned markdown lines as events: a heading is one event however many lines it spans."""
+    structure = _headings_and_breaks(lines)
+    events: list[_Event] = []
+    index = 0
+    while index < len(lines):
+        line, found = lines[index], structure.get(index)
+        if line.startswith(PARTIAL):
+            partial = cleaner.partials_used[int(line.removeprefix(PARTIAL))]
+            events += _partial_events(partial, seen)
+        elif found is not None and found.level:
+            events.append(_heading_event(found.level, found.text, slugger))
+            index = found.end
             continue
-        lines = cleaner.clean("\n".join(block)).split("\n")
-        structure = _headings_and_breaks(lines)
-        index = 0
-        while index < len(lines):
-            line, found = lines[index], structure.get(index)
-            if line.startswith(PARTIAL):
-                partial = cleaner.partials_used[int(line.removeprefix(PARTIAL))]
-                events += _partial_events(partial, seen)
-            elif found is not None and found.level:
-                events.append(_heading_event(found.level, found.text, slugger))
-                index = found.end
-                continue
-            elif found is not None:
-                events.append(_Marker("thematic_break", line))
-            else:
-                events.append(_line_event(line))
-            index += 1
+        elif found is not None:
+            events.append(_Marker("thematic_break", line))
+        else:
+            events.append(_line_event(line))
+        index += 1
     return events
 
 
