@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 7860
 export FLASK_APP := wsgi
 
-.PHONY: run test install dev ingest lint clean space
+.PHONY: run test test-fast install ingest clean space
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ run: install  ## migrate, index docs/ and serve on $PORT (default 7860) with gun
 
 test: install  ## the whole suite (SQLite; set TEST_DATABASE_URL for PostgreSQL)
 	$(BIN)/python -m pytest
+
+# tests/e2e starts real gunicorn processes and a browser; the rest takes a fraction of the time.
+test-fast: install  ## unit and integration tests, no end-to-end (tests/e2e, or marked e2e)
+	$(BIN)/python -m pytest tests/unit tests/integration -m "not e2e"
 
 ingest: install  ## index docs/ (incremental)
 	$(BIN)/flask ingest

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, request
 
 from app.config import ConfigError, Settings, load_settings
 
@@ -26,7 +26,6 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     app.config.update(
         SQLALCHEMY_DATABASE_URI=settings.sqlalchemy_url,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
-        JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False
 
@@ -74,6 +73,16 @@ def register_extensions(app: Flask, settings: Settings) -> None:
         install_postgres_session_settings(db.engine, settings.database_statement_timeout_ms)
     # Only the API is cross-origin; no credentials, so a "*" origin can never leak cookies.
     check_cors(settings.allowed_origins, CORS_SUPPORTS_CREDENTIALS)
+
+    # API answers differ by Origin (echoed in Access-Control-Allow-Origin, even for "*", or left out),
+    # so a shared cache must key on it. Flask-CORS says so only when two or more origins are listed;
+    # registered before it, this runs after it.
+    @app.after_request
+    def vary_on_origin(response: Response) -> Response:
+        if request.path.startswith("/api/"):
+            response.vary.add("Origin")
+        return response
+
     cors.init_app(
         app,
         resources={r"/api/*": {"origins": settings.allowed_origins}},

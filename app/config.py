@@ -20,8 +20,6 @@ from sqlalchemy.exc import ArgumentError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
-
 # Drivers the code is tested on; anything else is a configuration mistake, not a feature.
 _SUPPORTED_DATABASES = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg2"}
 

@@ -35,6 +35,15 @@ UNLIMITED = {
 }
 
 
+
+def ensure_corpus() -> Path:
+    """The Docusaurus docs corpus (CORPUS), fetched first by scripts/fetch_corpus.py when this
+    machine lacks it (that needs network and git); raises CalledProcessError if it cannot be had."""
+    if not (CORPUS / "docs").is_dir():
+        fetch = [sys.executable, str(ROOT / "scripts" / "fetch_corpus.py"), "--dest", str(CORPUS)]
+        subprocess.run(fetch, check=True)
+    return CORPUS
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:

@@ -1,6 +1,9 @@
 """Ingestion: time and embedding requests for a Docusaurus docs folder, first run and unchanged re-run.
 
-    python -m bench.ingest [--docs ../shared/corpora/docusaurus-docs]
+    python -m bench.ingest [--docs PATH]
+
+By default the Docusaurus docs corpus (../shared/corpora/docusaurus-docs, fetched by
+scripts/fetch_corpus.py when missing).
 
 Indexes the folder into a new embedded index twice (the second run finds nothing changed), once
 keyword-only (no GEMINI_API_KEY) and once hybrid with embeddings from the fake Gemini API running
@@ -17,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._common import CORPUS, FAKE_KEY, emit, fake_gemini, machine
+from bench._common import FAKE_KEY, emit, ensure_corpus, fake_gemini, machine
 
 
 def docs_folder(path: Path) -> Path:
@@ -41,8 +44,9 @@ def run(docs: Path, **settings: object) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=Path, default=CORPUS)
+    parser.add_argument("--docs", type=Path, default=None, help="default: the Docusaurus docs corpus")
     args = parser.parse_args(argv)
+    args.docs = args.docs or ensure_corpus()
     docs = docs_folder(args.docs)
 
     keyword = run(docs)

@@ -9,7 +9,8 @@ the question, retrieve (keyword BM25; a query embedding would be a Gemini call),
 stream the events, store the answer. The answer cache is off (every chat does the full work).
 
 Two books: the bundled one (docs/, the demo) and a synthetic one of about --big-chunks chunks
-(copies of ../shared/corpora/docusaurus-docs). Questions: the labelled GitHub questions in
+(copies of ../shared/corpora/docusaurus-docs, fetched by scripts/fetch_corpus.py when missing;
+skipped if that fails). Questions: the labelled GitHub questions in
 ../shared/eval when present, else a built-in list. Each part is also timed on its own. Prints a
 table, then one JSON line.
 """
@@ -19,12 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench._common import CORPUS, EVAL_QUESTIONS, ROOT, emit, machine, ms, percentile
+from bench._common import CORPUS, EVAL_QUESTIONS, ROOT, emit, ensure_corpus, machine, ms, percentile
 
 FALLBACK_QUESTIONS = [
     "How do I deploy to Hugging Face Spaces?",
@@ -60,6 +62,15 @@ def questions() -> list[str]:
     if EVAL_QUESTIONS.is_file():
         return [json.loads(line)["question"] for line in EVAL_QUESTIONS.read_text().splitlines() if line.strip()]
     return FALLBACK_QUESTIONS
+
+
+def big_book_source_present() -> bool:
+    """Whether the corpus the big book copies is here (fetched by scripts/fetch_corpus.py if not)."""
+    try:
+        return ensure_corpus().is_dir()
+    except subprocess.CalledProcessError:
+        print("no Docusaurus corpus (scripts/fetch_corpus.py failed): the big book is skipped", file=sys.stderr)
+        return False
 
 
 def synthetic_book(target: Path, chunks_wanted: int, chunks_per_copy: int) -> int:
@@ -140,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     results = [measure(ROOT / "docs", args.database_url, args.chats, "bundled (docs/)")]
-    if args.big_chunks and CORPUS.is_dir():
+    if args.big_chunks and big_book_source_present():
         with tempfile.TemporaryDirectory(prefix="bench-big-book-") as tmp:
             copies = synthetic_book(Path(tmp), args.big_chunks, 1266)
             results.append(measure(Path(tmp), args.database_url, args.chats, f"{copies} × docusaurus-docs"))

@@ -81,8 +81,6 @@ class AnswerCache:
         self.max_entries = max_entries
         self._entries: OrderedDict[CacheKey, CachedAnswer] = OrderedDict()
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     @staticmethod
     def key(index_version: str, question: str, answer_format: str = "text") -> CacheKey:
@@ -94,10 +92,8 @@ class AnswerCache:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
-                self.misses += 1
                 return None
             self._entries.move_to_end(key)
-            self.hits += 1
             return entry
 
     def put(self, key: CacheKey, answer: CachedAnswer) -> None:

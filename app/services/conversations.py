@@ -33,7 +33,6 @@ class StoredMessage:
     status: str
     created_at: datetime
     mode: str = "general"
-    extra: dict[str, Any] = field(default_factory=dict)
     feedback: dict[str, Any] | None = None  # the reader's vote on an answer: {"vote", "comment"}
 
 
@@ -164,7 +163,6 @@ class ConversationStore:
                     status=row.status,
                     created_at=_aware(row.created_at),
                     mode=row.mode,
-                    extra={"grounded": row.grounded, "error_code": row.error_code},
                     feedback=votes.get(row.id),
                 )
                 for row in rows

@@ -196,6 +196,5 @@ def test_normalisation_and_the_lru_bound():
     cache.put(cache.key("v1", "three"), entry)
     assert len(cache) == 2 and cache.get(cache.key("v1", "two")) is None
     assert cache.get(cache.key("v2", "one")) is None, "another index version is another key"
-    assert (cache.hits, cache.misses) == (1, 2)
     with pytest.raises(ValueError):
         AnswerCache(0)

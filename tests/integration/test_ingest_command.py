@@ -87,7 +87,7 @@ def test_site_url_and_route_base_path_options(runner):
     }
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="the shared Docusaurus corpus (../shared) is not on this machine")
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"no Docusaurus corpus at {CORPUS}: run `python scripts/fetch_corpus.py`")
 def test_real_docusaurus_docs_routes_and_anchors(make_settings):
     app = create_app(make_settings(docs_path=CORPUS / "docs", index_on_start=False))
     result = app.test_cli_runner().invoke(

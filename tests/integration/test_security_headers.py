@@ -118,3 +118,23 @@ def test_a_wildcard_origin_with_credentials_is_refused_at_start_up():
     assert str(error.value).startswith("ALLOWED_ORIGINS")
     check_cors(["*"], supports_credentials=False)
     check_cors(["https://book.example.com"], supports_credentials=True)
+
+
+def vary_values(response) -> list[str]:
+    return [value.strip() for line in response.headers.getlist("Vary") for value in line.split(",")]
+
+
+@pytest.mark.parametrize(
+    "origins", ["http://localhost:3000", "http://localhost:3000,https://book.example.com", "*"]
+)
+def test_api_answers_vary_on_origin(make_settings, origins):
+    """A shared cache must not hand one origin's answer (with or without Allow-Origin) to another."""
+    client = ready_app(make_settings, allowed_origins=origins).test_client()
+    allowed = client.get("/api/health", headers={"Origin": "http://localhost:3000"})
+    other = client.get("/api/health", headers={"Origin": "https://elsewhere.example"})
+    no_origin = client.get("/api/health")
+    assert allowed.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    echoed = "https://elsewhere.example" if origins == "*" else None  # "*" echoes any origin
+    assert other.headers.get("Access-Control-Allow-Origin") == echoed
+    for response in (allowed, other, no_origin):
+        assert vary_values(response).count("Origin") == 1, response.headers.getlist("Vary")

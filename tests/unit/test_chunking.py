@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from app.services.ingestion.chunking import Chunk, chunk_book, chunk_page, count_tokens
-from app.services.ingestion.docusaurus import Page, Section, closes_fence, parse_fence_opener, read_book
+from app.services.ingestion.docusaurus import (
+    Page,
+    Section,
+    closes_fence,
+    parse_fence_opener,
+    parse_page,
+    read_book,
+)
 
 CORPUS_DOCS = Path(__file__).resolve().parents[3] / "shared" / "corpora" / "docusaurus-docs" / "docs"
 
@@ -118,6 +125,22 @@ def test_a_section_without_body_has_no_chunk_but_stays_in_its_children_heading_p
 
     assert [chunk.anchor for chunk in chunks] == ["docs"]
     assert chunks[0].heading == "Guide > Plugins > Docs"
+
+
+
+def test_setext_sections_are_chunks_cited_at_their_heading(tmp_path):
+    (tmp_path / "install.md").write_text(
+        "Installation\n============\n\nIntro.\n\nRequirements\n------------\n\nNode.js 18+.\n",
+        encoding="utf-8",
+    )
+    page = parse_page(tmp_path, tmp_path / "install.md", site_url="https://example.com")
+
+    chunks = chunk_page(page)
+
+    assert [(chunk.heading, chunk.url, chunk.text) for chunk in chunks] == [
+        ("Installation", "https://example.com/docs/install", "Intro."),
+        ("Installation > Requirements", "https://example.com/docs/install#requirements", "Node.js 18+."),
+    ]
 
 
 def test_content_hash_changes_with_what_is_indexed_and_only_then():
@@ -264,7 +287,7 @@ def test_max_tokens_must_be_positive():
 @pytest.fixture(scope="module")
 def corpus_pages() -> list[Page]:
     if not CORPUS_DOCS.is_dir():
-        pytest.skip(f"the Docusaurus docs corpus is not at {CORPUS_DOCS}")
+        pytest.skip(f"no Docusaurus docs corpus at {CORPUS_DOCS}: run `python scripts/fetch_corpus.py`")
     return read_book(CORPUS_DOCS, site_url="https://docusaurus.io", route_base_path="docs")
 
 

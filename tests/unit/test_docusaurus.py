@@ -22,6 +22,7 @@ from app.services.ingestion.docusaurus import (
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 CORPUS_DOCS = SHARED / "corpora" / "docusaurus-docs" / "docs"
 EVAL_QUESTIONS = SHARED / "eval" / "docusaurus-questions.dev.jsonl"
+NO_CORPUS = f"no Docusaurus docs corpus at {CORPUS_DOCS}: run `python scripts/fetch_corpus.py`"
 SITE_URL = "https://docusaurus.io"
 
 
@@ -294,6 +295,94 @@ Done.
     assert section(page, "scripts-1").text == "Second body.\n\n```md\n## Not a heading\n```"
 
 
+
+def test_setext_headings_are_sections_like_atx_headings(tmp_path):
+    # `Title` over `===` is an H1 and over `---` an H2 (CommonMark): the page's title, then
+    # sections with the ids the site gives them, mixed freely with ATX headings.
+    page = page_from(
+        tmp_path,
+        """Installation
+============
+
+Intro text.
+
+Requirements
+------------
+
+Node.js 18.
+
+### Checking **versions**
+
+Run `node -v`.
+
+Explicit id {#the-cli}
+----------------------
+
+CLI body.
+
+## Requirements
+
+Second body.
+""",
+        "install.md",
+    )
+
+    assert page.title == "Installation"
+    assert [(item.anchor, item.level, item.heading_path) for item in page.sections] == [
+        (None, 1, ("Installation",)),
+        ("requirements", 2, ("Installation", "Requirements")),
+        ("checking-versions", 3, ("Installation", "Requirements", "Checking versions")),
+        ("the-cli", 2, ("Installation", "Explicit id")),
+        ("requirements-1", 2, ("Installation", "Requirements")),
+    ]
+    assert section(page, None).text == "Intro text."
+    assert section(page, "requirements").text == "Node.js 18."
+    assert not any("===" in item.text or "---" in item.text for item in page.sections)
+
+
+def test_a_dash_line_is_a_setext_underline_only_under_paragraph_text(tmp_path):
+    page = page_from(
+        tmp_path,
+        """# Guide
+
+Before a break.
+
+---
+
+- a list item
+---
+
+Two lines
+of heading
+---
+
+Body.
+
+:::note
+Noted
+:::
+---
+""",
+        "guide.md",
+    )
+
+    assert [(item.anchor, item.heading_path) for item in page.sections] == [
+        (None, ("Guide",)),
+        # remark keeps the line ending in the heading's text, and github-slugger drops it.
+        ("two-linesof-heading", ("Guide", "Two lines of heading")),
+    ]
+    # A blank line, a list item or an admonition fence above `---` makes it a thematic break.
+    assert section(page, None).text == "Before a break.\n\n---\n\n- a list item\n---"
+    assert section(page, "two-linesof-heading").text == "Body.\n\nNote:\nNoted\n\n---"
+
+
+def test_a_setext_h1_below_a_thematic_break_is_not_the_title(tmp_path):
+    page = page_from(tmp_path, "Intro.\n\n***\n\nLater\n=====\n\nText.\n", "later.md")
+
+    assert page.title == "later"
+    assert [item.anchor for item in page.sections] == [None, "later"]
+
+
 def test_the_h1_is_the_title_and_still_takes_its_slug(tmp_path):
     # Docusaurus slugs every heading of the page, the H1 included: a later
     # "## Tabs" under "# Tabs" is #tabs-1. Explicit ids do not count.
@@ -535,14 +624,14 @@ def test_an_unbalanced_esm_block_never_swallows_the_next_heading(tmp_path):
 # The real corpus (facebook/docusaurus website/docs)
 
 needs_corpus = pytest.mark.skipif(
-    not CORPUS_DOCS.is_dir(), reason=f"the Docusaurus docs corpus is not at {CORPUS_DOCS}"
+    not CORPUS_DOCS.is_dir(), reason=NO_CORPUS
 )
 
 
 @pytest.fixture(scope="module")
 def corpus_pages() -> dict[str, Page]:
     if not CORPUS_DOCS.is_dir():
-        pytest.skip(f"the Docusaurus docs corpus is not at {CORPUS_DOCS}")
+        pytest.skip(NO_CORPUS)
     return {page.file: page for page in read_book(CORPUS_DOCS, site_url=SITE_URL, route_base_path="docs")}
 
 
@@ -622,7 +711,7 @@ def test_corpus_eval_anchor_is_a_section(corpus_pages, file, anchor):
 def test_corpus_resolves_every_eval_anchor(corpus_pages):
     cases = eval_anchor_cases()
     if not cases:
-        pytest.skip(f"the eval questions are not at {EVAL_QUESTIONS}")
+        pytest.skip(f"the labelled eval questions are not at {EVAL_QUESTIONS} (only ../shared has them)")
     missing = [
         case for case in cases if case[1] not in {item.anchor for item in corpus_pages[case[0]].sections}
     ]

@@ -37,7 +37,7 @@ class DocumentEmbedder(Protocol):
     model: str
     dim: int
 
-    def embed_documents(self, texts: Sequence[str], titles: Sequence[str]) -> list[list[float]]:
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         """One vector per text, in order (batched and retried by the implementation)."""
         ...
 
@@ -217,12 +217,11 @@ class Ingester:
         if self.embedder is None or not chunks:
             return None
         texts = [f"{chunk.heading}\n\n{chunk.text}" for chunk in chunks]
-        titles = [chunk.title for chunk in chunks]
         vectors: list[list[float]] = []
         batches = range(0, len(texts), EMBED_BATCH)
         for start in tqdm(batches, desc="embedding", unit="batch", disable=not show_progress):
             end = start + EMBED_BATCH
-            vectors.extend(self.embedder.embed_documents(texts[start:end], titles[start:end]))
+            vectors.extend(self.embedder.embed_documents(texts[start:end]))
         return vectors
 
 
