@@ -17,10 +17,11 @@ GUNICORN_THREADS.
 import os
 import sys
 
-from app.config import ConfigError, load_settings
+from app.config import ConfigError, load_settings, prepare_instance_path
 
 try:
     _settings = load_settings()
+    prepare_instance_path(_settings)  # on_starting writes there first (metrics folder, migrations)
 except ConfigError as exc:
     # One line, no traceback (gunicorn would print one for an ordinary exception here).
     sys.stderr.write(f"Configuration error: {exc}\n")
