@@ -54,6 +54,10 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 # bytes holds nothing but a socket and a buffer for a few seconds.
 READ_DEADLINE_SECONDS = 10.0
 _RECV_BYTES = 64 * 1024
+_ACCEPT_BATCH = 64
+# A request head (line and headers) larger than this is refused with 431 before gunicorn's own,
+# much larger limits (100 headers of 8 kB): it bounds the memory 1,000 slow clients can hold.
+_MAX_HEAD_BYTES = 32 * 1024
 # After a closing response: how long and how much of what a client still sends is read and dropped.
 _LINGER_SECONDS = 2.0
 _LINGER_MAX_BYTES = 64 * 1024
@@ -72,12 +76,9 @@ _CLIENT_ERRORS: list[tuple[type[Exception], int, str, str, str]] = [
     (herrors.ForbiddenProxyRequest, 403, "Forbidden", "forbidden", "Request forbidden."),
 ]
 _INVALID_REQUEST = (400, "Bad Request", "bad_request", "The request is not valid HTTP.")
+_TOO_LARGE = (413, "Content Too Large", "payload_too_large", "The body is too large.")
 _TIMEOUT = (408, "Request Timeout", "request_timeout", "The request did not arrive in time.")
 _INTERNAL = (500, "Internal Server Error", "internal_error", "Something went wrong on our side. Please try again.")
-
-
-class _Incomplete(Exception):
-    """The buffer does not hold a whole request yet."""
 
 
 class BufferingThreadWorker(ThreadWorker):
@@ -86,7 +87,10 @@ class BufferingThreadWorker(ThreadWorker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.reading_conns: dict[TConn, None] = {}  # insertion order = deadline order
+        # Connections whose request is arriving, and closed ones draining; insertion order is
+        # deadline order in each.
+        self.reading_conns: dict[TConn, None] = {}
+        self.lingering_conns: dict[TConn, None] = {}
         self.max_body_bytes: int | None = None
         self.extra_headers: dict[str, str] = {}
 
@@ -127,17 +131,22 @@ class BufferingThreadWorker(ThreadWorker):
     # --- reading requests in the main loop ---------------------------------------------------------
 
     def accept(self, listener: socket.socket) -> None:
-        try:
-            client_sock, client_addr = listener.accept()
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
-                raise
-            return
-        self.nr_conns += 1
-        conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())  # non-blocking
-        conn.inbuf = bytearray()
-        conn.requests = 0
-        self.start_reading(conn)
+        # Several at once: after a burst of connections (slow clients reconnecting together), one
+        # accept per pass of the loop would leave a reader's connection queued behind all of them.
+        for _ in range(_ACCEPT_BATCH):
+            if self.nr_conns >= self.worker_connections:
+                return
+            try:
+                client_sock, client_addr = listener.accept()
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                    raise
+                return
+            self.nr_conns += 1
+            conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())  # non-blocking
+            conn.inbuf = bytearray()
+            conn.requests = 0
+            self.start_reading(conn)
 
     def enqueue_req(self, conn: TConn) -> None:
         # gthread calls this for a kept-alive connection that became readable, or that already
@@ -152,6 +161,7 @@ class BufferingThreadWorker(ThreadWorker):
         conn.timeout = time.monotonic() + READ_DEADLINE_SECONDS
         conn.sent_continue = False
         conn.truncated = False
+        conn.head_parsed = False
         conn.body_end = None
         self.reading_conns[conn] = None
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_request_bytes, conn))
@@ -187,6 +197,14 @@ class BufferingThreadWorker(ThreadWorker):
             self.stop_reading(conn)
             conn.sock.setblocking(True)
             super().enqueue_req(conn)
+        elif not conn.head_parsed and len(conn.inbuf) > _MAX_HEAD_BYTES:
+            self.stop_reading(conn)
+            self.answer_and_close(conn, _error_for(herrors.LimitRequestHeaders("request head too large")))
+        elif self.max_body_bytes is not None and len(conn.inbuf) > _MAX_HEAD_BYTES + 8 * self.max_body_bytes:
+            # Chunk framing around a body still within the limit (one-byte chunks): refuse it
+            # rather than buffer without bound.
+            self.stop_reading(conn)
+            self.answer_and_close(conn, _TOO_LARGE)
 
     def request_is_whole(self, conn: TConn) -> bool:
         """Parse the buffer with gunicorn's own parser: True when a thread can serve it without
@@ -200,6 +218,7 @@ class BufferingThreadWorker(ThreadWorker):
             return False
         if request is None:
             return False
+        conn.head_parsed = True
         head_length = len(data) - len(parser.unreader.buf.getvalue())
         reader = request.body.reader
         limit = self.max_body_bytes
@@ -231,6 +250,7 @@ class BufferingThreadWorker(ThreadWorker):
 
     def stop_reading(self, conn: TConn) -> None:
         self.reading_conns.pop(conn, None)
+        self.lingering_conns.pop(conn, None)
         try:
             self.poller.unregister(conn.sock)
         except (KeyError, ValueError, OSError):
@@ -239,13 +259,23 @@ class BufferingThreadWorker(ThreadWorker):
     def murder_pending(self) -> None:
         super().murder_pending()
         now = time.monotonic()
-        expired = [conn for conn in self.reading_conns if conn.timeout <= now]
-        for conn in expired:
+        # Both dicts are in deadline order (each deadline is now + a constant): stop at the first
+        # one still running, so this costs nothing per pass of the loop with 1,000 connections.
+        while self.reading_conns:
+            conn = next(iter(self.reading_conns))
+            if conn.timeout > now:
+                break
             self.stop_reading(conn)
             if conn.inbuf:
                 self.answer_and_close(conn, _TIMEOUT)
             else:
                 self.drop(conn)
+        while self.lingering_conns:
+            conn = next(iter(self.lingering_conns))
+            if conn.timeout > now:
+                break
+            self.stop_reading(conn)
+            self.drop(conn)
 
     def drop(self, conn: TConn) -> None:
         self.nr_conns -= 1
@@ -278,7 +308,7 @@ class BufferingThreadWorker(ThreadWorker):
             return
         conn.timeout = time.monotonic() + _LINGER_SECONDS
         conn.drained = 0
-        self.reading_conns[conn] = None
+        self.lingering_conns[conn] = None
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_linger_bytes, conn))
 
     def on_linger_bytes(self, conn: TConn, _sock: socket.socket) -> None:

@@ -94,10 +94,11 @@ def test_a_client_that_never_finishes_its_request_is_answered_408_and_dropped(se
     [
         (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
         (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"a" * 1000) for i in range(40)), 431),  # still arriving
         (b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
         (b"NOT HTTP AT ALL\r\n\r\n", 400),
     ],
-    ids=["414-request-line", "431-header", "400-content-length", "400-malformed"],
+    ids=["414-request-line", "431-header", "431-a-long-head-still-arriving", "400-content-length", "400-malformed"],
 )
 def test_gunicorns_own_errors_are_json_with_the_security_headers(service, request_bytes, status):
     got, headers, body = raw_response(service.port, request_bytes)
