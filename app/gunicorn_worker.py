@@ -65,6 +65,8 @@ _LINGER_MAX_BYTES = 64 * 1024
 # index, pipes).
 _SPARE_FDS = 256
 
+_INTERNAL_ERROR = (500, "Internal Server Error", "internal_error",
+                   "Something went wrong on our side. Please try again.")
 # (status, reason, code, message) per gunicorn parse error; anything else a client sends wrong is 400.
 _CLIENT_ERRORS: list[tuple[type[Exception], int, str, str, str]] = [
     (herrors.LimitRequestLine, 414, "URI Too Long", "uri_too_long", "The request line is too long."),
@@ -72,13 +74,15 @@ _CLIENT_ERRORS: list[tuple[type[Exception], int, str, str, str]] = [
      "The request headers are too large."),
     (herrors.UnsupportedTransferCoding, 501, "Not Implemented", "not_implemented",
      "This Transfer-Encoding is not supported."),
-    (herrors.ExpectationFailed, 417, "Expectation Failed", "expectation_failed", "This Expect header is not supported."),
+    (herrors.ExpectationFailed, 417, "Expectation Failed", "expectation_failed",
+     "This Expect header is not supported."),
     (herrors.ForbiddenProxyRequest, 403, "Forbidden", "forbidden", "Request forbidden."),
+    # gunicorn's own settings contradict each other: not the client's fault.
+    (herrors.ConfigurationProblem, *_INTERNAL_ERROR),
 ]
 _INVALID_REQUEST = (400, "Bad Request", "bad_request", "The request is not valid HTTP.")
 _TOO_LARGE = (413, "Content Too Large", "payload_too_large", "The body is too large.")
 _TIMEOUT = (408, "Request Timeout", "request_timeout", "The request did not arrive in time.")
-_INTERNAL = (500, "Internal Server Error", "internal_error", "Something went wrong on our side. Please try again.")
 
 
 class BufferingThreadWorker(ThreadWorker):
@@ -372,8 +376,8 @@ class BufferingThreadWorker(ThreadWorker):
             "Cache-Control": "no-store",
             **self.extra_headers,
         }
-        head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-        return head.encode("latin-1") + body
+        lines = [f"HTTP/1.1 {status} {reason}", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
+        return "\r\n".join(lines).encode("latin-1") + body
 
 
 def _error_for(exc: BaseException) -> tuple[int, str, str, str]:
@@ -382,7 +386,7 @@ def _error_for(exc: BaseException) -> tuple[int, str, str, str]:
             return status, reason, code, message
     if isinstance(exc, herrors.ParseException):
         return _INVALID_REQUEST
-    return _INTERNAL
+    return _INTERNAL_ERROR
 
 
 def _send_nowait(sock: socket.socket, data: bytes) -> None:

@@ -14,8 +14,8 @@ once when the service drops it (so N slow connections stay open for the whole ru
 Meanwhile, from this process, a fresh connection every 0.5 s asks `/api/health/live`, and every
 2 s a chat (`POST /api/chat`, SSE) is timed to its first event (`metadata`) and to `done`; a
 probe that gets no answer in 5 s counts as failed. Reported: probe latencies (p50/p95/max), failed
-probes, how many slow connections the service dropped and how long they lived, and the workers'
-CPU. The offline answerer answers (no Gemini), so a chat's time is the service's own.
+probes, how many slow connections the service dropped and how long they lived, the workers' CPU
+and their peak RSS. The offline answerer answers (no Gemini), so a chat's time is the service's own.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import Any
 
 import requests
 
-from bench._common import UNLIMITED, Gunicorn, emit, machine, ms, percentile, process_cpu_seconds
+from bench._common import UNLIMITED, Gunicorn, emit, machine, ms, peak_rss_mb, percentile, process_cpu_seconds
 
 PROBE_TIMEOUT = 5.0
 WORKER_CLASSES = {
@@ -161,6 +161,7 @@ def run(worker_class: str, kind: str, args: argparse.Namespace, root: Path) -> d
         slow = results.get(timeout=args.seconds + 60)
         clients.join()
         cpu = sum(process_cpu_seconds(pid) for pid in workers) - cpu_before
+        rss = [peak_rss_mb(pid) for pid in workers]
     lifetimes = slow["lifetimes"]
     return {
         "worker": worker_class, "kind": kind, "connections": args.connections, "seconds": args.seconds,
@@ -168,6 +169,7 @@ def run(worker_class: str, kind: str, args: argparse.Namespace, root: Path) -> d
         "chat_done": summary(probes["done"]),
         "slow_dropped": slow["dropped"], "slow_lifetime_p50_s": round(percentile(lifetimes, 50) or 0, 1),
         "slow_failed_connects": slow["failed_connects"], "workers_cpu_s": round(cpu, 1),
+        "peak_rss_mb_per_worker": [round(r) for r in rss if r is not None],
     }
 
 
@@ -195,13 +197,14 @@ def main() -> None:
                     h["p50_ms"], h["p95_ms"], h["max_ms"], f"{h['failed']}/{h['n']}",
                     f["p50_ms"], f["max_ms"], d["max_ms"], f"{d['failed']}/{d['n']}",
                     result["slow_dropped"], result["slow_lifetime_p50_s"], result["workers_cpu_s"],
+                    " / ".join(str(r) for r in result["peak_rss_mb_per_worker"]),
                 ])
                 print(rows[-1], file=sys.stderr, flush=True)
     emit(
         f"Slow clients ({args.workers} workers × {args.threads} threads, {args.seconds:.0f} s; load avg {os.getloadavg()[0]:.1f})",
         ["worker", "slow kind", "slow conns", "health p50 ms", "p95", "max", "health failed",
          "chat 1st event p50 ms", "max", "chat done max ms", "chat failed", "slow dropped", "slow lifetime p50 s",
-         "workers CPU s"],
+         "workers CPU s", "peak RSS / worker MB"],
         rows,
         {"bench": "slow_clients", "machine": machine(), "runs": results},
     )
