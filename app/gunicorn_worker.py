@@ -20,11 +20,15 @@ client gets a 408 and is dropped. Bodies larger than the app's MAX_CONTENT_LENGT
 gunicorn's own error pages (400 malformed request, 414 request line too long, 431 headers too
 large, ...) come out in the API's JSON error shape with the security headers.
 
-Alternatives measured side by side (bench/slow_clients.py, numbers in bench/README.md):
-- stock gthread: stalls once slow clients outnumber workers × threads (the issue's symptom);
-  read deadlines alone would not help, 1,000 slow clients would still hold every thread.
-- more threads: moves the limit, costs a thread (and its stack) per slow client.
-- gevent / eventlet workers: read requests cooperatively, but the embedded qdrant index, SQLite
+Alternatives measured side by side (bench/slow_clients.py, 1,000 slow clients for 60 s; numbers
+in bench/README.md). This worker: health and chats answered in well under 1 s (worst 0.1-0.6 s on
+a loaded machine), each slow client dropped after 10 s.
+- stock gthread (2 x 128): 11 of 12 health probes and chats failed (5 s timeout); read deadlines
+  alone would not help, 1,000 slow clients would still hold every thread until theirs.
+- more threads (2 x 640): held in one run, failed half the probes in the next (one worker got
+  more slow clients than threads: the kernel does not split connections evenly); more memory,
+  and slow clients are never dropped.
+- gevent: as fast for probes, but never drops a slow body, and the embedded qdrant index, SQLite
   and the google-genai SDK's CPU work are native or blocking calls that would stall the one event
   loop every answer shares; not adopted (see gunicorn.conf.py).
 - a proxy (nginx) in front: buffers slow clients, but the Space runs one process that binds
