@@ -5,6 +5,7 @@ out as the API's JSON with the security headers."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 
@@ -133,3 +134,34 @@ def test_a_chunked_body_within_the_limit_is_served(service):
     )
     assert got == 200, body
     assert json.loads(body)["answer"]
+
+
+def test_keep_alive_and_pipelined_requests_are_served_in_order(service):
+    with requests.Session() as session:  # one kept-alive connection
+        for _ in range(3):
+            assert session.get(f"{service.url}/api/health/live", timeout=10).json() == {"status": "alive"}
+    pipelined = b"GET /api/health/live HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with connect(service.port) as sock:
+        sock.sendall(pipelined)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", received)
+    assert statuses == [b"200", b"404"]
+
+
+def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body(service):
+    payload = json.dumps({"message": "How do I run the service?"}).encode()
+    with connect(service.port) as sock:
+        sock.sendall(
+            b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\n"
+            b"Expect: 100-continue\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(payload)
+        )
+        sock.settimeout(10)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        sock.sendall(payload)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200 ")
+    assert b"100 Continue" not in received  # once is enough
