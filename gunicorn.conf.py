@@ -17,10 +17,11 @@ GUNICORN_THREADS.
 import os
 import sys
 
-from app.config import ConfigError, load_settings
+from app.config import ConfigError, load_settings, prepare_instance_path
 
 try:
     _settings = load_settings()
+    prepare_instance_path(_settings)  # on_starting writes there first (metrics folder, migrations)
 except ConfigError as exc:
     # One line, no traceback (gunicorn would print one for an ordinary exception here).
     sys.stderr.write(f"Configuration error: {exc}\n")
@@ -31,7 +32,11 @@ except ConfigError as exc:
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_settings.instance_path / "prometheus"))
 
 bind = f"0.0.0.0:{_settings.port}"
-worker_class = "gthread"
+# gthread whose main loop reads each request whole (with a deadline) before a thread serves it, so
+# slow clients cost a socket, not a thread: see app/gunicorn_worker.py.
+worker_class = "app.gunicorn_worker.BufferingThreadWorker"
+# Open connections per worker, slow ones included (the worker raises its open-files limit to fit).
+worker_connections = 2048
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "128"))
 # gthread workers heartbeat from their main loop, so a long stream never trips this timeout; it

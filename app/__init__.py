@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from app.config import ConfigError, Settings, load_settings
+from app.config import ConfigError, Settings, load_settings, prepare_instance_path
 
 __version__ = "0.1.0"
 __all__ = ["ConfigError", "__version__", "create_app"]
@@ -20,7 +20,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     with a one-line, value-free message when a setting is malformed.
     """
     settings = config if isinstance(config, Settings) else load_settings(**dict(config or {}))
-    settings.instance_path.mkdir(parents=True, exist_ok=True)
+    prepare_instance_path(settings)
 
     app = Flask(__name__, instance_path=str(settings.instance_path))
     app.config.update(

@@ -362,6 +362,23 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigError(describe_validation_error(exc)) from None
 
 
+def prepare_instance_path(settings: Settings) -> Path:
+    """Create INSTANCE_PATH if needed and check the service can write there (a read-only or
+    root-owned folder in a container); `ConfigError` naming the folder otherwise."""
+    import tempfile
+
+    path = settings.instance_path
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        problem = exc.strerror or type(exc).__name__
+        raise ConfigError(f"INSTANCE_PATH: cannot create or write files in {path} ({problem}); "
+                          "point it at a folder this user can write") from None
+    return path
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     """Turn pydantic's report into 'VARIABLE: what is wrong' lines, without the values."""
     lines = []

@@ -302,14 +302,20 @@ def content_security_policy(frame_ancestors: list[str]) -> str:
     )
 
 
-def _install_headers(app: Flask, settings: Settings) -> None:
-    headers = {
+def security_headers(settings: Settings) -> dict[str, str]:
+    """The headers every response carries (the gunicorn worker adds them to its own errors too)."""
+    return {
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "strict-origin-when-cross-origin",
         "Content-Security-Policy": content_security_policy(settings.frame_ancestors),
         # No X-Frame-Options: it cannot name huggingface.co, and it would stop the Space page
         # from showing the app; frame-ancestors above is the modern, precise form.
     }
+
+
+def _install_headers(app: Flask, settings: Settings) -> None:
+    headers = security_headers(settings)
+    app.extensions["security_headers"] = headers
 
     @app.after_request
     def _security_headers(response: Response) -> Response:

@@ -69,7 +69,7 @@ def base_env(instance: Path, **extra: str) -> dict[str, str]:
 class Gunicorn:
     """The project's gunicorn (gunicorn.conf.py) on 127.0.0.1, logging to a file."""
 
-    def __init__(self, instance: Path, **env: str) -> None:
+    def __init__(self, instance: Path, extra_args: Sequence[str] = (), **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         instance.mkdir(parents=True, exist_ok=True)
@@ -78,7 +78,7 @@ class Gunicorn:
         self.started_at = time.perf_counter()
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [*GUNICORN, "--bind", f"127.0.0.1:{self.port}"],
+            [*GUNICORN, "--bind", f"127.0.0.1:{self.port}", *extra_args],
             cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
         )
 

@@ -237,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="WEB_CONCURRENCY (default: gunicorn.conf.py's)")
     parser.add_argument("--threads", default=None,
                         help="GUNICORN_THREADS, or several comma-separated (each gets a fresh service, same run)")
+    parser.add_argument("--worker-class", default=None,
+                        help="gunicorn worker class instead of gunicorn.conf.py's (e.g. gthread, for a side-by-side run)")
     parser.add_argument("--first-token-delay", type=float, default=0.3)
     parser.add_argument("--tokens-per-second", type=float, default=50)
     parser.add_argument("--chunk-words", type=int, default=5, help="words per fake SSE event (Gemini sends several)")
@@ -273,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
         fake_pid = fake._process.pid  # noqa: SLF001 - its CPU time, read from /proc
         for threads in thread_configs:
             config_env = dict(env, **({"GUNICORN_THREADS": threads} if threads else {}))
-            with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp, Gunicorn(Path(tmp) / "instance", **config_env) as service:
+            with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp, Gunicorn(
+                Path(tmp) / "instance", extra_args=["--worker-class", args.worker_class] if args.worker_class else (), **config_env
+            ) as service:
                 label = f"{args.workers or 'default'} workers × {threads or 'default'} threads"
                 service.wait_healthy()
                 asyncio.run(run_level(service.url, fake.base_url, 5, 1, 0))  # warm-up: connections, imports, caches

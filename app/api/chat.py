@@ -7,15 +7,12 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from app.api.errors import ApiError
 from app.api.parsing import parse_json_body
 from app.api.schemas import ChatRequest
 from app.api.services import services
 from app.api.sse import sse_stream
 from app.security import cap_streams
-from app.services.errors import ServiceUnavailable
 from app.services.chat import ChatQuestion, ChatTurn
-from app.services.conversations import ConversationNotFound
 
 bp = Blueprint("chat", __name__, url_prefix="/api")
 
@@ -29,14 +26,7 @@ def chat() -> ResponseReturnValue:
     """Answer a question; streams metadata → token… → done, or one JSON object on request."""
     body = parse_json_body(ChatRequest)
     question = ChatQuestion(body.message, body.mode, body.context, body.conversation_id, body.format)
-    try:
-        turn = services().chat.start(question)
-    except ConversationNotFound:
-        raise ApiError(404, "No conversation with this id.") from None
-    except ServiceUnavailable as exc:
-        status = 429 if exc.http_status == 429 else 503
-        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-        raise ApiError(status, exc.message, code=exc.code, headers=headers) from None
+    turn = services().chat.start(question)  # unknown conversation, unavailable: see app/api/errors.py
 
     if _wants_json():
         return jsonify(turn.collect())

@@ -9,7 +9,6 @@ from flask.typing import ResponseReturnValue
 
 from app.api.errors import ApiError
 from app.api.services import services
-from app.services.conversations import ConversationNotFound
 
 bp = Blueprint("conversations", __name__, url_prefix="/api/conversation")
 
@@ -21,10 +20,7 @@ def get_conversation(conversation_id: str) -> ResponseReturnValue:
         cid = uuid.UUID(conversation_id)
     except ValueError:
         raise ApiError(422, "conversation_id must be a UUID.", details=[{"field": "conversation_id", "problem": "not a UUID"}]) from None
-    try:
-        messages = services().store.get_messages(cid)
-    except ConversationNotFound:
-        raise ApiError(404, "No conversation with this id.") from None
+    messages = services().store.get_messages(cid)
     return jsonify(
         conversation_id=str(cid),
         messages=[

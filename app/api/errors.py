@@ -1,7 +1,10 @@
 """One JSON error shape for every failure: {"status", "error", "message", "details"?}.
 
 Never HTML, never a stack trace: unexpected exceptions are logged server-side and the client
-gets a generic 500 body.
+gets a generic 500 body. Domain and database errors become responses here, once for every route
+(views do not catch them): an unknown conversation or message is 404, an unavailable dependency
+503 (or 429 for an exhausted quota) with Retry-After, a database that cannot be reached 503
+`database_unavailable`.
 """
 
 from __future__ import annotations
@@ -10,7 +13,13 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
+
+from app.services.conversations import ConversationNotFound
+from app.services.errors import ServiceUnavailable
+from app.services.feedback import MessageNotFound, NotAnAnswer
 
 log = logging.getLogger(__name__)
 
@@ -18,11 +27,14 @@ log = logging.getLogger(__name__)
 _CODES = {
     400: "bad_request",
     404: "not_found",
+    408: "request_timeout",
     405: "method_not_allowed",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     422: "validation_error",
     429: "rate_limited",
+    431: "headers_too_large",
     500: "internal_error",
     503: "unavailable",
 }
@@ -74,6 +86,39 @@ def register(app: Flask) -> None:
     def _api_error(error: ApiError) -> Response:
         return error_response(error.status, error.message, code=error.code, details=error.details, headers=error.headers)
 
+    @app.errorhandler(ConversationNotFound)
+    def _no_conversation(_error: ConversationNotFound) -> Response:
+        return error_response(404, "No conversation with this id.")
+
+    @app.errorhandler(MessageNotFound)
+    def _no_message(_error: MessageNotFound) -> Response:
+        return error_response(404, "No message with this id.")
+
+    @app.errorhandler(NotAnAnswer)
+    def _not_an_answer(_error: NotAnAnswer) -> Response:
+        return error_response(
+            422,
+            "Invalid request: message_id.",
+            details=[{"field": "message_id", "problem": "is the reader's message; only answers can be voted on"}],
+        )
+
+    @app.errorhandler(ServiceUnavailable)
+    def _unavailable(error: ServiceUnavailable) -> Response:
+        status = 429 if error.http_status == 429 else 503
+        headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+        return error_response(status, error.message, code=error.code, headers=headers)
+
+    @app.errorhandler(SQLAlchemyError)
+    def _database_error(error: SQLAlchemyError) -> Response:
+        if not _database_unreachable(error):
+            return _unexpected(error)
+        # The type only: the message may carry the host and user of the database URL.
+        log.warning("database unavailable: %s", type(getattr(error, "orig", None) or error).__name__)
+        return error_response(
+            503, "The database is unavailable right now; please retry shortly.", code="database_unavailable",
+            headers={"Retry-After": "5"},
+        )
+
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
         status = error.code or 500
@@ -86,3 +131,11 @@ def register(app: Flask) -> None:
     def _unexpected(error: Exception) -> Response:
         log.exception("unhandled error")
         return error_response(500, "Something went wrong on our side. Please try again.")
+
+
+def _database_unreachable(error: SQLAlchemyError) -> bool:
+    """A database that is down, restarting, out of connections or too slow (a statement timeout),
+    as opposed to a query the code got wrong (a bug, 500)."""
+    if isinstance(error, (OperationalError, InterfaceError, PoolTimeout)):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated

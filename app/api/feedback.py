@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
-from app.api.errors import ApiError
 from app.api.parsing import parse_json_body
 from app.api.schemas import FeedbackRequest
-from app.services.feedback import FeedbackStore, MessageNotFound, NotAnAnswer
-
-log = logging.getLogger(__name__)
+from app.services.feedback import FeedbackStore
 
 bp = Blueprint("feedback", __name__, url_prefix="/api")
 
@@ -23,22 +17,7 @@ bp = Blueprint("feedback", __name__, url_prefix="/api")
 def feedback() -> ResponseReturnValue:
     """Record a vote: 201 the first time, 200 when it replaces an earlier vote."""
     body = parse_json_body(FeedbackRequest)
-    try:
-        stored = store().vote(body.message_id, body.vote, body.comment)
-    except MessageNotFound:
-        raise ApiError(404, "No message with this id.") from None
-    except NotAnAnswer:
-        raise ApiError(
-            422,
-            "Invalid request: message_id.",
-            details=[{"field": "message_id", "problem": "is the reader's message; only answers can be voted on"}],
-        ) from None
-    except SQLAlchemyError as exc:
-        log.warning("cannot store feedback: %s", type(exc).__name__)
-        raise ApiError(
-            503, "Feedback cannot be stored right now; please retry shortly.", code="database_unavailable",
-            headers={"Retry-After": "5"},
-        ) from None
+    stored = store().vote(body.message_id, body.vote, body.comment)  # 404/422/503: app/api/errors.py
     response = jsonify(stored.as_dict())
     response.status_code = 201 if stored.created else 200
     return response

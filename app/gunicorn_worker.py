@@ -1,0 +1,404 @@
+"""A gthread worker that reads each request whole before a thread serves it.
+
+Why: gunicorn's gthread worker hands a new connection to a pool thread, which reads the request
+line, headers and body with blocking reads and no overall deadline. A client that sends one byte
+a second holds that thread for as long as it likes, so workers × threads slow clients stall the
+whole service (health probes and every other reader wait for a thread).
+
+How: this worker keeps gthread's thread pool (an answer still holds one thread for its whole
+stream, which is what SSE needs) and its main loop, but the main loop, not a thread, reads the
+request: a connection's socket stays non-blocking in the selector and every readable event
+appends what arrived to the connection's buffer. gunicorn's own parser, run over that buffer,
+says when the request is whole (request line, headers, and a `Content-Length` or chunked body),
+malformed (answered at once with a JSON error) or incomplete. Only a whole request goes to a
+thread, whose parser then reads from memory and never waits on the client. A request must be
+whole within READ_DEADLINE_SECONDS of its first byte (of the connection, for a new one) or the
+client gets a 408 and is dropped. Bodies larger than the app's MAX_CONTENT_LENGTH
+(MAX_REQUEST_BYTES) are not buffered: the request goes on with what arrived and the app answers
+413 from the headers (Content-Length) or from the bytes it read (chunked).
+
+gunicorn's own error pages (400 malformed request, 414 request line too long, 431 headers too
+large, ...) come out in the API's JSON error shape with the security headers.
+
+Alternatives measured side by side (bench/slow_clients.py, 1,000 slow clients for 60 s; numbers
+in bench/README.md). This worker: health and chats answered in well under 1 s (worst 0.1-0.6 s on
+a loaded machine), each slow client dropped after 10 s.
+- stock gthread (2 x 128): 11 of 12 health probes and chats failed (5 s timeout); read deadlines
+  alone would not help, 1,000 slow clients would still hold every thread until theirs.
+- more threads (2 x 640): held in one run, failed half the probes in the next (one worker got
+  more slow clients than threads: the kernel does not split connections evenly); more memory,
+  and slow clients are never dropped.
+- gevent: as fast for probes, but never drops a slow body, and the embedded qdrant index, SQLite
+  and the google-genai SDK's CPU work are native or blocking calls that would stall the one event
+  loop every answer shares; not adopted (see gunicorn.conf.py).
+- a proxy (nginx) in front: buffers slow clients, but the Space runs one process that binds
+  0.0.0.0:$PORT itself, and self-hosted deployments may have no proxy.
+
+HTTP/1.x only, without TLS (the Space's proxy terminates TLS; gunicorn's HTTP/2 is off by default).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import resource
+import selectors
+import socket
+import time
+from functools import partial
+from typing import Any
+
+from gunicorn import http, util
+from gunicorn.http import errors as herrors
+from gunicorn.http.body import ChunkedReader, LengthReader
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+# A request (line, headers, body) must arrive whole this long after its first byte. Generous for
+# a real reader on a poor link (a chat body is a few kB), short enough that a client trickling
+# bytes holds nothing but a socket and a buffer for a few seconds.
+READ_DEADLINE_SECONDS = 10.0
+_RECV_BYTES = 64 * 1024
+_ACCEPT_BATCH = 64
+# A request head (line and headers) larger than this is refused with 431 before gunicorn's own,
+# much larger limits (100 headers of 8 kB): it bounds the memory 1,000 slow clients can hold.
+_MAX_HEAD_BYTES = 32 * 1024
+# After a closing response: how long and how much of what a client still sends is read and dropped.
+_LINGER_SECONDS = 2.0
+_LINGER_MAX_BYTES = 64 * 1024
+# File descriptors a worker needs besides its connections (log files, the database pool, the
+# index, pipes).
+_SPARE_FDS = 256
+
+_INTERNAL_ERROR = (500, "Internal Server Error", "internal_error",
+                   "Something went wrong on our side. Please try again.")
+# (status, reason, code, message) per gunicorn parse error; anything else a client sends wrong is 400.
+_CLIENT_ERRORS: list[tuple[type[Exception], int, str, str, str]] = [
+    (herrors.LimitRequestLine, 414, "URI Too Long", "uri_too_long", "The request line is too long."),
+    (herrors.LimitRequestHeaders, 431, "Request Header Fields Too Large", "headers_too_large",
+     "The request headers are too large."),
+    (herrors.UnsupportedTransferCoding, 501, "Not Implemented", "not_implemented",
+     "This Transfer-Encoding is not supported."),
+    (herrors.ExpectationFailed, 417, "Expectation Failed", "expectation_failed",
+     "This Expect header is not supported."),
+    (herrors.ForbiddenProxyRequest, 403, "Forbidden", "forbidden", "Request forbidden."),
+    # gunicorn's own settings contradict each other: not the client's fault.
+    (herrors.ConfigurationProblem, *_INTERNAL_ERROR),
+]
+_INVALID_REQUEST = (400, "Bad Request", "bad_request", "The request is not valid HTTP.")
+_TOO_LARGE = (413, "Content Too Large", "payload_too_large", "The body is too large.")
+_TIMEOUT = (408, "Request Timeout", "request_timeout", "The request did not arrive in time.")
+
+
+class BufferingThreadWorker(ThreadWorker):
+    """gthread, with requests read by the main loop (non-blocking, with a deadline) instead of by
+    the pool threads."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Connections whose request is arriving, and closed ones draining; insertion order is
+        # deadline order in each.
+        self.reading_conns: dict[TConn, None] = {}
+        self.lingering_conns: dict[TConn, None] = {}
+        self.max_body_bytes: int | None = None
+        self.extra_headers: dict[str, str] = {}
+
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        super().check_config(cfg, log)
+        if cfg.is_ssl:
+            raise RuntimeError("BufferingThreadWorker serves plain HTTP/1.x; terminate TLS in front of it")
+
+    def init_process(self) -> None:
+        self._raise_fd_limit()
+        super().init_process()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        app = self.wsgi
+        config = getattr(app, "config", {})
+        self.max_body_bytes = config.get("MAX_CONTENT_LENGTH")
+        self.extra_headers = dict(getattr(app, "extensions", {}).get("security_headers", {}))
+
+    def _raise_fd_limit(self) -> None:
+        # Each connection, slow or not, is a file descriptor; the common soft limit of 1024 would
+        # refuse connections long before worker_connections.
+        wanted = self.cfg.worker_connections + self.cfg.threads + _SPARE_FDS
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            except (ValueError, OSError):
+                target = soft
+            if target < wanted:
+                self.log.warning(
+                    "open files limit is %s, below the %s this worker may need (worker_connections %s); "
+                    "raise `ulimit -n`", target, wanted, self.cfg.worker_connections,
+                )
+
+    # --- reading requests in the main loop ---------------------------------------------------------
+
+    def accept(self, listener: socket.socket) -> None:
+        # Several at once: after a burst of connections (slow clients reconnecting together), one
+        # accept per pass of the loop would leave a reader's connection queued behind all of them.
+        for _ in range(_ACCEPT_BATCH):
+            if self.nr_conns >= self.worker_connections:
+                return
+            try:
+                client_sock, client_addr = listener.accept()
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                    raise
+                return
+            self.nr_conns += 1
+            conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())  # non-blocking
+            conn.inbuf = bytearray()
+            conn.requests = 0
+            self.start_reading(conn)
+
+    def enqueue_req(self, conn: TConn) -> None:
+        # gthread calls this for a kept-alive connection that became readable, or that already
+        # holds the start of its next request: read that request here first.
+        leftover = conn.parser.unreader.take_buffered() if conn.parser is not None else b""
+        conn.inbuf = bytearray(leftover)
+        self.start_reading(conn)
+
+    def start_reading(self, conn: TConn) -> None:
+        """Watch the connection until its buffer holds a whole request (or the deadline passes)."""
+        conn.sock.setblocking(False)
+        conn.timeout = time.monotonic() + READ_DEADLINE_SECONDS
+        conn.sent_continue = False
+        conn.truncated = False
+        conn.head_parsed = False
+        conn.body_end = None
+        self.reading_conns[conn] = None
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_request_bytes, conn))
+        if conn.inbuf:
+            self.check_request(conn)
+
+    def on_request_bytes(self, conn: TConn, _sock: socket.socket) -> None:
+        """Append what the client sent; hand the request on once it is whole."""
+        try:
+            data = conn.sock.recv(_RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the client went away (or reset) before finishing its request
+            self.stop_reading(conn)
+            self.drop(conn)
+            return
+        conn.inbuf += data
+        self.check_request(conn)
+
+    def check_request(self, conn: TConn) -> None:
+        if conn.body_end is not None and len(conn.inbuf) < conn.body_end:
+            return  # a Content-Length body still arriving: nothing to parse again
+        try:
+            complete = self.request_is_whole(conn)
+        except Exception as exc:  # noqa: BLE001 - any parse error is the client's malformed request
+            self.stop_reading(conn)
+            self.answer_and_close(conn, _error_for(exc))
+            self.log.warning("Invalid request from ip=%s: %s", _ip(conn.client), exc)
+            return
+        if complete:
+            self.stop_reading(conn)
+            conn.sock.setblocking(True)
+            super().enqueue_req(conn)
+        elif not conn.head_parsed and len(conn.inbuf) > _MAX_HEAD_BYTES:
+            self.stop_reading(conn)
+            self.answer_and_close(conn, _error_for(herrors.LimitRequestHeaders("request head too large")))
+        elif self.max_body_bytes is not None and len(conn.inbuf) > _MAX_HEAD_BYTES + 8 * self.max_body_bytes:
+            # Chunk framing around a body still within the limit (one-byte chunks): refuse it
+            # rather than buffer without bound.
+            self.stop_reading(conn)
+            self.answer_and_close(conn, _TOO_LARGE)
+
+    def request_is_whole(self, conn: TConn) -> bool:
+        """Parse the buffer with gunicorn's own parser: True when a thread can serve it without
+        waiting on the client, False while more must arrive; raises what the parser raises."""
+        data = bytes(conn.inbuf)
+        parser = http.get_parser(self.cfg, [data], conn.client)
+        parser.req_count = conn.requests
+        try:
+            request = next(parser)
+        except herrors.NoMoreData:
+            return False
+        if request is None:
+            return False
+        conn.head_parsed = True
+        head_length = len(data) - len(parser.unreader.buf.getvalue())
+        reader = request.body.reader
+        limit = self.max_body_bytes
+        if isinstance(reader, LengthReader):
+            if limit is not None and reader.length > limit:
+                conn.truncated = True  # the app answers 413 from the headers; the body is never read
+                return True
+            conn.body_end = head_length + reader.length
+            if len(conn.inbuf) >= conn.body_end:
+                return True
+        elif isinstance(reader, ChunkedReader):
+            try:
+                size = 0
+                while chunk := request.body.read(8192):
+                    size += len(chunk)
+                    if limit is not None and size > limit:
+                        conn.truncated = True  # the app reads past its limit and answers 413
+                        return True
+                return True
+            except herrors.NoMoreData:
+                pass
+        else:
+            return True
+        if request._expected_100_continue and not conn.sent_continue:
+            # The client waits for this before sending its body (gunicorn sends it from the thread).
+            conn.sent_continue = True
+            _send_nowait(conn.sock, b"HTTP/1.1 100 Continue\r\n\r\n")
+        return False
+
+    def stop_reading(self, conn: TConn) -> None:
+        self.reading_conns.pop(conn, None)
+        self.lingering_conns.pop(conn, None)
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+
+    def murder_pending(self) -> None:
+        super().murder_pending()
+        now = time.monotonic()
+        # Both dicts are in deadline order (each deadline is now + a constant): stop at the first
+        # one still running, so this costs nothing per pass of the loop with 1,000 connections.
+        while self.reading_conns:
+            conn = next(iter(self.reading_conns))
+            if conn.timeout > now:
+                break
+            self.stop_reading(conn)
+            if conn.inbuf:
+                self.answer_and_close(conn, _TIMEOUT)
+            else:
+                self.drop(conn)
+        while self.lingering_conns:
+            conn = next(iter(self.lingering_conns))
+            if conn.timeout > now:
+                break
+            self.stop_reading(conn)
+            self.drop(conn)
+
+    def drop(self, conn: TConn) -> None:
+        self.nr_conns -= 1
+        conn.close()
+
+    def answer_and_close(self, conn: TConn, error: tuple[int, str, str, str]) -> None:
+        """Send a JSON error without waiting (a client that does not read it just loses it)."""
+        _send_nowait(conn.sock, self.error_bytes(*error))
+        self.drop(conn)
+
+    def finish_request(self, conn: TConn, fs: Any) -> None:
+        try:
+            keepalive = bool(fs.result()) if not fs.cancelled() else False
+        except Exception:  # noqa: BLE001
+            keepalive = False
+        if keepalive:
+            super().finish_request(conn, fs)
+        else:
+            self.close_lingering(conn)
+
+    def close_lingering(self, conn: TConn) -> None:
+        """Close after a response as gthread does (FIN, then drain what the client still sends so
+        the kernel does not reset the response away), but in the selector: gthread's blocking
+        drain in the main loop would let a client that never closes stall it for 2 s each."""
+        try:
+            conn.sock.shutdown(socket.SHUT_WR)
+            conn.sock.setblocking(False)
+        except OSError:
+            self.drop(conn)
+            return
+        conn.timeout = time.monotonic() + _LINGER_SECONDS
+        conn.drained = 0
+        self.lingering_conns[conn] = None
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_linger_bytes, conn))
+
+    def on_linger_bytes(self, conn: TConn, _sock: socket.socket) -> None:
+        try:
+            data = conn.sock.recv(_RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        conn.drained += len(data)
+        if not data or conn.drained >= _LINGER_MAX_BYTES:
+            self.stop_reading(conn)
+            self.drop(conn)
+
+    # --- serving in a thread ----------------------------------------------------------------------
+
+    def handle(self, conn: TConn) -> Any:
+        """Serve the request buffered for this connection (runs in a pool thread)."""
+        conn.sock.setblocking(True)
+        conn.parser = http.get_parser(self.cfg, [bytes(conn.inbuf)], conn.client)
+        conn.parser.req_count = conn.requests
+        conn.inbuf = bytearray()
+        conn.requests += 1
+        conn.initialized = True
+        req = None
+        try:
+            req = next(conn.parser)
+            if conn.sent_continue or conn.truncated:
+                req._expected_100_continue = False
+            if conn.truncated:
+                req.must_close = True  # the rest of an over-limit body is never read: no next request
+            return self._keepalive_after(conn, self.handle_request(req, conn))
+        except (herrors.NoMoreData, StopIteration) as exc:
+            self.log.debug("Closing connection: %r", exc)
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                self.log.exception("Socket error processing request.")
+        except Exception as exc:  # noqa: BLE001 - as gthread: answer and close
+            self.handle_error(req, conn.sock, conn.client, exc)
+        return False
+
+    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
+        """gunicorn's error page, in the API's JSON shape with the security headers."""
+        error = _error_for(exc)
+        if error[0] >= 500:
+            self.log.exception("Error handling request %s", getattr(req, "uri", "(no URI read)"))
+        else:
+            self.log.warning("Invalid request from ip=%s: %s", _ip(addr), exc)
+        try:
+            util.write_nonblock(client, self.error_bytes(*error))
+        except Exception:  # noqa: BLE001
+            self.log.debug("Failed to send error message.")
+
+    def error_bytes(self, status: int, reason: str, code: str, message: str) -> bytes:
+        """A whole HTTP/1.1 response carrying the API's error body; the connection then closes."""
+        body = json.dumps({"status": status, "error": code, "message": message}).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+            "Connection": "close",
+            "Cache-Control": "no-store",
+            **self.extra_headers,
+        }
+        lines = [f"HTTP/1.1 {status} {reason}", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
+        return "\r\n".join(lines).encode("latin-1") + body
+
+
+def _error_for(exc: BaseException) -> tuple[int, str, str, str]:
+    for kind, status, reason, code, message in _CLIENT_ERRORS:
+        if isinstance(exc, kind):
+            return status, reason, code, message
+    if isinstance(exc, herrors.ParseException):
+        return _INVALID_REQUEST
+    return _INTERNAL_ERROR
+
+
+def _send_nowait(sock: socket.socket, data: bytes) -> None:
+    try:
+        sock.send(data)
+    except OSError:
+        pass
+
+
+def _ip(addr: Any) -> str:
+    return addr[0] if isinstance(addr, tuple) and addr else str(addr)
