@@ -93,12 +93,11 @@ class Gunicorn:
         path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         return [int(pid) for pid in path.read_text().split()] if path.exists() else []
 
-    def cpu_seconds(self) -> float:
-        """User + system CPU of the master and every worker, reaped ones included (the master's
-        cutime/cstime count children it has waited for, so a recycled worker is not lost)."""
-        return process_cpu_seconds(self.proc.pid, children=True) + sum(
-            process_cpu_seconds(pid) for pid in self.worker_pids()
-        )
+    def cpu_times(self) -> tuple[float, float]:
+        """(user, system) CPU seconds of the master and every worker, reaped ones included (the
+        master's cutime/cstime count children it has waited for, so a recycled worker is not lost)."""
+        times = [process_cpu_times(self.proc.pid, children=True)] + [process_cpu_times(p) for p in self.worker_pids()]
+        return sum(t[0] for t in times), sum(t[1] for t in times)
 
     def metrics(self) -> dict[tuple[str, tuple], float]:
         """/metrics as {(name, sorted labels): value}."""
@@ -153,18 +152,23 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def process_cpu_seconds(pid: int, *, children: bool = False) -> float:
-    """CPU time (user + system) a process has used, from /proc (0 if it is gone); with
-    `children`, plus that of the children it has reaped."""
+def process_cpu_times(pid: int, *, children: bool = False) -> tuple[float, float]:
+    """(user, system) CPU seconds a process has used, from /proc ((0, 0) if it is gone); with
+    `children`, plus those of the children it has reaped."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
+        return 0.0, 0.0
     ticks = os.sysconf("SC_CLK_TCK")
-    used = int(fields[11]) + int(fields[12])
+    user, system = int(fields[11]), int(fields[12])
     if children:
-        used += int(fields[13]) + int(fields[14])
-    return used / ticks
+        user, system = user + int(fields[13]), system + int(fields[14])
+    return user / ticks, system / ticks
+
+
+def process_cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """CPU time (user + system) a process has used (see process_cpu_times)."""
+    return sum(process_cpu_times(pid, children=children))
 
 
 def cpu_seconds() -> float:

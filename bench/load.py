@@ -34,6 +34,8 @@ import argparse
 import asyncio
 import json
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,6 +104,7 @@ class Level:
     pool_after: float | None = None  # connections still checked out a second after the level
     service_cpu: float = 0.0  # cores used by the gunicorn workers during the level
     service_cpu_seconds: float = 0.0  # master + workers, over the service's chats only
+    service_system_seconds: float = 0.0  # the part of it spent in the kernel
     fake_cpu: float = 0.0
     loop_lag_max: float = 0.0  # the generator's own event-loop delay: its timestamps are this late at worst
     loadavg: float = 0.0  # the machine's 1-minute load after the level (other processes included)
@@ -165,7 +168,7 @@ async def fake_stream(client: httpx.AsyncClient, base_url: str) -> float | None:
 
 
 async def run_level(url: str, fake_url: str, streams: int, rounds: int, ramp: float,
-                    service_cpu: Any = lambda: 0.0) -> Level:
+                    service_cpu: Any = lambda: (0.0, 0.0)) -> Level:
     level = Level(streams)
     limits = httpx.Limits(max_connections=streams + 8, max_keepalive_connections=streams + 8)
     timeout = httpx.Timeout(120.0)
@@ -194,12 +197,22 @@ async def run_level(url: str, fake_url: str, streams: int, rounds: int, ramp: fl
         cpu_before, wall_before, service_before = cpu_seconds(), time.perf_counter(), service_cpu()
         results = await asyncio.gather(*(reader(n) for n in range(streams)))
         level.wall = time.perf_counter() - wall_before
-        level.service_cpu_seconds = service_cpu() - service_before
+        service_after = service_cpu()
+        level.service_cpu_seconds = sum(service_after) - sum(service_before)
+        level.service_system_seconds = service_after[1] - service_before[1]
         done.set()
         await monitor
         level.generator_cpu = (cpu_seconds() - cpu_before) / level.wall
     level.chats = [chat for chats in results for chat in chats]
     return level
+
+
+def start_profiler(path: Path, pid: int, variant: str, streams: int) -> subprocess.Popen:
+    """py-spy sampling one worker until SIGINT: only threads holding the GIL (its CPU, not its waits)."""
+    out = f"{path}.{variant}.{streams}.txt"
+    command = [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--format", "raw",
+               "--rate", "250", "--gil", "--output", out]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def summarise(level: Level) -> dict[str, Any]:
@@ -228,6 +241,7 @@ def summarise(level: Level) -> dict[str, Any]:
         "service_cpu_pct": round(level.service_cpu * 100),
         "fake_cpu_pct": round(level.fake_cpu * 100),
         "service_cpu_ms_per_answer": round(level.service_cpu_seconds / max(1, len(level.chats)) * 1000, 1),
+        "service_system_cpu_ms_per_answer": round(level.service_system_seconds / max(1, len(level.chats)) * 1000, 1),
     }
     for name, values in (("headers", headers), ("metadata", metadata), ("first_token", first), ("total", total), ("fake_first", level.fake_first)):
         for p in (50, 95, 99):
@@ -259,6 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", default="", help="a name for this configuration in the output")
     parser.add_argument("--variants", default="current",
                         help="comma-separated service variants from bench/variants.py (each a fresh service, same run)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="py-spy (pip install py-spy) samples the first worker during each level: "
+                             "collapsed stacks in PATH.<variant>.<streams>.txt (summarise with bench.profile_summary)")
+    parser.add_argument("--warm-up", type=int, default=None,
+                        help="chats sent at once to each new service before measuring (default: the largest level)")
     parser.add_argument("--repeat", type=int, default=1, help="run the variants × threads list this many times, interleaved")
     args = parser.parse_args(argv)
     levels = [int(n) for n in args.streams.split(",")]
@@ -300,12 +319,18 @@ def main(argv: list[str] | None = None) -> int:
             ) as service:
                 label = f"{variant}, {args.workers or 'default'} workers × {threads or 'default'} threads"
                 service.wait_healthy()
-                asyncio.run(run_level(service.url, fake.base_url, 5, 1, 0))  # warm-up: connections, imports, caches
+                # Warm-up: connections, imports, caches, and the threads (gthread starts them on demand,
+                # each with its own per-thread state), so a level measures the steady state.
+                asyncio.run(run_level(service.url, fake.base_url, args.warm_up or max(levels), 1, 0))
                 for streams in levels:
                     workers = service.worker_pids()
                     before = [process_cpu_seconds(pid) for pid in workers], process_cpu_seconds(fake_pid)
+                    profiler = start_profiler(args.profile, workers[0], variant, streams) if args.profile else None
                     level = asyncio.run(run_level(service.url, fake.base_url, streams, args.rounds, args.ramp,
-                                                  service.cpu_seconds))
+                                                  service.cpu_times))
+                    if profiler is not None:
+                        profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                        profiler.wait(timeout=60)
                     # CPU over the whole level (the fake-alone floor included: a rough share).
                     level.service_cpu = (sum(process_cpu_seconds(pid) for pid in workers) - sum(before[0])) / level.wall
                     level.fake_cpu = (process_cpu_seconds(fake_pid) - before[1]) / level.wall
@@ -319,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
                     level.pool_after = service.metrics().get(("db_pool_checked_out", ()))
                     results[-1]["db_pool_checked_out_after"] = level.pool_after
                     print(f"  {label}, {streams} streams: {results[-1]['errors']} errors, "
-                          f"CPU {results[-1]['service_cpu_ms_per_answer']} ms/answer, "
+                          f"CPU {results[-1]['service_cpu_ms_per_answer']} ms/answer "
+                          f"({results[-1]['service_system_cpu_ms_per_answer']} system), "
                           f"first token p95 {results[-1]['first_token_p95_ms']} ms, "
                           f"connections in use after: {level.pool_after}", file=sys.stderr, flush=True)
                 if args.keep_log:
@@ -327,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
 
                     shutil.copy(service.log_path, f"{args.keep_log}.{variant}.{threads or 'default'}")
 
-    headers = ["config", "streams", "chats", "errors", "service CPU ms/answer", "metadata p50/p95/p99 ms", "first token p50/p95/p99 ms",
+    headers = ["config", "streams", "chats", "errors", "service CPU ms/answer (system)", "metadata p50/p95/p99 ms", "first token p50/p95/p99 ms",
                "fake alone p50/p95 ms", "overhead p50/p95 ms", "total p50/p95 ms", "peak RSS/worker MB",
                "DB conns peak / after", "CPU: service / fake / generator", "generator lag max ms", "load avg"]
 
@@ -335,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         return " / ".join("–" if r[f"{name}_p{p}_ms"] is None else f"{r[f'{name}_p{p}_ms']:.0f}" for p in ps)
 
     rows = [
-        [r["config"], r["streams"], r["chats"], r["errors"], r["service_cpu_ms_per_answer"], trio(r, "metadata"), trio(r, "first_token"),
+        [r["config"], r["streams"], r["chats"], r["errors"], f'{r["service_cpu_ms_per_answer"]} ({r["service_system_cpu_ms_per_answer"]})', trio(r, "metadata"), trio(r, "first_token"),
          trio(r, "fake_first", (50, 95)), trio(r, "overhead", (50, 95)), trio(r, "total", (50, 95)),
          " / ".join(f"{m:.0f}" for m in r["peak_rss_mb_per_worker"] if m), f'{r["db_pool_checked_out_peak"]} / {r["db_pool_checked_out_after"]}',
          f"{r['service_cpu_pct']}% / {r['fake_cpu_pct']}% / {r['generator_cpu_pct']}%",
