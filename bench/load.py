@@ -211,7 +211,7 @@ def start_profiler(path: Path, pid: int, variant: str, streams: int) -> subproce
     """py-spy sampling one worker until SIGINT: only threads holding the GIL (its CPU, not its waits)."""
     out = f"{path}.{variant}.{streams}.txt"
     command = [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--format", "raw",
-               "--rate", "250", "--gil", "--output", out]
+               "--rate", "1000", "--gil", "--output", out]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

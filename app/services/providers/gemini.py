@@ -2,12 +2,16 @@
 
 Streamed answers are read straight off the wire, not through the SDK. The SDK turns every SSE
 event of `streamGenerateContent` into a `GenerateContentResponse` (json.loads, json.dumps,
-json.loads again, then a pydantic model with its converters), about 0.5 ms of CPU per event;
-an answer has 20-40 events, and that was two thirds of the service's CPU per answer. Here the
+json.loads again, then a pydantic model with its converters), about 0.25 ms of CPU per event
+on a quiet thread and more under load; an answer has 20-40 events, and that was the largest
+part of the service's CPU per answer. Here the
 same request goes out on the same httpx2 client (the SDK is handed that client, so embeddings,
 the follow-up rewrite and the stream share one connection pool), each `data:` line is parsed
 with json.loads, and only candidates[0].content.parts[*].text, finishReason and usageMetadata
-are read. Measured side by side (bench/README.md, "CPU per answer"): see the numbers there.
+are read. Measured side by side, same process setup (bench/README.md, "CPU per answer"): one
+thread reading a 40-event answer, 9.9 ms of CPU through the SDK, 1.8 ms here (250 -> 44 us per
+event, `python -m bench.gemini_stream`); the service in a burst of 100 chats (`bench.load
+--variants current,sdk-stream`), 34-51 ms -> 21-31 ms of CPU per answer, on a loaded machine.
 The request is byte for byte the SDK's (URL, headers, JSON body; a test compares them on the
 fake's records), and HTTP errors become the SDK's own `errors.APIError` classes through its
 public `raise_for_response`/`raise_error`, so retries and error codes are one code path.
