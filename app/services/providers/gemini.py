@@ -32,10 +32,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import re
-import threading
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -413,7 +414,8 @@ def _stream_request_target(config: GeminiConfig) -> tuple[str, dict[str, str]]:
     The key travels only in x-goog-api-key, as with the SDK; these headers are never logged.
     """
     model = config.model if config.model.startswith(("models/", "tunedModels/")) else f"models/{config.model}"
-    base = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+    # GOOGLE_GEMINI_BASE_URL: the SDK's own fallback when no base URL is given, honoured alike.
+    base = (config.base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
     url = f"{base}/{API_VERSION}/{model}:streamGenerateContent?alt=sse"
     label = f"google-genai-sdk/{genai_version.__version__} gl-python/{sys.version.split()[0]}"
     headers = {
