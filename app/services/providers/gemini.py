@@ -4,11 +4,10 @@ Streamed answers are read straight off the wire, not through the SDK. The SDK tu
 event of `streamGenerateContent` into a `GenerateContentResponse` (json.loads, json.dumps,
 json.loads again, then a pydantic model with its converters), about 0.25 ms of CPU per event
 on a quiet thread and more under load; an answer has 20-40 events, and that was the largest
-part of the service's CPU per answer. Here the
-same request goes out on the same httpx2 client (the SDK is handed that client, so embeddings,
-the follow-up rewrite and the stream share one connection pool), each `data:` line is parsed
-with json.loads, and only candidates[0].content.parts[*].text, finishReason and usageMetadata
-are read. Measured side by side, same process setup (bench/README.md, "CPU per answer"): one
+part of the service's CPU per answer. Here the same request goes out on the same httpx2 client
+(the SDK is handed that client, so embeddings, the follow-up rewrite and the stream share one
+connection pool), each `data:` line is parsed with json.loads, and only
+candidates[0].content.parts[*].text, finishReason and usageMetadata are read. Measured side by side, same process setup (bench/README.md, "CPU per answer"): one
 thread reading a 40-event answer, 9.9 ms of CPU through the SDK, 1.8 ms here (250 -> 44 us per
 event, `python -m bench.gemini_stream`); the service in a burst of 100 chats (`bench.load
 --variants current,sdk-stream`), 34-51 ms -> 21-31 ms of CPU per answer, on a loaded machine.
