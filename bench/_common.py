@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpora" / "docusaurus-docs"
 EVAL_QUESTIONS = SHARED / "eval" / "docusaurus-questions.dev.jsonl"
-GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
 FAKE_KEY = "AIza-bench-key-0000"
 
 # Limits are for abusers, not for a benchmark that sends everything from 127.0.0.1.
@@ -69,7 +69,7 @@ def base_env(instance: Path, **extra: str) -> dict[str, str]:
 class Gunicorn:
     """The project's gunicorn (gunicorn.conf.py) on 127.0.0.1, logging to a file."""
 
-    def __init__(self, instance: Path, extra_args: Sequence[str] = (), **env: str) -> None:
+    def __init__(self, instance: Path, app: str = "wsgi:app", extra_args: Sequence[str] = (), **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         instance.mkdir(parents=True, exist_ok=True)
@@ -78,7 +78,7 @@ class Gunicorn:
         self.started_at = time.perf_counter()
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [*GUNICORN, "--bind", f"127.0.0.1:{self.port}", *extra_args],
+            [*GUNICORN, app, "--bind", f"127.0.0.1:{self.port}", *extra_args],
             cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
         )
 
@@ -101,6 +101,12 @@ class Gunicorn:
         """The workers (children of the master)."""
         path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         return [int(pid) for pid in path.read_text().split()] if path.exists() else []
+
+    def cpu_times(self) -> tuple[float, float]:
+        """(user, system) CPU seconds of the master and every worker, reaped ones included (the
+        master's cutime/cstime count children it has waited for, so a recycled worker is not lost)."""
+        times = [process_cpu_times(self.proc.pid, children=True)] + [process_cpu_times(p) for p in self.worker_pids()]
+        return sum(t[0] for t in times), sum(t[1] for t in times)
 
     def metrics(self) -> dict[tuple[str, tuple], float]:
         """/metrics as {(name, sorted labels): value}."""
@@ -155,14 +161,23 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used, from /proc (0 if it is gone)."""
+def process_cpu_times(pid: int, *, children: bool = False) -> tuple[float, float]:
+    """(user, system) CPU seconds a process has used, from /proc ((0, 0) if it is gone); with
+    `children`, plus those of the children it has reaped."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
+        return 0.0, 0.0
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    user, system = int(fields[11]), int(fields[12])
+    if children:
+        user, system = user + int(fields[13]), system + int(fields[14])
+    return user / ticks, system / ticks
+
+
+def process_cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """CPU time (user + system) a process has used (see process_cpu_times)."""
+    return sum(process_cpu_times(pid, children=children))
 
 
 def cpu_seconds() -> float:

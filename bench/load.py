@@ -1,6 +1,7 @@
 """Load: N concurrent widget-shaped chats against the project's gunicorn and a paced fake Gemini.
 
     python -m bench.load --streams 50,100,200 [--rounds 2] [--threads 128] [--workers 2]
+    python -m bench.load --streams 100 --rounds 1 --ramp 0 --variants current,sdk-stream --repeat 2
 
 Starts the fake Gemini API as its own process (first token after --first-token-delay, then
 --tokens-per-second, --chunk-words words per SSE event, a --answer-words answer), then the
@@ -18,6 +19,13 @@ first event is the floor, and `overhead` = the service's first-token time − th
 percentile). Also: peak RSS per worker (VmHWM), the most DB connections one worker had checked
 out (`db_pool_checked_out_peak` from /metrics), and the load generator's own CPU (this process;
 it shares the 2 cores with the service and the fake). Prints a table, then one JSON line.
+
+CPU per answer: user + system CPU time of gunicorn's master and workers (from /proc, reaped
+workers included) from just before the level's chats start to just after the last one ends,
+divided by the chats. Unlike latency it hardly depends on what else runs on the machine, so
+it is the number to compare. `--variants` runs the service with one lever changed
+(bench/variants.py), each on a fresh gunicorn in the same run against the same fake;
+`--repeat` interleaves them (A B A B) so drift in the machine's load hits each alike.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ import argparse
 import asyncio
 import json
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -93,6 +103,8 @@ class Level:
     pool_peak: float | None = None
     pool_after: float | None = None  # connections still checked out a second after the level
     service_cpu: float = 0.0  # cores used by the gunicorn workers during the level
+    service_cpu_seconds: float = 0.0  # master + workers, over the service's chats only
+    service_system_seconds: float = 0.0  # the part of it spent in the kernel
     fake_cpu: float = 0.0
     loop_lag_max: float = 0.0  # the generator's own event-loop delay: its timestamps are this late at worst
     loadavg: float = 0.0  # the machine's 1-minute load after the level (other processes included)
@@ -155,7 +167,8 @@ async def fake_stream(client: httpx.AsyncClient, base_url: str) -> float | None:
     return first
 
 
-async def run_level(url: str, fake_url: str, streams: int, rounds: int, ramp: float) -> Level:
+async def run_level(url: str, fake_url: str, streams: int, rounds: int, ramp: float,
+                    service_cpu: Any = lambda: (0.0, 0.0)) -> Level:
     level = Level(streams)
     limits = httpx.Limits(max_connections=streams + 8, max_keepalive_connections=streams + 8)
     timeout = httpx.Timeout(120.0)
@@ -181,14 +194,25 @@ async def run_level(url: str, fake_url: str, streams: int, rounds: int, ramp: fl
                 level.loop_lag_max = max(level.loop_lag_max, time.perf_counter() - before - 0.05)
 
         monitor = asyncio.create_task(lag_monitor())
-        cpu_before, wall_before = cpu_seconds(), time.perf_counter()
+        cpu_before, wall_before, service_before = cpu_seconds(), time.perf_counter(), service_cpu()
         results = await asyncio.gather(*(reader(n) for n in range(streams)))
         level.wall = time.perf_counter() - wall_before
+        service_after = service_cpu()
+        level.service_cpu_seconds = sum(service_after) - sum(service_before)
+        level.service_system_seconds = service_after[1] - service_before[1]
         done.set()
         await monitor
         level.generator_cpu = (cpu_seconds() - cpu_before) / level.wall
     level.chats = [chat for chats in results for chat in chats]
     return level
+
+
+def start_profiler(path: Path, pid: int, variant: str, streams: int) -> subprocess.Popen:
+    """py-spy sampling one worker until SIGINT: only threads holding the GIL (its CPU, not its waits)."""
+    out = f"{path}.{variant}.{streams}.txt"
+    command = [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--format", "raw",
+               "--rate", "1000", "--gil", "--output", out]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def summarise(level: Level) -> dict[str, Any]:
@@ -216,7 +240,8 @@ def summarise(level: Level) -> dict[str, Any]:
         "loadavg_1m": round(level.loadavg, 2),
         "service_cpu_pct": round(level.service_cpu * 100),
         "fake_cpu_pct": round(level.fake_cpu * 100),
-        "service_cpu_ms_per_chat": round(level.service_cpu * level.wall / max(1, len(level.chats)) * 1000, 1),
+        "service_cpu_ms_per_answer": round(level.service_cpu_seconds / max(1, len(level.chats)) * 1000, 1),
+        "service_system_cpu_ms_per_answer": round(level.service_system_seconds / max(1, len(level.chats)) * 1000, 1),
     }
     for name, values in (("headers", headers), ("metadata", metadata), ("first_token", first), ("total", total), ("fake_first", level.fake_first)):
         for p in (50, 95, 99):
@@ -248,6 +273,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="leave the answer cache on: the 10 questions repeat, so most chats are replayed")
     parser.add_argument("--keep-log", type=Path, default=None, help="copy the service's log (JSON lines) here")
     parser.add_argument("--label", default="", help="a name for this configuration in the output")
+    parser.add_argument("--variants", default="current",
+                        help="comma-separated service variants from bench/variants.py (each a fresh service, same run)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="py-spy (pip install py-spy) samples the first worker during each level: "
+                             "collapsed stacks in PATH.<variant>.<streams>.txt (summarise with bench.profile_summary)")
+    parser.add_argument("--warm-up", type=int, default=None,
+                        help="chats sent at once to each new service before measuring (default: the largest level)")
+    parser.add_argument("--repeat", type=int, default=1, help="run the variants × threads list this many times, interleaved")
     args = parser.parse_args(argv)
     levels = [int(n) for n in args.streams.split(",")]
 
@@ -264,6 +297,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.database_url:
         env["DATABASE_URL"] = args.database_url
     thread_configs = args.threads.split(",") if args.threads else [None]
+    from bench.variants import ENV as VARIANT_ENV
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANT_ENV]
+    if unknown:
+        parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANT_ENV)}")
+    configs = [(threads, variant) for _ in range(args.repeat) for threads in thread_configs for variant in variants]
 
     fake = fake_gemini(
         "--first-token-delay", str(args.first_token_delay), "--tokens-per-second", str(args.tokens_per_second),
@@ -273,18 +313,29 @@ def main(argv: list[str] | None = None) -> int:
     with fake:
         env["GEMINI_BASE_URL"] = fake.base_url
         fake_pid = fake._process.pid  # noqa: SLF001 - its CPU time, read from /proc
-        for threads in thread_configs:
+        for threads, variant in configs:
             config_env = dict(env, **({"GUNICORN_THREADS": threads} if threads else {}))
+            config_env.update(VARIANT_ENV[variant], BENCH_VARIANTS=variant)
             with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp, Gunicorn(
-                Path(tmp) / "instance", extra_args=["--worker-class", args.worker_class] if args.worker_class else (), **config_env
+                Path(tmp) / "instance",
+                app="bench.variants:app",
+                extra_args=["--worker-class", args.worker_class] if args.worker_class else (),
+                **config_env,
             ) as service:
-                label = f"{args.workers or 'default'} workers × {threads or 'default'} threads"
+                label = f"{variant}, {args.workers or 'default'} workers × {threads or 'default'} threads"
                 service.wait_healthy()
-                asyncio.run(run_level(service.url, fake.base_url, 5, 1, 0))  # warm-up: connections, imports, caches
+                # Warm-up: connections, imports, caches, and the threads (gthread starts them on demand,
+                # each with its own per-thread state), so a level measures the steady state.
+                asyncio.run(run_level(service.url, fake.base_url, args.warm_up or max(levels), 1, 0))
                 for streams in levels:
                     workers = service.worker_pids()
                     before = [process_cpu_seconds(pid) for pid in workers], process_cpu_seconds(fake_pid)
-                    level = asyncio.run(run_level(service.url, fake.base_url, streams, args.rounds, args.ramp))
+                    profiler = start_profiler(args.profile, workers[0], variant, streams) if args.profile else None
+                    level = asyncio.run(run_level(service.url, fake.base_url, streams, args.rounds, args.ramp,
+                                                  service.cpu_times))
+                    if profiler is not None:
+                        profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                        profiler.wait(timeout=60)
                     # CPU over the whole level (the fake-alone floor included: a rough share).
                     level.service_cpu = (sum(process_cpu_seconds(pid) for pid in workers) - sum(before[0])) / level.wall
                     level.fake_cpu = (process_cpu_seconds(fake_pid) - before[1]) / level.wall
@@ -298,14 +349,16 @@ def main(argv: list[str] | None = None) -> int:
                     level.pool_after = service.metrics().get(("db_pool_checked_out", ()))
                     results[-1]["db_pool_checked_out_after"] = level.pool_after
                     print(f"  {label}, {streams} streams: {results[-1]['errors']} errors, "
+                          f"CPU {results[-1]['service_cpu_ms_per_answer']} ms/answer "
+                          f"({results[-1]['service_system_cpu_ms_per_answer']} system), "
                           f"first token p95 {results[-1]['first_token_p95_ms']} ms, "
                           f"connections in use after: {level.pool_after}", file=sys.stderr, flush=True)
                 if args.keep_log:
                     import shutil
 
-                    shutil.copy(service.log_path, f"{args.keep_log}.{threads or 'default'}")
+                    shutil.copy(service.log_path, f"{args.keep_log}.{variant}.{threads or 'default'}")
 
-    headers = ["config", "streams", "chats", "errors", "metadata p50/p95/p99 ms", "first token p50/p95/p99 ms",
+    headers = ["config", "streams", "chats", "errors", "service CPU ms/answer (system)", "metadata p50/p95/p99 ms", "first token p50/p95/p99 ms",
                "fake alone p50/p95 ms", "overhead p50/p95 ms", "total p50/p95 ms", "peak RSS/worker MB",
                "DB conns peak / after", "CPU: service / fake / generator", "generator lag max ms", "load avg"]
 
@@ -313,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         return " / ".join("–" if r[f"{name}_p{p}_ms"] is None else f"{r[f'{name}_p{p}_ms']:.0f}" for p in ps)
 
     rows = [
-        [r["config"], r["streams"], r["chats"], r["errors"], trio(r, "metadata"), trio(r, "first_token"),
+        [r["config"], r["streams"], r["chats"], r["errors"], f'{r["service_cpu_ms_per_answer"]} ({r["service_system_cpu_ms_per_answer"]})', trio(r, "metadata"), trio(r, "first_token"),
          trio(r, "fake_first", (50, 95)), trio(r, "overhead", (50, 95)), trio(r, "total", (50, 95)),
          " / ".join(f"{m:.0f}" for m in r["peak_rss_mb_per_worker"] if m), f'{r["db_pool_checked_out_peak"]} / {r["db_pool_checked_out_after"]}',
          f"{r['service_cpu_pct']}% / {r['fake_cpu_pct']}% / {r['generator_cpu_pct']}%",
@@ -329,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "ramp_s": args.ramp,
         "answer_cache": args.answer_cache,
+        "variants": variants,
+        "repeat": args.repeat,
     }
     title = (f"Load {args.label} — {config['database']}, answer cache {'on' if args.answer_cache else 'off'}, "
              f"fake Gemini: first token {args.first_token_delay * 1000:.0f} ms, {args.tokens_per_second:.0f} tokens/s, "

@@ -1,0 +1,129 @@
+"""The service with one lever changed, for side-by-side runs of bench.load (`--variants`).
+
+gunicorn loads `bench.variants:app` instead of `wsgi:app`; each worker applies the variants
+named in BENCH_VARIANTS (comma-separated) before it builds the app, so the service is the
+project's code with exactly those changes. `current` changes nothing. Settings-only variants
+(keep-alive off, quiet logs) are environment overrides, applied by bench.load, listed in ENV.
+
+Variants that remove work (no database writes, memoised retrieval) are not options for the
+service: they measure what that work costs, to decide whether a lever there can pay.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+# Environment overrides per variant (applied by bench.load to the service it starts).
+ENV: dict[str, dict[str, str]] = {
+    "current": {},
+    "sdk-stream": {},
+    "no-query-embedding": {},
+    "no-keepalive-thread": {"SSE_KEEPALIVE_SECONDS": "0"},
+    "no-db-writes": {},
+    "memo-retrieval": {},
+    "quiet-logs": {"LOG_LEVEL": "WARNING"},
+}
+
+
+def sdk_stream() -> None:
+    """Answers streamed through google-genai's generate_content_stream: a model object per event (the code before the raw reader)."""
+    from google.genai import types
+
+    from app.services.providers import gemini
+
+    def stream(self: Any, contents: list, *, system_instruction: str, temperature: float = 0.2,
+               max_output_tokens: int = 1024) -> gemini.GeminiStream:
+        config = types.GenerateContentConfig(
+            system_instruction=system_instruction, temperature=temperature, max_output_tokens=max_output_tokens
+        )
+
+        def pieces(chunks: Iterator[Any]) -> Iterator[gemini.StreamPiece]:
+            try:
+                for chunk in chunks:
+                    yield _sdk_piece(chunk)
+            finally:
+                chunks.close()
+
+        def start() -> tuple[Any, Iterator[Any]]:
+            chunks = self.client.models.generate_content_stream(model=self.config.model, contents=contents, config=config)
+            try:
+                first = next(chunks)
+            except StopIteration:
+                return None, iter(())
+            except BaseException:
+                chunks.close()
+                raise
+            return _sdk_piece(first), pieces(chunks)
+
+        first, rest = self._with_retries(start, what="answer")
+        return gemini.GeminiStream(first, rest, self)
+
+    def _sdk_piece(chunk: Any) -> gemini.StreamPiece:
+        usage = chunk.usage_metadata
+        counts = None if usage is None else (usage.prompt_token_count, usage.candidates_token_count)
+        candidates = chunk.candidates or []
+        finish = candidates[0].finish_reason if candidates else None
+        return gemini.StreamPiece(chunk.text or "", counts, None if finish is None else str(finish))
+
+    gemini.GeminiProvider.stream = stream  # type: ignore[method-assign]
+
+
+def no_query_embedding() -> None:
+    """Keyword retrieval only: no embedding call, no dense search."""
+    from app.services.retrieval.retriever import Retriever
+
+    Retriever._embed = lambda self, question: None  # type: ignore[method-assign]
+
+
+def no_db_writes() -> None:
+    """The question and the answer are not stored (new ids, no history): what the two writes cost."""
+    from app.services.conversations import ConversationStore, OpenTurn
+
+    def open_turn(self: Any, conversation_id: Any, message: str, mode: str, context: Any) -> OpenTurn:
+        return OpenTurn(conversation_id or uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), [])
+
+    ConversationStore.open_turn = open_turn  # type: ignore[method-assign]
+    ConversationStore.finish_turn = lambda self, message_id, outcome: None  # type: ignore[method-assign]
+
+
+def memo_retrieval() -> None:
+    """Each distinct question is retrieved once (embedding call and search), then remembered."""
+    from app.services.retrieval.retriever import Retriever
+
+    original = Retriever.retrieve
+    memo: dict[tuple[str, Any], Any] = {}
+
+    def retrieve(self: Any, question: str, *, limit: int | None = None) -> Any:
+        key = (question, limit)
+        if key not in memo:
+            memo[key] = original(self, question, limit=limit)
+        return memo[key]
+
+    Retriever.retrieve = retrieve  # type: ignore[method-assign]
+
+
+PATCHES: dict[str, Callable[[], None]] = {
+    "sdk-stream": sdk_stream,
+    "no-query-embedding": no_query_embedding,
+    "no-db-writes": no_db_writes,
+    "memo-retrieval": memo_retrieval,
+}
+
+
+def apply(names: str) -> None:
+    """Apply the comma-separated variants (unknown names are an error, not a silent no-op)."""
+    for name in filter(None, (n.strip() for n in names.split(","))):
+        if name not in ENV:
+            raise SystemExit(f"unknown bench variant {name!r}; known: {', '.join(ENV)}")
+        if name in PATCHES:
+            PATCHES[name]()
+
+
+apply(os.environ.get("BENCH_VARIANTS", ""))
+
+from wsgi import app  # noqa: E402 - the app is built after the patches, in each worker
+
+__all__ = ["app"]
