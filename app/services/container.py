@@ -22,6 +22,7 @@ from app.services.errors import ServiceUnavailable
 from app.services.health import HealthService
 from app.services.index import SearchIndex, open_index, open_index_writer
 from app.services.ingestion.pipeline import Ingester, IngestSummary
+from app.services.live_turns import LiveTurns
 from app.services.observer import Observer
 from app.services.retrieval.retriever import Retriever
 from app.services.retrieval.sparse import Bm25Encoder
@@ -53,6 +54,7 @@ class Services:
     health: HealthService
     startup: Startup
     answer_cache: AnswerCache | None = None
+    live_turns: LiveTurns | None = None  # this process's answers in progress and heartbeat
 
     def ingest_book(self, *, full: bool = False, show_progress: bool = False) -> IngestSummary:
         """Bring the index up to date with DOCS_PATH."""
@@ -166,7 +168,10 @@ def build_services(
     if provider is not None and observer is not None:
         provider.observer = observer  # one provider per process, like the observer
     answer_cache = AnswerCache(settings.answer_cache_size) if settings.answer_cache_size else None
-    chat = ChatService(store, retriever, answerer, rewriter, observer=observer, answer_cache=answer_cache)
+    live_turns = LiveTurns(store)
+    chat = ChatService(
+        store, retriever, answerer, rewriter, observer=observer, answer_cache=answer_cache, live_turns=live_turns
+    )
 
     def check_index() -> dict[str, Any]:
         points = index.count()
@@ -201,7 +206,7 @@ def build_services(
         # Best effort: a database that is down now must not keep the service from starting;
         # health reports it, and the next start sweeps again.
         try:
-            return store.mark_abandoned_streams()
+            return live_turns.sweep()
         except SQLAlchemyError as exc:
             log.warning("could not sweep abandoned answers: %s", type(exc).__name__)
             return "skipped (database unavailable)"
@@ -229,4 +234,4 @@ def build_services(
         startup_state=lambda: startup.state,
         cache_seconds=settings.health_cache_seconds,
     )
-    return Services(settings, store, index, retriever, answerer, chat, health, startup, answer_cache)
+    return Services(settings, store, index, retriever, answerer, chat, health, startup, answer_cache, live_turns)
