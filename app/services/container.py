@@ -168,7 +168,7 @@ def build_services(
     if provider is not None and observer is not None:
         provider.observer = observer  # one provider per process, like the observer
     answer_cache = AnswerCache(settings.answer_cache_size) if settings.answer_cache_size else None
-    live_turns = LiveTurns(store)
+    live_turns = LiveTurns(store, observer=observer)
     chat = ChatService(
         store, retriever, answerer, rewriter, observer=observer, answer_cache=answer_cache, live_turns=live_turns
     )

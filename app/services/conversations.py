@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import Text, Uuid, bindparam, column, delete, or_, select, update, values
 from sqlalchemy.orm import Session
 
 from app.models import Conversation, Feedback, Message, MessageStatus, WorkerHeartbeat, utcnow
@@ -152,22 +152,34 @@ class ConversationStore:
     def save_partial_answers(self, texts: dict[uuid.UUID, str]) -> int:
         """Store the text streamed so far of answers still in progress; returns rows written.
 
-        One transaction, one statement executed for many rows. An answer that has ended
+        One transaction and, on PostgreSQL, one statement (UPDATE … FROM VALUES: one round trip,
+        not one per row; SQLite is in-process and has no such syntax). An answer that has ended
         meanwhile is left alone: its final text is already stored and must not be overwritten.
         """
         if not texts:
             return 0
-        statement = (
-            update(Message.__table__)
-            .where(Message.__table__.c.id == bindparam("message_id"))
-            .where(Message.__table__.c.status == MessageStatus.STREAMING.value)
-            .values(content=bindparam("text"))
-        )
         with self._session_factory() as session, session.begin():
-            result = session.connection().execute(
-                statement, [{"message_id": key, "text": text} for key, text in texts.items()]
+            if session.get_bind().dialect.name == "postgresql":
+                saved = values(column("message_id", Uuid()), column("text", Text()), name="saved").data(
+                    list(texts.items())
+                )
+                statement = (
+                    update(Message)
+                    .where(Message.id == saved.c.message_id)
+                    .where(Message.status == MessageStatus.STREAMING.value)
+                    .values(content=saved.c.text)
+                    .execution_options(synchronize_session=False)
+                )
+                return session.execute(statement).rowcount or 0
+            table = Message.__table__
+            each = (
+                update(table)
+                .where(table.c.id == bindparam("message_id"))
+                .where(table.c.status == MessageStatus.STREAMING.value)
+                .values(content=bindparam("text"))
             )
-            return result.rowcount if result.rowcount is not None and result.rowcount >= 0 else len(texts)
+            rows = [{"message_id": key, "text": text} for key, text in texts.items()]
+            return session.connection().execute(each, rows).rowcount or 0
 
     def beat(self, worker_id: str, host: str, pid: int) -> None:
         """Record that this worker is alive now (creating its row, or recreating a swept one)."""

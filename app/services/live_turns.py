@@ -33,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.models import MessageStatus
 from app.services.conversations import ConversationStore, TurnOutcome
+from app.services.observer import NULL_OBSERVER, Observer
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +174,10 @@ class LiveTurns:
         beat_seconds: float = BEAT_SECONDS,
         stale_after: timedelta = STALE_AFTER,
         sweep_seconds: float = SWEEP_SECONDS,
+        observer: Observer | None = None,
     ) -> None:
         self._store = store
+        self._observer = observer or NULL_OBSERVER
         self._checkpoint_seconds = checkpoint_seconds
         self._beat_seconds = beat_seconds
         self._stale_after = stale_after
@@ -190,7 +193,6 @@ class LiveTurns:
         self._is_stopping: Callable[[], bool] | None = None
         self._graceful_seconds = 0.0
         self._cut_at: float | None = None
-        self.checkpoints = 0  # rows written by checkpoints, and their transactions (for bench.load)
         self.checkpoint_transactions = 0
 
     # --- the turns ------------------------------------------------------------------------------
@@ -312,8 +314,8 @@ class LiveTurns:
         self._store.save_partial_answers(texts)
         for recorder, (_, pieces) in unsaved.items():
             recorder._mark_saved(pieces)
-        self.checkpoints += len(texts)
         self.checkpoint_transactions += 1
+        self._observer.answers_checkpointed(len(texts))
         return len(texts)
 
     def sweep(self) -> int:
