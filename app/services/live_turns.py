@@ -9,7 +9,9 @@ Three promises, kept by one background thread per worker process:
   `streaming` names its worker. A sweep (at start-up and every `SWEEP_SECONDS`, in every worker of
   every instance) marks interrupted only the answers of workers whose heartbeat is older than
   `STALE_AFTER`, so a live stream on another instance is never taken for a dead one. Clocks of
-  instances sharing one database are assumed within a few seconds of each other (NTP).
+  instances sharing one database are assumed within a few seconds of each other (NTP). A worker
+  with no answer for `IDLE_AFTER_SECONDS` stops beating and sweeping (it owns nothing), so an
+  idle service lets Neon's compute suspend; its next answer beats before its row is written.
 - **Cut before the kill.** When the worker starts stopping (SIGTERM, a recycle), live answers go
   on, and most finish. At the graceful timeout minus `SHUTDOWN_MARGIN_SECONDS` those still
   running are stored as `interrupted` (`shutdown`) with the text streamed so far, and each reader
@@ -43,6 +45,7 @@ BEAT_SECONDS = 3.0
 # late by a second or two, not by twenty.
 STALE_AFTER = timedelta(seconds=20)
 SWEEP_SECONDS = 10.0
+IDLE_AFTER_SECONDS = 60.0
 # Storing the cut answers and sending the readers their last events takes well under a second.
 SHUTDOWN_MARGIN_SECONDS = 2.0
 SHUTDOWN_CODE = "shutdown"
@@ -188,6 +191,8 @@ class LiveTurns:
         self._worker_id: str | None = None
         self._pid: int | None = None
         self._beaten = False  # this worker's heartbeat row exists
+        self._last_beat = float("-inf")  # monotonic time of the last stored beat
+        self._last_active = float("-inf")  # ... and of the last answer in progress
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._is_stopping: Callable[[], bool] | None = None
@@ -203,13 +208,17 @@ class LiveTurns:
         unowned, and aged out by the sweep like rows from before heartbeats.
         """
         self.start()
-        return self._worker_id if self._registered else None
+        # Fresh enough that no sweep can take it for stale before the thread's next beat.
+        if time.monotonic() - self._last_beat > self._stale_after.total_seconds() / 2:
+            self._beat()
+        return self._worker_id if self._registered and self._beaten else None
 
     def track(self, message_id: uuid.UUID, outcome: TurnOutcome, started: float) -> TurnRecorder:
         """A recorder for an answer starting to stream (checkpointed and cut from now on)."""
         recorder = TurnRecorder(self, message_id, outcome, started)
         with self._lock:
             self._live[message_id] = recorder
+            self._last_active = time.monotonic()
         return recorder
 
     def finished(self, recorder: TurnRecorder, outcome: TurnOutcome) -> None:
@@ -244,12 +253,11 @@ class LiveTurns:
                 self._pid = os.getpid()
                 self._thread = None
                 self._beaten = False
+                self._last_beat = float("-inf")
             if self._thread is None:
                 self._stop.clear()
                 self._thread = threading.Thread(target=self._run, name="live-turns", daemon=True)
                 self._thread.start()
-        if not self._beaten:
-            self._beat()  # before any answer row names this worker
 
     def stop_when(self, is_stopping: Callable[[], bool], graceful_seconds: float) -> None:
         """Watch `is_stopping` (the server's signal that this worker stops, within
@@ -326,6 +334,7 @@ class LiveTurns:
         try:
             self._store.beat(self._worker_id, socket.gethostname(), os.getpid())  # type: ignore[arg-type]
             self._beaten = True
+            self._last_beat = time.monotonic()
         except SQLAlchemyError as exc:
             log.warning("could not store this worker's heartbeat: %s", type(exc).__name__)
 
@@ -357,8 +366,12 @@ class LiveTurns:
                 self.begin_shutdown(self._graceful_seconds)
             if self._cut_at is not None and now >= self._cut_at:
                 self.cut()
+            with self._lock:
+                if self._live:
+                    self._last_active = now
+            idle = now - self._last_active > IDLE_AFTER_SECONDS
             for name, task in work.items():
-                if now < due[name]:
+                if now < due[name] or (idle and name != "checkpoint"):
                     continue
                 due[name] = now + period[name]
                 try:

@@ -163,7 +163,9 @@ def test_two_instances_a_live_stream_is_left_alone_and_a_killed_ones_is_swept(tm
 
             b = Service(tmp_path / "b", **common)
             b.wait_healthy(in_a_row=2)  # B's start-up sweep has run
-            time.sleep(SWEEP_SECONDS + 1)  # and a periodic one, in each instance
+            b_reader = LiveReader(b.url)  # B serving too: it sweeps periodically while it does
+            b_reader.wait_tokens(1)
+            time.sleep(SWEEP_SECONDS + 1)
             assert answer_row(TEST_DATABASE_URL, message_id)["status"] == "streaming"
             saved = answer_row(TEST_DATABASE_URL, message_id)["content"]
             assert saved and "".join(reader.tokens()).startswith(saved)  # saved while it streams

@@ -175,3 +175,27 @@ def test_the_periodic_sweep_leaves_a_live_workers_answer_alone(services):
         list(events)
         live.stop()
     assert stored_answer(services, turn).status == "complete"
+
+
+def test_an_idle_worker_writes_nothing_and_beats_before_its_first_answer(services):
+    from sqlalchemy import select
+
+    from app.models import WorkerHeartbeat
+
+    def heartbeats():
+        with services.store._session_factory() as session:
+            return session.scalars(select(WorkerHeartbeat.id)).all()
+
+    live = LiveTurns(services.store, beat_seconds=0.05, sweep_seconds=0.05)
+    live.start()
+    try:
+        time.sleep(0.5)
+        assert heartbeats() == []  # an idle service lets Neon's compute suspend
+        answerer = StallingAnswerer(PIECES)
+        answerer.released.set()
+        turn = chat_service(services, answerer, live).start(ChatQuestion("How do I water basil?"))
+        assert heartbeats() == [live.owner()]
+        list(turn.events())
+    finally:
+        live.stop()
+    assert heartbeats() == []  # a worker that stops cleanly removes its heartbeat
