@@ -89,7 +89,8 @@ def test_answers_of_a_worker_gone_silent_are_interrupted_with_the_text_saved_so_
     assert (assistant.status, assistant.content, assistant.extra["error_code"]) == ("interrupted", "The first half", "worker_stopped")
     assert _answer(store, live).status == "streaming"
     with store._session_factory() as session:  # the dead worker's heartbeat is gone with it
-        assert session.scalars(select(WorkerHeartbeat.id)).all() == ["worker-b"]
+        workers = set(session.scalars(select(WorkerHeartbeat.id)))
+    assert "worker-b" in workers and "worker-a" not in workers
 
 
 def test_an_answer_whose_worker_row_was_removed_is_swept_at_once(store):

@@ -188,14 +188,15 @@ def test_an_idle_worker_writes_nothing_and_beats_before_its_first_answer(service
 
     live = LiveTurns(services.store, beat_seconds=0.05, sweep_seconds=0.05)
     live.start()
+    worker = live._worker_id
     try:
         time.sleep(0.5)
-        assert heartbeats() == []  # an idle service lets Neon's compute suspend
+        assert worker not in heartbeats()  # an idle service lets Neon's compute suspend
         answerer = StallingAnswerer(PIECES)
         answerer.released.set()
         turn = chat_service(services, answerer, live).start(ChatQuestion("How do I water basil?"))
-        assert heartbeats() == [live.owner()]
+        assert live.owner() == worker and worker in heartbeats()
         list(turn.events())
     finally:
         live.stop()
-    assert heartbeats() == []  # a worker that stops cleanly removes its heartbeat
+    assert worker not in heartbeats()  # a worker that stops cleanly removes its heartbeat
