@@ -127,7 +127,9 @@ def test_sigterm_mid_answer_stores_the_text_and_closes_the_stream(tmp_path):
     assert reader.events[-2]["code"] == "shutdown" and "cut short" in reader.events[-3]["content"]
     # Before gunicorn's kill at 4 s, and not at once: live answers get their chance to finish.
     assert 1.0 < reader.ended_at - stopped < 4.0
-    assert exited - stopped < 6  # the worker leaves at the cut; the master polls once a second
+    # The worker leaves right after the cut; no hang until some later kill (a loaded machine
+    # takes a second or two more to tear the processes down).
+    assert exited - stopped < 4 + 5, service.log_path.read_text()[-4000:]
     streamed = "".join(reader.tokens()[:-1])
     assert streamed.startswith("word0 word1 word2")
     database = service.env.get("DATABASE_URL") or f"sqlite:///{tmp_path / 'instance' / 'chat.db'}"
