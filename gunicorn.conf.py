@@ -83,14 +83,21 @@ def post_worker_init(worker):
 
 def worker_int(worker):
     """SIGINT/SIGQUIT: a quick exit, so answers still streaming are stored as interrupted now."""
-    worker.wsgi.extensions["services"].live_turns.cut()
+    services = _worker_services(worker)
+    if services is not None:
+        services.live_turns.cut()
 
 
 def worker_exit(server, worker):
     """This worker is leaving: anything still live is stored, then its heartbeat is removed."""
-    services = getattr(worker.wsgi, "extensions", {}).get("services") if worker.wsgi else None
+    services = _worker_services(worker)
     if services is not None:
         services.live_turns.stop()
+
+
+def _worker_services(worker):
+    # None when the worker failed before its app was loaded.
+    return getattr(getattr(worker, "wsgi", None), "extensions", {}).get("services")
 
 
 def child_exit(server, worker):
