@@ -76,8 +76,33 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    """Start this worker's start-up work (index check) in the background; health says starting."""
-    worker.wsgi.extensions["services"].startup.begin()
+    """Start this worker's start-up work (index check) in the background; health says starting.
+
+    Also its heartbeat, and the watch that cuts answers still streaming shortly before the
+    graceful timeout once the worker stops (app/services/live_turns.py).
+    """
+    services = worker.wsgi.extensions["services"]
+    services.startup.begin()
+    services.live_turns.stop_when(lambda: not worker.alive, worker.cfg.graceful_timeout)
+
+
+def worker_int(worker):
+    """SIGINT/SIGQUIT: a quick exit, so answers still streaming are stored as interrupted now."""
+    services = _worker_services(worker)
+    if services is not None:
+        services.live_turns.cut()
+
+
+def worker_exit(server, worker):
+    """This worker is leaving: anything still live is stored, then its heartbeat is removed."""
+    services = _worker_services(worker)
+    if services is not None:
+        services.live_turns.stop()
+
+
+def _worker_services(worker):
+    # None when the worker failed before its app was loaded.
+    return getattr(getattr(worker, "wsgi", None), "extensions", {}).get("services")
 
 
 def child_exit(server, worker):

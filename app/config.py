@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         default=300, ge=10, description="Seconds; Neon's pooler drops idle connections."
     )
     database_statement_timeout_ms: int = Field(
-        default=15000, ge=0, description="PostgreSQL statement timeout, set after connecting (0: none)."
+        default=15000, ge=0, description="PostgreSQL statement timeout, set in every transaction (0: none)."
     )
     retention_days: int | None = Field(
         default=None,

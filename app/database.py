@@ -35,20 +35,29 @@ def engine_options(settings: Settings) -> dict[str, Any]:
 
 
 def install_postgres_session_settings(engine: Engine, statement_timeout_ms: int) -> None:
-    """Bound every statement's time with SET after connecting.
+    """Bound every statement's time, per transaction: `SET LOCAL statement_timeout` at each BEGIN.
 
-    Neon's pooler rejects start-up `options`, so the timeout cannot go in the URL or in
-    connect_args; a SET on each new connection works behind any pooler.
+    Per transaction, not per connection: behind a pooler in transaction mode (Neon's pooled
+    URLs, PgBouncer) each transaction may run on another server connection, so a SET once per
+    connection would bound only the server connection it happened to land on, and leak to the
+    pool's other clients. `SET LOCAL` ends with its transaction. Neon's pooler also rejects
+    start-up `options`, so the timeout cannot go in the URL. (`ALTER ROLE … SET
+    statement_timeout` on Neon is a backstop for statements outside a transaction:
+    docs/configuration.md.)
     """
     if engine.dialect.name != "postgresql" or statement_timeout_ms <= 0:
         return
+    statement = f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}"
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"SET statement_timeout = {int(statement_timeout_ms)}")
-        cursor.close()
-        dbapi_connection.commit()
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # On the DBAPI connection: psycopg2 opens the transaction with this first statement,
+        # and SQLAlchemy's own execute would begin (and call this hook) again.
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute(statement)
+        finally:
+            cursor.close()
 
 
 def install_sqlite_pragmas(engine: Engine) -> None:

@@ -78,6 +78,10 @@ GEMINI_ERRORS = Counter(
     "gemini_errors", "Gemini requests that failed for good (after retries, or mid-stream).", ["kind", "code"]
 )
 GEMINI_TOKENS = Counter("gemini_tokens", "Tokens Gemini reported as used.", ["kind", "type"])
+CHECKPOINTS = Counter(
+    "chat_checkpoints", "Transactions saving the text so far of answers in progress (one per worker per round)."
+)
+CHECKPOINT_ROWS = Counter("chat_checkpoint_rows", "Answers in progress whose text so far was saved.")
 DB_CHECKED_OUT = Gauge(
     "db_pool_checked_out", "Database connections in use now.", multiprocess_mode="livesum"
 )
@@ -141,6 +145,11 @@ class MetricsObserver(Observer):
         source = "cache" if report.cached else (report.answerer.split(":", 1)[0] or "unknown")
         CHAT_TURNS.labels(report.status, source).inc()
         log_chat_turn(report)
+
+    @_safe
+    def answers_checkpointed(self, rows: int) -> None:
+        CHECKPOINTS.inc()
+        CHECKPOINT_ROWS.inc(rows)
 
     @_safe
     def gemini_call(self, kind: str, code: str, seconds: float) -> None:

@@ -73,6 +73,9 @@ class Message(db.Model):
     total_ms: Mapped[int | None] = mapped_column(Integer)
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    # The worker producing the answer while it is `streaming` (a WorkerHeartbeat id; no foreign
+    # key: heartbeats of stopped workers are deleted, the answers stay).
+    worker_id: Mapped[str | None] = mapped_column(String(32))
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 
@@ -105,3 +108,20 @@ class RetentionState(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1, autoincrement=False)
     last_purge_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_purge_conversations: Mapped[int | None] = mapped_column(Integer)
+
+
+class WorkerHeartbeat(db.Model):
+    """A serving process that may own answers in progress, and when it last said it was alive.
+
+    An answer left `streaming` belongs to its worker (`Message.worker_id`); a sweep marks it
+    interrupted only once that worker's beat is stale, so a live stream on another instance is
+    never taken for a dead one, however old it is.
+    """
+
+    __tablename__ = "worker_heartbeats"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random per process start
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -17,8 +17,10 @@ widget does (split on \\n, keep `data: ` lines). Measured per chat, from the POS
 Side by side at the same N, the same client streams straight from the fake: its own time to the
 first event is the floor, and `overhead` = the service's first-token time − the fake's (same
 percentile). Also: peak RSS per worker (VmHWM), the most DB connections one worker had checked
-out (`db_pool_checked_out_peak` from /metrics), and the load generator's own CPU (this process;
-it shares the 2 cores with the service and the fake). Prints a table, then one JSON line.
+out (`db_pool_checked_out_peak` from /metrics), the database writes that save answers in progress
+(`chat_checkpoints_total`: transactions, `chat_checkpoint_rows_total`: rows, per second of the
+level), and the load generator's own CPU (this process; it shares the 2 cores with the service
+and the fake). Prints a table, then one JSON line.
 
 CPU per answer: user + system CPU time of gunicorn's master and workers (from /proc, reaped
 workers included) from just before the level's chats start to just after the last one ends,
@@ -109,6 +111,8 @@ class Level:
     loop_lag_max: float = 0.0  # the generator's own event-loop delay: its timestamps are this late at worst
     loadavg: float = 0.0  # the machine's 1-minute load after the level (other processes included)
     config: str = ""
+    checkpoint_transactions: float = 0.0  # saving the text of answers in progress, during the level
+    checkpoint_rows: float = 0.0
 
 
 async def widget_chat(client: httpx.AsyncClient, url: str, question: str) -> Chat:
@@ -215,6 +219,12 @@ def start_profiler(path: Path, pid: int, variant: str, streams: int) -> subproce
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def checkpoint_counts(service: Gunicorn) -> tuple[float, float]:
+    """Checkpoint transactions and rows so far, all workers (from /metrics)."""
+    metrics = service.metrics()
+    return metrics.get(("chat_checkpoints_total", ()), 0.0), metrics.get(("chat_checkpoint_rows_total", ()), 0.0)
+
+
 def summarise(level: Level) -> dict[str, Any]:
     ok = [c for c in level.chats if c.error is None]
     metadata = [c.metadata for c in ok if c.metadata is not None]
@@ -242,6 +252,10 @@ def summarise(level: Level) -> dict[str, Any]:
         "fake_cpu_pct": round(level.fake_cpu * 100),
         "service_cpu_ms_per_answer": round(level.service_cpu_seconds / max(1, len(level.chats)) * 1000, 1),
         "service_system_cpu_ms_per_answer": round(level.service_system_seconds / max(1, len(level.chats)) * 1000, 1),
+        "checkpoint_transactions": level.checkpoint_transactions,
+        "checkpoint_rows": level.checkpoint_rows,
+        "checkpoint_tx_per_s": round(level.checkpoint_transactions / level.wall, 2) if level.wall else None,
+        "checkpoint_rows_per_s": round(level.checkpoint_rows / level.wall, 1) if level.wall else None,
     }
     for name, values in (("headers", headers), ("metadata", metadata), ("first_token", first), ("total", total), ("fake_first", level.fake_first)):
         for p in (50, 95, 99):
@@ -330,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                 for streams in levels:
                     workers = service.worker_pids()
                     before = [process_cpu_seconds(pid) for pid in workers], process_cpu_seconds(fake_pid)
+                    saves_before = checkpoint_counts(service)
                     profiler = start_profiler(args.profile, workers[0], variant, streams) if args.profile else None
                     level = asyncio.run(run_level(service.url, fake.base_url, streams, args.rounds, args.ramp,
                                                   service.cpu_times))
@@ -340,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
                     level.service_cpu = (sum(process_cpu_seconds(pid) for pid in workers) - sum(before[0])) / level.wall
                     level.fake_cpu = (process_cpu_seconds(fake_pid) - before[1]) / level.wall
                     level.rss_mb = [peak_rss_mb(pid) for pid in workers]
+                    saves_after = checkpoint_counts(service)
+                    level.checkpoint_transactions = saves_after[0] - saves_before[0]
+                    level.checkpoint_rows = saves_after[1] - saves_before[1]
                     level.pool_peak = service.metrics().get(("db_pool_checked_out_peak", ()))
                     level.loadavg = os.getloadavg()[0]
                     level.config = label
@@ -360,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
 
     headers = ["config", "streams", "chats", "errors", "service CPU ms/answer (system)", "metadata p50/p95/p99 ms", "first token p50/p95/p99 ms",
                "fake alone p50/p95 ms", "overhead p50/p95 ms", "total p50/p95 ms", "peak RSS/worker MB",
-               "DB conns peak / after", "CPU: service / fake / generator", "generator lag max ms", "load avg"]
+               "DB conns peak / after", "checkpoints: tx/s / rows/s", "CPU: service / fake / generator",
+               "generator lag max ms", "load avg"]
 
     def trio(r: dict, name: str, ps=(50, 95, 99)) -> str:
         return " / ".join("–" if r[f"{name}_p{p}_ms"] is None else f"{r[f'{name}_p{p}_ms']:.0f}" for p in ps)
@@ -369,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         [r["config"], r["streams"], r["chats"], r["errors"], f'{r["service_cpu_ms_per_answer"]} ({r["service_system_cpu_ms_per_answer"]})', trio(r, "metadata"), trio(r, "first_token"),
          trio(r, "fake_first", (50, 95)), trio(r, "overhead", (50, 95)), trio(r, "total", (50, 95)),
          " / ".join(f"{m:.0f}" for m in r["peak_rss_mb_per_worker"] if m), f'{r["db_pool_checked_out_peak"]} / {r["db_pool_checked_out_after"]}',
+         f'{r["checkpoint_tx_per_s"]} / {r["checkpoint_rows_per_s"]}',
          f"{r['service_cpu_pct']}% / {r['fake_cpu_pct']}% / {r['generator_cpu_pct']}%",
          r["generator_loop_lag_max_ms"], r["loadavg_1m"]]
         for r in results

@@ -60,7 +60,7 @@ def empty_postgres_tables(url: str) -> None:
     with engine.begin() as conn:
         tables = [
             name
-            for name in ("feedback", "messages", "conversations", "retention_state")
+            for name in ("feedback", "messages", "conversations", "retention_state", "worker_heartbeats")
             if conn.execute(text("SELECT to_regclass(:name)"), {"name": f"public.{name}"}).scalar()
         ]
         if tables:
@@ -99,6 +99,7 @@ def app(make_settings):
     services.startup.run()
     assert services.startup.state == "ready", services.startup.error
     yield application
+    services.live_turns.stop()  # its heartbeat thread, when a chat started it
     with application.app_context():
         from app.extensions import db
 

@@ -41,4 +41,7 @@ def _wants_json() -> bool:
 def _sse(turn: ChatTurn) -> Iterator[str]:
     # When the reader disconnects, gunicorn closes this generator; sse_stream then closes the
     # turn's events, which store the answer as interrupted and abandon the upstream request.
-    return sse_stream(turn.events(), keepalive_seconds=services().settings.sse_keepalive_seconds)
+    # A worker that stops mid-answer cuts the turn (turn.recorder): the response ends at once.
+    return sse_stream(
+        turn.events(), keepalive_seconds=services().settings.sse_keepalive_seconds, interruption=turn.recorder
+    )

@@ -8,6 +8,10 @@ The events are produced on a helper thread so the response can speak while the p
 on Gemini. When the reader goes away, the producer is told to stop and closes the event
 generator itself (generators cannot be closed from another thread while they run), which stores
 the turn as interrupted and abandons the upstream request.
+
+A stream can also be cut from outside (`Interruption`: the worker is stopping). The response then
+ends at once with the events the producer had already handed over and the closing events,
+without waiting for the producer, which may be blocked on Gemini's next piece.
 """
 
 from __future__ import annotations
@@ -16,12 +20,29 @@ import contextvars
 import json
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
-from typing import Any
+from typing import Any, Protocol
 
 KEEPALIVE = ": keep-alive\n\n"
 _END = object()
+_WAKE = object()
+
+
+class Interruption(Protocol):
+    """A stream that may be cut from another thread (app.services.live_turns.TurnRecorder)."""
+
+    def is_set(self) -> bool:
+        """Whether the stream was cut."""
+        ...
+
+    def add_listener(self, wake: Callable[[], None]) -> None:
+        """Call `wake` from the cutting thread when the stream is cut."""
+        ...
+
+    def take_closing_events(self) -> list[dict[str, Any]] | None:
+        """The events that end a cut stream, to the first asker only (else None)."""
+        ...
 
 
 def frame(event: dict[str, Any]) -> str:
@@ -29,9 +50,12 @@ def frame(event: dict[str, Any]) -> str:
     return f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
 
 
-def sse_stream(events: Iterator[dict[str, Any]], keepalive_seconds: float) -> Iterator[str]:
-    """Frame `events`, adding keep-alive comments during silences longer than `keepalive_seconds`."""
-    if keepalive_seconds <= 0:
+def sse_stream(
+    events: Iterator[dict[str, Any]], keepalive_seconds: float, interruption: Interruption | None = None
+) -> Iterator[str]:
+    """Frame `events`, adding keep-alive comments during silences longer than `keepalive_seconds`
+    (0: none), and ending at once when `interruption` is set."""
+    if keepalive_seconds <= 0 and interruption is None:
         with closing(events):  # type: ignore[arg-type]
             for event in events:
                 yield frame(event)
@@ -57,12 +81,28 @@ def sse_stream(events: Iterator[dict[str, Any]], keepalive_seconds: float) -> It
         target=contextvars.copy_context().run, args=(produce,), name="sse-producer", daemon=True
     )
     producer.start()
+    if interruption is not None:
+        interruption.add_listener(lambda: _nudge(channel))
     try:
         while True:
+            if interruption is not None and interruption.is_set():
+                closing_events = interruption.take_closing_events()
+                if closing_events is not None:
+                    # The producer will send nothing more: hand over what it had queued (its
+                    # pieces are in the stored text), then the closing events.
+                    reader_left.set()
+                    for queued in _drain(channel):
+                        yield frame(queued)
+                    for event in closing_events:
+                        yield frame(event)
+                    return
+                # Otherwise the producer is sending them itself: go on until its end.
             try:
-                item = channel.get(timeout=keepalive_seconds)
+                item = channel.get(timeout=keepalive_seconds if keepalive_seconds > 0 else None)
             except queue.Empty:
                 yield KEEPALIVE
+                continue
+            if item is _WAKE:
                 continue
             if item is _END:
                 return
@@ -82,3 +122,22 @@ def _put(channel: queue.Queue[Any], item: Any, reader_left: threading.Event) -> 
             return
         except queue.Full:
             continue
+
+
+def _nudge(channel: queue.Queue[Any]) -> None:
+    # Wake a consumer waiting for the next event. A full channel needs no wake: the consumer
+    # is not waiting, and checks the interruption before its next wait.
+    try:
+        channel.put_nowait(_WAKE)
+    except queue.Full:
+        pass
+
+
+def _drain(channel: queue.Queue[Any]) -> Iterator[dict[str, Any]]:
+    while True:
+        try:
+            item = channel.get_nowait()
+        except queue.Empty:
+            return
+        if isinstance(item, dict):
+            yield item

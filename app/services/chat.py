@@ -8,7 +8,8 @@ Order of work, and why:
    renumbered: see app/services/answering/shaping.py); `done` carries the sources the text cites.
    When Gemini fails before its first token, the extractive answerer answers instead (fallback).
 4. Whatever ends the stream (completion, the reader leaving, an upstream error), the assistant's
-   turn is stored with its status and the text that was streamed.
+   turn is stored with its status and the text that was streamed. Meanwhile the text is saved
+   every few seconds, and a stopping worker cuts the turn cleanly (app/services/live_turns.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from app.services.answering.rewriting import ConcatenatingRewriter, QueryRewrite
 from app.services.conversations import ConversationStore, OpenTurn, TurnOutcome
 from app.services.errors import ServiceUnavailable
 from app.services.index.base import IndexNotReady
+from app.services.live_turns import SHUTDOWN_CODE, LiveTurns, TurnRecorder
 from app.services.observer import NULL_OBSERVER, Observer, TurnReport
 from app.services.retrieval.retriever import Passage, Retriever
 
@@ -42,6 +44,7 @@ INTERRUPTED_NOTE = {
     MARKDOWN: "\n\n_(The answer was cut short: {reason}. Please ask again.)_",
 }
 FALLBACK_NOTE = "Gemini is unavailable right now, so this answer quotes the book directly."
+SHUTDOWN_MESSAGE = "The service is restarting."
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,10 @@ class ChatService:
         observer: Observer | None = None,
         answer_cache: AnswerCache | None = None,
         fallback: OfflineAnswerer | None = None,
+        live_turns: LiveTurns | None = None,
     ) -> None:
         self.store = store
+        self.live_turns = live_turns or LiveTurns(store)
         self.retriever = retriever
         self.answerer = answerer
         self.rewriter = rewriter or ConcatenatingRewriter()
@@ -90,7 +95,8 @@ class ChatService:
         cached = self._cached_answer(cache_key)
         try:
             turn = self.store.open_turn(
-                question.conversation_id, question.message, question.mode, question.context
+                question.conversation_id, question.message, question.mode, question.context,
+                worker_id=self.live_turns.owner(),
             )
         except SQLAlchemyError as exc:
             # Fail fast: an answer that cannot be kept is not worth streaming.
@@ -154,6 +160,7 @@ class ChatService:
             answer_format=question.format,
             strip_markdown=question.format == TEXT and answerer_name != OfflineAnswerer.name,
             fallback_from=fallback_from,
+            live_turns=self.live_turns,
         )
 
     # --- the answer cache (first-turn general questions; see app/services/answer_cache.py) ------
@@ -199,6 +206,7 @@ class ChatService:
             cached=True,
             answer_format=answer_format,
             original_answerer=cached.answerer,
+            live_turns=self.live_turns,
         )
 
     def _retrieval_query(self, question: ChatQuestion, history: list[tuple[str, str]]) -> str:
@@ -254,6 +262,7 @@ class ChatTurn:
         strip_markdown: bool = False,
         fallback_from: str | None = None,
         original_answerer: str | None = None,
+        live_turns: LiveTurns | None = None,
     ) -> None:
         self.conversation_id = turn.conversation_id
         self.message_id = turn.assistant_message_id
@@ -272,8 +281,19 @@ class ChatTurn:
         self._remember = remember  # keeps a complete, grounded answer in the answer cache
         self._format = answer_format
         self._shaper = AnswerShaper(passages, strip_markdown=strip_markdown)
-        self._fallback_from = fallback_from  # the answerer's error code when the fallback answered
         self._original_answerer = original_answerer or answerer_name
+        self._outcome = TurnOutcome(
+            content="",
+            status=MessageStatus.INTERRUPTED,
+            error_code=fallback_from,  # the answerer's error code when the fallback answered
+            # Grounded: the answer rests on text it was given (book passages or the selection).
+            grounded=bool(passages) or bool(selection),
+            answerer=answerer_name,
+            retrieval_ms=retrieval_ms,
+        )
+        # Saves the text as it streams, and lets a stopping worker cut the turn (see sse_stream).
+        self.recorder: TurnRecorder = (live_turns or LiveTurns(store)).track(self.message_id, self._outcome, started)
+        self.recorder.closing_events = self._shutdown_events
 
     @property
     def answerer(self) -> str:
@@ -286,21 +306,19 @@ class ChatTurn:
         return self._shaper.sources
 
     def events(self) -> Iterator[dict[str, Any]]:
-        """metadata → token… → done; stores the assistant turn however the stream ends."""
-        pieces: list[str] = []
-        outcome = TurnOutcome(
-            content="",
-            status=MessageStatus.INTERRUPTED,
-            error_code=self._fallback_from,
-            # Grounded: the answer rests on text it was given (book passages or the selection).
-            grounded=bool(self._passages) or bool(self._selection),
-            answerer=self._answerer_name,
-            retrieval_ms=self._retrieval_ms,
-        )
+        """metadata → token… → done; stores the assistant turn however the stream ends.
+
+        When the worker stops mid-answer, the turn is stored as interrupted and the stream ends
+        with a note, an `error` event and `done` (here, or sent by `sse_stream` without waiting
+        for the next piece).
+        """
+        recorder = self.recorder
+        outcome = self._outcome
         self._observer.stream_opened()
         try:
             yield {"type": "metadata", "conversation_id": str(self.conversation_id), "message_id": str(self.message_id)}
             first = [] if self._first_piece is None else [self._first_piece]
+            failure: AnswerUnavailable | None = None
             try:
                 for piece in itertools.chain(first, self._stream):
                     text = self._shaper.feed(piece)
@@ -309,37 +327,30 @@ class ChatTurn:
                     if outcome.first_token_ms is None:
                         outcome.first_token_ms = _ms_since(self._started)
                         self._observer.first_token(time.perf_counter() - self._started, self._source)
-                    pieces.append(text)
+                    if not self._record(text):  # cut: stored already, send nothing more
+                        break
                     yield {"type": "token", "content": text}
             except AnswerUnavailable as exc:
+                failure = exc
+            if not recorder.seal():
+                self._stream.close()  # abandon the upstream answer
+                yield from recorder.take_closing_events() or []
+                return
+            rest = self._shaper.finish()  # what the filter held back, undecided, until the end
+            if rest:
+                self._record(rest)
+                yield {"type": "token", "content": rest}
+            if failure is not None:
                 # Tokens may already be on the reader's screen: finish the stream politely.
-                rest = self._shaper.finish()
-                if rest:
-                    pieces.append(rest)
-                    yield {"type": "token", "content": rest}
-                note = INTERRUPTED_NOTE[self._format].format(reason=exc.message.rstrip("."))
+                note = INTERRUPTED_NOTE[self._format].format(reason=failure.message.rstrip("."))
                 outcome.status = MessageStatus.FAILED
-                outcome.error_code = exc.code
+                outcome.error_code = failure.code
                 # The note is not stored: the message's status says the answer was cut short.
                 yield {"type": "token", "content": note}
-                yield {"type": "error", "code": exc.code, "message": exc.message}
+                yield {"type": "error", "code": failure.code, "message": failure.message}
             else:
-                rest = self._shaper.finish()
-                if rest:
-                    pieces.append(rest)
-                    yield {"type": "token", "content": rest}
                 outcome.status = MessageStatus.COMPLETE
-            outcome.sources = self.sources
-            yield {
-                "type": "done",
-                "sources": outcome.sources,
-                "grounded": outcome.grounded,
-                "conversation_id": str(self.conversation_id),
-                "message_id": str(self.message_id),
-                "cached": self.cached,
-                "answerer": self.answerer,
-                "format": self._format,
-            }
+            yield self._done_event()
         except GeneratorExit:
             # The reader went away: stop the upstream answer and keep what was streamed.
             self._stream.close()
@@ -353,6 +364,7 @@ class ChatTurn:
             outcome.error_code = "internal_error"
             raise
         finally:
+            pieces = recorder.pieces
             outcome.content = "".join(pieces)
             outcome.sources = self.sources
             usage = getattr(self._stream, "usage", None)
@@ -361,12 +373,11 @@ class ChatTurn:
                 outcome.completion_tokens = usage.completion_tokens
             outcome.total_ms = _ms_since(self._started)
             storing = time.perf_counter()
-            try:
-                self._store.finish_turn(self.message_id, outcome)
-            except SQLAlchemyError as exc:
-                # The reader already has the answer; the row stays "streaming" and the next
-                # start-up marks it interrupted. Never turn a delivered answer into an error.
-                log.error("could not store answer %s: %s", self.message_id, type(exc).__name__)
+            # A failed write is retried in the background: the reader already has the answer,
+            # and a delivered answer never turns into an error.
+            if not recorder.finish(outcome):  # the shutdown cut stored it
+                outcome.status = MessageStatus.INTERRUPTED
+                outcome.error_code = SHUTDOWN_CODE
             if (
                 self._remember is not None
                 and outcome.status is MessageStatus.COMPLETE
@@ -377,6 +388,36 @@ class ChatTurn:
             report = _report(self.conversation_id, self.message_id, self._mode, outcome, self.cached, len(self._passages))
             report.store_ms = _ms_since(storing)
             self._observer.turn_finished(report, streamed=True)
+
+    def _record(self, text: str) -> bool:
+        """Keep a shaped piece before it is sent; False once the worker cut the turn."""
+        if not self.recorder.append(text):
+            return False
+        if len(self._outcome.sources) != self._shaper.cited_count:
+            # A new citation: a checkpoint or a shutdown cut stores the sources cited so far.
+            self._outcome.sources = self.sources
+        return True
+
+    def _done_event(self) -> dict[str, Any]:
+        return {
+            "type": "done",
+            "sources": self._outcome.sources,
+            "grounded": self._outcome.grounded,
+            "conversation_id": str(self.conversation_id),
+            "message_id": str(self.message_id),
+            "cached": self.cached,
+            "answerer": self.answerer,
+            "format": self._format,
+        }
+
+    def _shutdown_events(self) -> list[dict[str, Any]]:
+        # The widget shows tokens only: the note tells the reader; the error event tells clients.
+        note = INTERRUPTED_NOTE[self._format].format(reason=SHUTDOWN_MESSAGE.rstrip(".").lower())
+        return [
+            {"type": "token", "content": note},
+            {"type": "error", "code": SHUTDOWN_CODE, "message": f"{SHUTDOWN_MESSAGE} Please ask again."},
+            self._done_event(),
+        ]
 
     @property
     def _source(self) -> str:

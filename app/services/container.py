@@ -22,6 +22,7 @@ from app.services.errors import ServiceUnavailable
 from app.services.health import HealthService
 from app.services.index import SearchIndex, open_index, open_index_writer
 from app.services.ingestion.pipeline import Ingester, IngestSummary
+from app.services.live_turns import LiveTurns
 from app.services.observer import Observer
 from app.services.retrieval.retriever import Retriever
 from app.services.retention import RetentionScheduler
@@ -55,6 +56,7 @@ class Services:
     startup: Startup
     answer_cache: AnswerCache | None = None
     retention: RetentionScheduler | None = None  # with RETENTION_DAYS: purges old conversations
+    live_turns: LiveTurns | None = None  # this process's answers in progress and heartbeat
 
     def ingest_book(self, *, full: bool = False, show_progress: bool = False) -> IngestSummary:
         """Bring the index up to date with DOCS_PATH."""
@@ -170,8 +172,16 @@ def build_services(
     answer_cache = AnswerCache(settings.answer_cache_size) if settings.answer_cache_size else None
     # Gemini unavailable is not "no answer": the extractive answerer steps in unless turned off.
     fallback = OfflineAnswerer() if provider is not None and settings.gemini_fallback else None
+    live_turns = LiveTurns(store, observer=observer)
     chat = ChatService(
-        store, retriever, answerer, rewriter, observer=observer, answer_cache=answer_cache, fallback=fallback
+        store,
+        retriever,
+        answerer,
+        rewriter,
+        observer=observer,
+        answer_cache=answer_cache,
+        fallback=fallback,
+        live_turns=live_turns,
     )
 
     def check_index() -> dict[str, Any]:
@@ -207,7 +217,7 @@ def build_services(
         # Best effort: a database that is down now must not keep the service from starting;
         # health reports it, and the next start sweeps again.
         try:
-            return store.mark_abandoned_streams()
+            return live_turns.sweep()
         except SQLAlchemyError as exc:
             log.warning("could not sweep abandoned answers: %s", type(exc).__name__)
             return "skipped (database unavailable)"
@@ -240,5 +250,5 @@ def build_services(
         cache_seconds=settings.health_cache_seconds,
     )
     return Services(
-        settings, store, index, retriever, answerer, chat, health, startup, answer_cache, retention
+        settings, store, index, retriever, answerer, chat, health, startup, answer_cache, retention, live_turns
     )

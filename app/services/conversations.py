@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Text, Uuid, bindparam, column, delete, or_, select, update, values
 from sqlalchemy.orm import Session
 
-from app.models import Conversation, Feedback, Message, MessageStatus, utcnow
+from app.models import Conversation, Feedback, Message, MessageStatus, WorkerHeartbeat, utcnow
+
+# Answers left `streaming` without an owning worker (stored before workers had heartbeats) are
+# taken for abandoned after this long, as before.
+UNOWNED_STREAM_AGE = timedelta(minutes=10)
 
 
 class ConversationNotFound(LookupError):
@@ -76,10 +80,12 @@ class ConversationStore:
         message: str,
         mode: str,
         context: str | None,
+        worker_id: str | None = None,
     ) -> OpenTurn:
         """Store the reader's message (creating the conversation if needed) before answering.
 
-        Raises `ConversationNotFound` for an unknown id, before anything is written.
+        The answer's placeholder row belongs to `worker_id` (whose heartbeat must already be
+        stored). Raises `ConversationNotFound` for an unknown id, before anything is written.
         """
         with self._session_factory() as session, session.begin():
             if conversation_id is None:
@@ -111,6 +117,7 @@ class ConversationStore:
                 content="",
                 mode=mode,
                 status=MessageStatus.STREAMING.value,
+                worker_id=worker_id,
                 created_at=max(utcnow(), user.created_at + timedelta(microseconds=1)),
             )
             session.add(assistant)
@@ -119,22 +126,74 @@ class ConversationStore:
 
     def finish_turn(self, assistant_message_id: uuid.UUID, outcome: TurnOutcome) -> None:
         """Store how the answer ended: its text, sources, status and timings."""
+        self.finish_turns([(assistant_message_id, outcome)])
+
+    def finish_turns(self, outcomes: list[tuple[uuid.UUID, TurnOutcome]]) -> None:
+        """Store how several answers ended, in one transaction (a worker stopping cuts them all)."""
         with self._session_factory() as session, session.begin():
-            message = session.get(Message, assistant_message_id)
-            if message is None:  # deleted meanwhile; nothing to keep
-                return
-            message.content = outcome.content
-            message.status = outcome.status.value
-            message.sources = outcome.sources
-            message.grounded = outcome.grounded
-            message.error_code = outcome.error_code
-            message.answerer = outcome.answerer
-            message.retrieval_ms = outcome.retrieval_ms
-            message.first_token_ms = outcome.first_token_ms
-            message.total_ms = outcome.total_ms
-            message.prompt_tokens = outcome.prompt_tokens
-            message.completion_tokens = outcome.completion_tokens
-            message.completed_at = utcnow()
+            for assistant_message_id, outcome in outcomes:
+                message = session.get(Message, assistant_message_id)
+                if message is None:  # deleted meanwhile; nothing to keep
+                    continue
+                message.content = outcome.content
+                message.status = outcome.status.value
+                message.sources = outcome.sources
+                message.grounded = outcome.grounded
+                message.error_code = outcome.error_code
+                message.answerer = outcome.answerer
+                message.retrieval_ms = outcome.retrieval_ms
+                message.first_token_ms = outcome.first_token_ms
+                message.total_ms = outcome.total_ms
+                message.prompt_tokens = outcome.prompt_tokens
+                message.completion_tokens = outcome.completion_tokens
+                message.completed_at = utcnow()
+
+    def save_partial_answers(self, texts: dict[uuid.UUID, str]) -> int:
+        """Store the text streamed so far of answers still in progress; returns rows written.
+
+        One transaction and, on PostgreSQL, one statement (UPDATE … FROM VALUES: one round trip,
+        not one per row; SQLite is in-process and has no such syntax). An answer that has ended
+        meanwhile is left alone: its final text is already stored and must not be overwritten.
+        """
+        if not texts:
+            return 0
+        with self._session_factory() as session, session.begin():
+            if session.get_bind().dialect.name == "postgresql":
+                saved = values(column("message_id", Uuid()), column("text", Text()), name="saved").data(
+                    list(texts.items())
+                )
+                statement = (
+                    update(Message)
+                    .where(Message.id == saved.c.message_id)
+                    .where(Message.status == MessageStatus.STREAMING.value)
+                    .values(content=saved.c.text)
+                    .execution_options(synchronize_session=False)
+                )
+                return session.execute(statement).rowcount or 0
+            table = Message.__table__
+            each = (
+                update(table)
+                .where(table.c.id == bindparam("message_id"))
+                .where(table.c.status == MessageStatus.STREAMING.value)
+                .values(content=bindparam("text"))
+            )
+            rows = [{"message_id": key, "text": text} for key, text in texts.items()]
+            return session.connection().execute(each, rows).rowcount or 0
+
+    def beat(self, worker_id: str, host: str, pid: int) -> None:
+        """Record that this worker is alive now (creating its row, or recreating a swept one)."""
+        now = utcnow()
+        with self._session_factory() as session, session.begin():
+            updated = session.execute(
+                update(WorkerHeartbeat).where(WorkerHeartbeat.id == worker_id).values(beat_at=now)
+            ).rowcount
+            if not updated:
+                session.add(WorkerHeartbeat(id=worker_id, host=host[:255], pid=pid, started_at=now, beat_at=now))
+
+    def forget_worker(self, worker_id: str) -> None:
+        """A worker stopping cleanly: its row goes (answers it still owned are swept at once)."""
+        with self._session_factory() as session, session.begin():
+            session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.id == worker_id))
 
     def get_messages(self, conversation_id: uuid.UUID) -> list[StoredMessage]:
         """All turns of a conversation, oldest first; raises `ConversationNotFound`."""
@@ -168,16 +227,30 @@ class ConversationStore:
                 for row in rows
             ]
 
-    def mark_abandoned_streams(self, older_than: timedelta = timedelta(minutes=10)) -> int:
-        """Mark answers left 'streaming' by a dead worker as interrupted; returns how many."""
-        cutoff = utcnow() - older_than
+    def mark_abandoned_streams(self, stale_after: timedelta) -> int:
+        """Mark interrupted the answers left `streaming` by workers that are gone; returns how many.
+
+        A worker is gone when its heartbeat is older than `stale_after` (or was deleted). A live
+        worker's answers are never touched, whatever their age, and on whichever instance. The
+        text saved so far stays. Stale heartbeats are deleted in the same transaction.
+        """
+        now = utcnow()
+        live_workers = select(WorkerHeartbeat.id).where(WorkerHeartbeat.beat_at >= now - stale_after)
         with self._session_factory() as session, session.begin():
             result = session.execute(
                 update(Message)
                 .where(Message.status == MessageStatus.STREAMING.value)
-                .where(Message.created_at < cutoff)
-                .values(status=MessageStatus.INTERRUPTED.value, error_code="worker_stopped")
+                .where(
+                    or_(
+                        # (NOT IN an empty set is true even for NULL: hence the first test.)
+                        Message.worker_id.is_not(None) & Message.worker_id.not_in(live_workers),
+                        Message.worker_id.is_(None) & (Message.created_at < now - UNOWNED_STREAM_AGE),
+                    )
+                )
+                .values(status=MessageStatus.INTERRUPTED.value, error_code="worker_stopped", completed_at=now)
+                .execution_options(synchronize_session=False)
             )
+            session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.beat_at < now - stale_after))
             return result.rowcount or 0
 
     def ping(self) -> None:

@@ -59,6 +59,9 @@ class Observer:
     def turn_finished(self, report: TurnReport, *, streamed: bool) -> None:
         """A turn ended; `streamed` is True when it was opened with `stream_opened`."""
 
+    def answers_checkpointed(self, rows: int) -> None:
+        """The text so far of `rows` answers in progress was saved, in one transaction."""
+
     # --- Gemini -------------------------------------------------------------------------------
     def gemini_call(self, kind: str, code: str, seconds: float) -> None:
         """One HTTP attempt to Gemini ended: `kind` answer|completion|embedding, `code` "ok",

@@ -35,7 +35,7 @@ LIST_LIMIT = 20  # rows per list (gaps, weak answers, cited pages and sections)
 # Error codes that are not Gemini's: the reader left, a worker stopped, the index or the service
 # failed. Every other code on a Gemini answer comes from the Gemini provider.
 NOT_GEMINI_ERRORS = frozenset(
-    {"client_disconnected", "worker_stopped", "index_not_ready", "index_unavailable", "internal_error"}
+    {"client_disconnected", "worker_stopped", "shutdown", "index_not_ready", "index_unavailable", "internal_error"}
 )
 
 _PERIOD = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.IGNORECASE)

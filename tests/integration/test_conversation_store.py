@@ -4,12 +4,12 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select, update
 from sqlalchemy.orm import sessionmaker
 
 from app import create_app
 from app.database import upgrade_database
-from app.models import MessageStatus
+from app.models import Message, MessageStatus, WorkerHeartbeat, utcnow
 from app.services.conversations import ConversationNotFound, ConversationStore, TurnOutcome
 
 
@@ -56,9 +56,73 @@ def test_unknown_conversation_is_refused_without_writing(store):
         store.get_messages(uuid.uuid4())
 
 
-def test_answers_left_streaming_by_a_dead_worker_are_marked_interrupted(store):
+def _backdate(store, model, key, **values):
+    with store._session_factory() as session, session.begin():
+        session.execute(update(model).where(model.id == key).values(**values))
+
+
+STALE = timedelta(seconds=20)
+
+
+def _answer(store, turn):
+    return next(m for m in store.get_messages(turn.conversation_id) if m.id == turn.assistant_message_id)
+
+
+def test_an_answer_of_a_live_worker_is_never_swept_however_old(store):
+    store.beat("worker-a", "host-a", 1)
+    turn = store.open_turn(None, "q", "general", None, worker_id="worker-a")
+    _backdate(store, Message, turn.assistant_message_id, created_at=utcnow() - timedelta(days=1))
+    assert store.mark_abandoned_streams(STALE) == 0
+    assert _answer(store, turn).status == "streaming"
+
+
+def test_answers_of_a_worker_gone_silent_are_interrupted_with_the_text_saved_so_far(store):
+    store.beat("worker-a", "host-a", 1)
+    store.beat("worker-b", "host-b", 2)
+    gone = store.open_turn(None, "q", "general", None, worker_id="worker-a")
+    live = store.open_turn(None, "q", "general", None, worker_id="worker-b")
+    assert store.save_partial_answers({gone.assistant_message_id: "The first half", live.assistant_message_id: "Still"}) == 2
+    _backdate(store, WorkerHeartbeat, "worker-a", beat_at=utcnow() - timedelta(seconds=30))
+
+    assert store.mark_abandoned_streams(STALE) == 1
+    with store._session_factory() as session:
+        assistant = session.get(Message, gone.assistant_message_id)
+    assert (assistant.status, assistant.content, assistant.error_code) == ("interrupted", "The first half", "worker_stopped")
+    assert _answer(store, live).status == "streaming"
+    with store._session_factory() as session:  # the dead worker's heartbeat is gone with it
+        workers = set(session.scalars(select(WorkerHeartbeat.id)))
+    assert "worker-b" in workers and "worker-a" not in workers
+
+
+def test_an_answer_whose_worker_row_was_removed_is_swept_at_once(store):
+    store.beat("worker-a", "host-a", 1)
+    turn = store.open_turn(None, "q", "general", None, worker_id="worker-a")
+    store.forget_worker("worker-a")
+    assert store.mark_abandoned_streams(STALE) == 1
+    assert _answer(store, turn).status == "interrupted"
+
+
+def test_a_beat_recreates_a_heartbeat_swept_while_its_worker_was_slow(store):
+    store.beat("worker-a", "host-a", 1)
+    _backdate(store, WorkerHeartbeat, "worker-a", beat_at=utcnow() - timedelta(minutes=5))
+    store.mark_abandoned_streams(STALE)
+    store.beat("worker-a", "host-a", 1)
+    turn = store.open_turn(None, "q", "general", None, worker_id="worker-a")
+    assert store.mark_abandoned_streams(STALE) == 0
+    assert _answer(store, turn).status == "streaming"
+
+
+def test_unowned_answers_from_before_heartbeats_are_swept_after_ten_minutes(store):
+    old = store.open_turn(None, "q", "general", None)
+    recent = store.open_turn(None, "q", "general", None)
+    _backdate(store, Message, old.assistant_message_id, created_at=utcnow() - timedelta(minutes=11))
+    assert store.mark_abandoned_streams(STALE) == 1
+    assert _answer(store, old).status == "interrupted"
+    assert _answer(store, recent).status == "streaming"
+
+
+def test_a_late_checkpoint_never_overwrites_the_final_answer(store):
     turn = store.open_turn(None, "q", "general", None)
-    assert store.mark_abandoned_streams(older_than=timedelta(minutes=10)) == 0
-    assert store.mark_abandoned_streams(older_than=timedelta(seconds=-1)) == 1
-    assistant = store.get_messages(turn.conversation_id)[1]
-    assert assistant.status == "interrupted"
+    store.finish_turn(turn.assistant_message_id, TurnOutcome("The whole answer.", MessageStatus.COMPLETE))
+    assert store.save_partial_answers({turn.assistant_message_id: "The whole"}) == 0
+    assert _answer(store, turn).content == "The whole answer."

@@ -41,6 +41,11 @@ class AnswerShaper:
         return self._citations.feed(text) + self._citations.finish()
 
     @property
+    def cited_count(self) -> int:
+        """How many passages the text has cited so far."""
+        return len(self._citations.cited)
+
+    @property
     def cited(self) -> list[Passage]:
         """The passages the text cites, in the order of their [n]."""
         return [self._passages[i] for i in self._citations.cited]
