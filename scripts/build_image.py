@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {name}: {reason}", file=sys.stderr)
             print("see docs/deployment/hugging-face-spaces.md, 'Build and run the image locally'", file=sys.stderr)
             return 2
+        for name, reason in reasons.items():
+            print(f"{name}: {reason}; using {engine}")
     command = build_command(engine, args.context, args.tag, args.base_image, args.extra)
     print("+ " + shlex.join(command), flush=True)
     code = subprocess.call(command)

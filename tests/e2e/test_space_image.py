@@ -283,10 +283,11 @@ def container(podman: Podman, image: Image, *flags: str) -> Iterator[Container]:
     try:
         yield Container(name, f"http://127.0.0.1:{port}")
     finally:
-        volumes = [m["Name"] for m in podman.inspect(name).get("Mounts", []) if m.get("Type") == "volume"]
+        found = podman("inspect", name, check=False)
+        mounts = json.loads(found.stdout)[0].get("Mounts", []) if found.returncode == 0 else []
         podman("rm", "--force", "--volumes", name, check=False)
-        for volume in volumes:
-            podman("volume", "rm", "--force", volume, check=False)
+        for volume in [m["Name"] for m in mounts if m.get("Type") == "volume"]:
+            podman("volume", "rm", volume, check=False)  # in use by another container: removed with it
 
 
 def start(podman: Podman, box: Container, timeout: float = 90) -> float:
@@ -474,4 +475,28 @@ def test_the_image_runs_on_a_read_only_root_with_a_volume_for_instance(podman, i
         assert "Traceback" not in log and "Read-only file system" not in log, log
         assert written_outside_instance(podman, box) == []
         assert podman.inspect(box.name)["Mounts"][0]["Destination"] == INSTANCE
+
+        # The next push, with a changed book, on the same volume (the Space's /data): start-up
+        # brings the index there up to date, and every worker answers from the new version.
+        book = Path(tempfile.mkdtemp(prefix="space-image-book-", dir="/var/tmp"))
+        try:
+            os.chmod(book, 0o755)  # UID 1000 reads it
+            shutil.copytree(image.bundle / "docs", book / "docs")
+            guide = book / "docs" / "faq.md"
+            guide.write_text(guide.read_text() + "\n\n## Where do quokkas live?\n\nQuokkas live on Rottnest Island.\n")
+            with container(podman, image, *flags, "--volume", f"{book / 'docs'}:{APP}/docs:ro") as pushed:
+                start(podman, pushed)
+                answers = []
+                for _ in range(5):  # a worker that waited on the start-up lock follows within a second
+                    events = widget_chat(pushed.url, "Where do quokkas live?")
+                    answers.append("".join(e.get("content", "") for e in events if e["type"] == "token"))
+                    if "Rottnest" in answers[-1]:
+                        break
+                    time.sleep(0.5)
+                assert "Rottnest" in answers[-1], answers
+                assert stop(podman, pushed) == 0, logs(podman, pushed)
+                results = startup_index_results(logs(podman, pushed))
+                assert sum(r["updated"] + r["added"] for r in results) > 0, results
+        finally:
+            shutil.rmtree(book, ignore_errors=True)
     print(f"read-only root: health 200 after {seconds:.2f}s")
