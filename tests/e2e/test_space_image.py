@@ -42,7 +42,7 @@ from tests.conftest import ROOT, TEST_DATABASE_URL
 
 pytestmark = [pytest.mark.e2e, pytest.mark.image]
 
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "docusaurus-book-chat" / "space-image"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "docusaurus-book-chat/space-image"
 APP = "/home/user/app"
 INSTANCE = f"{APP}/instance"
 UID = 1000
@@ -69,7 +69,9 @@ class Podman:
         cache.mkdir(parents=True, exist_ok=True)
         # overlay is fast and shares layers; on a file system that is itself an overlay (inside a
         # container) it cannot mount, and vfs (a full copy per layer, slow and large) is the way.
-        fs_type = subprocess.run(["stat", "-f", "-c", "%T", str(cache)], capture_output=True, text=True).stdout
+        fs_type = subprocess.run(
+            ["stat", "--file-system", "--format=%T", str(cache)], capture_output=True, text=True
+        ).stdout
         driver = "vfs" if "overlay" in fs_type else "overlay"
         storage = cache / f"storage-{driver}"
         runtime = 'runtime = "runc"\n' if shutil.which("runc") else ""  # crun refuses hybrid cgroups
@@ -78,7 +80,8 @@ class Podman:
             "CONTAINERS_STORAGE_CONF": str(
                 _write(
                     cache / f"storage-{driver}.conf",
-                    f'[storage]\ndriver = "{driver}"\ngraphroot = "{storage}/graph"\nrunroot = "{storage}/run"\n',
+                    f'[storage]\ndriver = "{driver}"\n'
+                    f'graphroot = "{storage}/graph"\nrunroot = "{storage}/run"\n',
                 )
             ),
             # Without CAP_SYS_RESOURCE podman's default ulimits can exceed the hard limits.
@@ -96,7 +99,7 @@ class Podman:
             ["podman", *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
         )
         if check:
-            assert result.returncode == 0, f"podman {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
+            assert result.returncode == 0, f"podman {' '.join(args)}: {result.returncode}\n{result.stderr}"
         return result
 
     def inspect(self, name: str) -> dict:
@@ -151,7 +154,10 @@ def base_image(podman: Podman, bundle: Path) -> str:
 def stand_in(podman: Podman) -> str:
     """Debian's Python 3.11 with pip and the host's added CA certificates, imported once."""
     certificates = sorted(LOCAL_CA_CERTIFICATES.rglob("*.crt")) if LOCAL_CA_CERTIFICATES.is_dir() else []
-    recipe = {**STAND_IN_RECIPE, "certificates": [hashlib.sha256(c.read_bytes()).hexdigest() for c in certificates]}
+    recipe = {
+        **STAND_IN_RECIPE,
+        "certificates": [hashlib.sha256(c.read_bytes()).hexdigest() for c in certificates],
+    }
     tag = f"{STAND_IN}:{hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]}"
     with FileLock(str(CACHE / "stand-in.lock")):  # another run may be making it right now
         if podman("image", "exists", tag, check=False).returncode == 0:
@@ -160,7 +166,7 @@ def stand_in(podman: Podman) -> str:
             pytest.skip(f"the base image cannot be pulled and debootstrap is missing ({INSTALL_HINT})")
         rootfs = Path(tempfile.mkdtemp(prefix="stand-in-", dir=CACHE))
         try:
-            subprocess.run(
+            made = subprocess.run(
                 [
                     "debootstrap",
                     f"--variant={recipe['variant']}",
@@ -168,10 +174,12 @@ def stand_in(podman: Podman) -> str:
                     recipe["suite"],
                     str(rootfs),
                 ],
-                check=True,
+                check=False,
                 capture_output=True,
+                text=True,
                 timeout=1200,
             )
+            assert made.returncode == 0, f"debootstrap failed:\n{made.stdout[-3000:]}{made.stderr[-3000:]}"
             # What the official image has and the Dockerfile relies on: `python` and `pip` on PATH,
             # and pip allowed to install (Debian marks its Python as externally managed).
             for name, target in (("python", "/usr/bin/python3"), ("pip", "/usr/bin/pip3")):
@@ -456,7 +464,8 @@ def test_the_image_serves_as_uid_1000_probes_quietly_and_stops_cleanly(podman, i
         second_start = start(podman, box)  # the index is there now: checked, not rebuilt
         assert stop(podman, box) == 0, logs(podman, box)
         results = startup_index_results(logs(podman, box))[-2:]
-        assert results and all((r["added"], r["updated"], r["removed"]) == (0, 0, 0) for r in results), results
+        assert results, logs(podman, box)
+        assert all((r["added"], r["updated"], r["removed"]) == (0, 0, 0) for r in results), results
 
         assert written_outside_instance(podman, box) == []
     print(f"cold start to health 200: first {first_start:.2f}s (builds the index), next {second_start:.2f}s")
@@ -483,7 +492,8 @@ def test_the_image_runs_on_a_read_only_root_with_a_volume_for_instance(podman, i
             os.chmod(book, 0o755)  # UID 1000 reads it
             shutil.copytree(image.bundle / "docs", book / "docs")
             guide = book / "docs" / "faq.md"
-            guide.write_text(guide.read_text() + "\n\n## Where do quokkas live?\n\nQuokkas live on Rottnest Island.\n")
+            quokkas = "\n\n## Where do quokkas live?\n\nQuokkas live on Rottnest Island.\n"
+            guide.write_text(guide.read_text() + quokkas)
             with container(podman, image, *flags, "--volume", f"{book / 'docs'}:{APP}/docs:ro") as pushed:
                 start(podman, pushed)
                 answers = []
