@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             print("no working container engine:", file=sys.stderr)
             for name, reason in reasons.items():
                 print(f"  {name}: {reason}", file=sys.stderr)
-            print("see docs/deployment/hugging-face-spaces.md, 'Build and run the image locally'", file=sys.stderr)
+            print("see docs/deployment/hugging-face-spaces.md, 'Build and run the image locally'",
+                  file=sys.stderr)
             return 2
         for name, reason in reasons.items():
             print(f"{name}: {reason}; using {engine}")
