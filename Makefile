@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 7860
 export FLASK_APP := wsgi
 
-.PHONY: run test test-fast install ingest clean space
+.PHONY: run test test-fast install ingest clean space image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ ingest: install  ## index docs/ (incremental)
 space: install  ## assemble the Space under dist/space/ and lint its Dockerfile with hadolint
 	$(BIN)/python scripts/assemble_space.py --out dist/space $(if $(DOCS),--docs $(DOCS))
 	$(BIN)/hadolint dist/space/Dockerfile
+
+# The Space's image, built locally from dist/space/ with docker or podman (the first whose engine
+# answers `info`). BASE_IMAGE=... builds on a mirror of the slim Python image; IMAGE=name:tag;
+# ENGINE=podman picks one. Run it: docs/deployment/hugging-face-spaces.md.
+image: space  ## build the Space image from dist/space/ with docker or podman
+	$(BIN)/python scripts/build_image.py --context dist/space $(if $(IMAGE),--tag $(IMAGE)) \
+		$(if $(BASE_IMAGE),--base-image $(BASE_IMAGE)) $(if $(ENGINE),--engine $(ENGINE))
 
 clean:  ## remove the virtualenv and local data
 	rm -rf $(VENV) instance dist .pytest_cache

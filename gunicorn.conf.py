@@ -42,8 +42,11 @@ threads = int(os.environ.get("GUNICORN_THREADS", "128"))
 # gthread workers heartbeat from their main loop, so a long stream never trips this timeout; it
 # only catches a worker whose main loop is stuck. Gemini waits are bounded by GEMINI_TIMEOUT_SECONDS.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
-# On SIGTERM or a worker recycle, live streams get this long to finish.
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+# On SIGTERM or a worker recycle, live streams get this long to finish. 8 s: Docker and podman
+# send SIGKILL 10 s after SIGTERM by default (the Space's wait is not documented), and the workers
+# and the master need the rest to exit. An answer still streaming at 8 s is cut; what it streamed
+# is stored as interrupted (docs/deployment/hugging-face-spaces.md, "Stops and restarts").
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "8"))
 # The widget opens a new request per question; 5 s keeps a reader's connection for a quick follow-up
 # without parking idle sockets for long (they cost no thread while idle in gthread).
 keepalive = 5

@@ -11,6 +11,9 @@
   ends — with conversation_id, message_id, status, retrieval_ms, first_token_ms, total_ms,
   tokens and cached.
 - `GET /metrics` is measured but not logged (a scraper calls it every few seconds).
+- Health probes (`/api/health`, `/api/health/live`) that answer 200 are logged at DEBUG: the
+  image's HEALTHCHECK and the platform probe every 30 s, forever. A probe that fails (503
+  starting / degraded) stays at INFO, so a change of state is in the log.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ chat_log = logging.getLogger("app.chat")
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _QUIET_ROUTES = {"/metrics"}
+_PROBE_ROUTES = {"/api/health", "/api/health/live"}
 
 
 def request_id_from(header: str | None) -> str:
@@ -57,7 +61,9 @@ def install(app: Flask) -> None:
         route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
         observe_request(request.method, route, response.status_code, seconds)
         if route not in _QUIET_ROUTES:
-            request_log.info(
+            healthy_probe = route in _PROBE_ROUTES and response.status_code == 200
+            request_log.log(
+                logging.DEBUG if healthy_probe else logging.INFO,
                 "%s %s %s",
                 request.method,
                 route,

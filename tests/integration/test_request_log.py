@@ -24,6 +24,7 @@ def logs(caplog):
 
 
 def test_request_id_is_honoured_echoed_or_made(client, logs):
+    logs.set_level(logging.DEBUG, logger="app.request")  # healthy probes are DEBUG lines
     given = client.get("/api/health/live", headers={"X-Request-ID": "edge-7f3a:01"})
     assert given.headers["X-Request-ID"] == "edge-7f3a:01"
     made = client.get("/api/health/live")
@@ -51,6 +52,30 @@ def test_one_json_line_per_request_with_the_route_rule(client, logs):
         assert line["event"] == "request" and line["level"] == "INFO" and line["duration_ms"] >= 0
         assert set(line) >= {"time", "logger", "pid", "message", "request_id"}
     assert cid not in json.dumps(requests)
+
+
+def test_healthy_probes_are_debug_lines_and_a_failing_probe_an_info_line(client, make_settings, logs):
+    # The image's HEALTHCHECK probes every 30 s: at INFO that is a line every 30 s, forever.
+    assert client.get("/api/health/live").status_code == 200
+    assert client.get("/api/health").status_code == 200
+    assert lines(logs, "app.request") == []
+    logs.set_level(logging.DEBUG, logger="app.request")
+    client.get("/api/health")
+    assert [(r["route"], r["level"]) for r in lines(logs, "app.request")] == [("/api/health", "DEBUG")]
+    logs.clear()
+
+    from app import create_app
+
+    starting = create_app(make_settings(instance_path=make_settings().instance_path.parent / "other"))
+    response = starting.test_client().get("/api/health")  # start-up not run yet: 503 starting
+    with starting.app_context():
+        from app.extensions import db
+
+        db.engine.dispose()
+    assert response.status_code == 503
+    assert [(r["route"], r["status"], r["level"]) for r in lines(logs, "app.request")] == [
+        ("/api/health", 503, "INFO")
+    ]
 
 
 def test_one_chat_line_per_turn_with_its_timings(client, logs):
