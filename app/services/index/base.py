@@ -81,6 +81,13 @@ class SearchIndex(Protocol):
         """Points in the live version."""
         ...
 
+    def term_frequencies(self) -> tuple[int, dict[int, int]]:
+        """(points, keyword term id → points whose sparse vector holds it) of the live version.
+
+        What Qdrant's IDF is computed from; the relevance floor weighs a question's terms by it.
+        """
+        ...
+
     def version(self) -> str | None:
         """An id of the live version (changes on every write), or None before the first build."""
         ...

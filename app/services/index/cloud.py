@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
@@ -81,6 +82,23 @@ class QdrantIndex:
     def scroll(self, files: tuple[str, ...] | None = None) -> list[IndexHit]:
         """Every chunk point (optionally of some files), without vectors."""
         return [hit for hit in self._scroll(self.alias, _files_filter(files)) if hit.id != _META_ID]
+
+    def term_frequencies(self) -> tuple[int, dict[int, int]]:
+        """(chunk points, term id → chunk points holding it), counted from their sparse vectors."""
+        counts: Counter[int] = Counter()
+        points = 0
+        offset = None
+        while True:
+            records, offset = self.client.scroll(
+                self.alias, limit=512, offset=offset, with_payload=False, with_vectors=[SPARSE_VECTOR]
+            )
+            for record in records:
+                vector = (record.vector or {}).get(SPARSE_VECTOR) if isinstance(record.vector, dict) else None
+                if vector is not None:  # the manifest point has none
+                    points += 1
+                    counts.update(vector.indices)
+            if offset is None:
+                return points, dict(counts)
 
     def count(self) -> int:
         """Chunk points in the live collection."""
