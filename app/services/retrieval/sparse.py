@@ -48,12 +48,12 @@ FLOOR_PAGES = 5
 FLOOR_LONG_QUESTION_TERMS = 8
 # Share of the question's IDF mass that one page must hold: long questions, short ones.
 FLOOR_MIN_SHARE_LONG = 0.3
-FLOOR_MIN_SHARE_SHORT = 0.5
+FLOOR_MIN_SHARE_SHORT = 0.45
 # And a strong enough section: the best BM25 score / the question's IDF mass. A term matched once
 # in body text scores about its IDF; in a heading or title, or with its neighbour as a word pair,
 # more. Off-topic questions that share a word or two with the book score less.
 FLOOR_MIN_STRENGTH_LONG = 0.25
-FLOOR_MIN_STRENGTH_SHORT = 0.85
+FLOOR_MIN_STRENGTH_SHORT = 0.8
 # A long question mostly in words the book never uses is in another language: it is judged on the
 # words it shares with the book, of which this many must be specific (not GENERIC_WORDS).
 FLOOR_FOREIGN_UNKNOWN_SHARE = 0.6
