@@ -43,7 +43,7 @@ def embeddings(mode: str) -> Iterator[str]:
     The service reads its settings from the environment, so the Gemini variables are set for the
     body and restored after it.
     """
-    names = ("GEMINI_API_KEY", "GEMINI_BASE_URL", "GEMINI_EMBEDDING_DIM")
+    names = ("GEMINI_API_KEY", "GEMINI_BASE_URL", "GEMINI_EMBEDDING_DIM", "GEMINI_TIMEOUT_SECONDS")
     saved = {name: os.environ.get(name) for name in names}
     try:
         if mode == "keyword":
@@ -54,7 +54,9 @@ def embeddings(mode: str) -> Iterator[str]:
         if mode != "hybrid":
             raise ValueError(f"unknown mode {mode!r}")
         with FakeGemini(api_key=_KEY, embedder=minilm_embedder()) as fake:
-            os.environ.update(GEMINI_API_KEY=_KEY, GEMINI_BASE_URL=fake.base_url, GEMINI_EMBEDDING_DIM=str(MINILM_DIM))
+            # A batch of 100 chunks on a busy CPU can take longer than Gemini's usual timeout.
+            os.environ.update(GEMINI_API_KEY=_KEY, GEMINI_BASE_URL=fake.base_url, GEMINI_EMBEDDING_DIM=str(MINILM_DIM),
+                              GEMINI_TIMEOUT_SECONDS="600")
             yield mode
     finally:
         for name, value in saved.items():

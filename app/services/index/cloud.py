@@ -74,10 +74,15 @@ class QdrantIndex:
                 query_filter=flt,
                 limit=request.limit,
                 with_payload=True,
+                with_vectors=[SPARSE_VECTOR] if request.with_terms and not use_dense else False,
             )
         else:
             return []
-        return [IndexHit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
+        with_terms = request.with_terms and not use_dense
+        return [
+            IndexHit(str(p.id), float(p.score), dict(p.payload or {}), _terms(p.vector) if with_terms else None)
+            for p in response.points
+        ]
 
     def scroll(self, files: tuple[str, ...] | None = None) -> list[IndexHit]:
         """Every chunk point (optionally of some files), without vectors."""
@@ -210,6 +215,11 @@ class QdrantIndex:
             hits.extend(IndexHit(str(r.id), 0.0, dict(r.payload or {})) for r in records)
             if offset is None:
                 return hits
+
+
+def _terms(vectors: Any) -> list[int]:
+    sparse = vectors.get(SPARSE_VECTOR) if isinstance(vectors, dict) else None
+    return list(sparse.indices) if sparse is not None else []
 
 
 def _is_missing(exc: Exception) -> bool:

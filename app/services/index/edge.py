@@ -134,10 +134,14 @@ class EdgeIndex:
                 query=qe.Query.Nearest(_to_edge_sparse(sparse), using=SPARSE_VECTOR),
                 filter=flt,
                 with_payload=True,
+                with_vector=[SPARSE_VECTOR] if request.with_terms else None,
             )
         else:
             return []
-        return [IndexHit(str(p.id), float(p.score), dict(p.payload or {})) for p in live.shard.query(query)]
+        return [
+            IndexHit(str(p.id), float(p.score), dict(p.payload or {}), _terms(p.vector) if request.with_terms else None)
+            for p in live.shard.query(query)
+        ]
 
     def scroll(self, files: tuple[str, ...] | None = None) -> list[IndexHit]:
         """Every point (optionally of some files), without vectors."""
@@ -324,3 +328,8 @@ def _count_terms(shard: qe.EdgeShard) -> tuple[int, dict[int, int]]:
                 counts.update(vector.indices)
         if offset is None:
             return points, dict(counts)
+
+
+def _terms(vectors: Any) -> list[int]:
+    sparse = (vectors or {}).get(SPARSE_VECTOR)
+    return list(sparse.indices) if sparse is not None else []

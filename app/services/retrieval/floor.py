@@ -91,10 +91,6 @@ class RelevanceFloor:
 
     def __init__(self, analyzer: Analyzer) -> None:
         self.analyzer = analyzer
-        self._section_terms = lru_cache(maxsize=4096)(self._terms_of)
-
-    def _terms_of(self, text: str) -> frozenset[str]:
-        return frozenset(self.analyzer.terms(text))
 
     def judge(self, question: str, hits: Sequence[IndexHit], stats: TermStatistics) -> FloorVerdict:
         """Whether keyword `hits` (best first, from a keyword-only query) cover `question`."""
@@ -141,14 +137,23 @@ class RelevanceFloor:
                 pages.append(page)
             if len(pages) == sparse.FLOOR_PAGES:
                 break
-        wanted = set(terms)
+        ids = {term_id(t): t for t in terms}
         found: dict[str, set[str]] = {page: set() for page in pages}
         for hit in hits:  # every candidate section of those pages: a page answers as a whole
             page = hit.payload.get("file", "")
-            if page in found and not wanted <= found[page]:
-                found[page] |= wanted & self._section_terms(searchable_text(hit.payload))
+            if page in found and len(found[page]) < len(ids):
+                found[page].update(ids[i] for i in ids.keys() & self._section_terms(hit))
         best = max(pages, key=lambda p: sum(weights[t] for t in found[p]))
         return best, found[best]
+
+    def _section_terms(self, hit: IndexHit) -> Iterable[int]:
+        # The index's own terms of the section when the search returned them (no analysis).
+        if hit.terms is not None:
+            return hit.terms
+        return self._analyzed(searchable_text(hit.payload))
+
+    def _analyzed(self, text: str) -> frozenset[int]:
+        return frozenset(term_id(t) for t in self.analyzer.terms(text))
 
 
 def _passes(share: float, strength: float, terms: int) -> bool:

@@ -124,7 +124,7 @@ class Retriever:
     def judge(self, question: str) -> FloorVerdict:
         """The relevance floor's verdict on a question, with its evidence."""
         sparse = self.encoder.query(question)
-        hits = self.index.search(SearchRequest(sparse=sparse, limit=self.candidates)) if sparse else []
+        hits = self.index.search(SearchRequest(sparse=sparse, limit=self.candidates, with_terms=True)) if sparse else []
         return self.floor.judge(question, hits, self._term_statistics())
 
     def _search(self, query: str, limit: int) -> tuple[FloorVerdict, list[IndexHit]]:
@@ -133,7 +133,7 @@ class Retriever:
         sparse = self.encoder.query(query)
         if not sparse:
             return FloorVerdict(False), []
-        keyword = self.index.search(SearchRequest(sparse=sparse, limit=max(self.candidates, limit)))
+        keyword = self.index.search(SearchRequest(sparse=sparse, limit=max(self.candidates, limit), with_terms=True))
         verdict = self.floor.judge(query, keyword, self._term_statistics())
         if not verdict.covered:
             return verdict, []
