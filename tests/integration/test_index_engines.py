@@ -51,6 +51,9 @@ def test_keyword_search_finds_the_matching_document(engine):
     hits = reader.search(SearchRequest(sparse=ENCODER.query("How to deploy on GitHub?"), limit=3))
     assert files(hits)[0] == "deploy.md"
     assert reader.count() == 3
+    assert hits[0].terms is None  # not asked for
+    with_terms = reader.search(SearchRequest(sparse=ENCODER.query("How to deploy on GitHub?"), limit=3, with_terms=True))
+    assert term_id("deploy") in with_terms[0].terms and term_id("sidebar") not in with_terms[0].terms
 
 
 def test_hybrid_search_fuses_dense_and_keyword(engine):
