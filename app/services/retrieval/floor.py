@@ -87,7 +87,7 @@ class FloorVerdict:
 
 
 class RelevanceFloor:
-    """Judges keyword hits against the question; stateless apart from a small term cache."""
+    """Judges keyword hits against a question (stateless: the book's statistics are passed in)."""
 
     def __init__(self, analyzer: Analyzer) -> None:
         self.analyzer = analyzer
