@@ -121,12 +121,6 @@ class Retriever:
         passages = self._shape(hits, limit) if hits else []
         return RetrievalResult(passages, int((time.perf_counter() - started) * 1000), verdict)
 
-    def judge(self, question: str) -> FloorVerdict:
-        """The relevance floor's verdict on a question, with its evidence."""
-        sparse = self.encoder.query(question)
-        hits = self.index.search(SearchRequest(sparse=sparse, limit=self.candidates, with_terms=True)) if sparse else []
-        return self.floor.judge(question, hits, self._term_statistics())
-
     def _search(self, query: str, limit: int) -> tuple[FloorVerdict, list[IndexHit]]:
         # The floor always judges a keyword-only query: its evidence is on BM25's scale, which
         # the book fixes, whatever embedding model ranks the passages.
