@@ -108,15 +108,6 @@ class Settings(BaseSettings):
         "(false: answer 429/503 instead).",
     )
     retrieval_top_k: int = Field(default=5, ge=1, le=20)
-    retrieval_min_coverage: float = Field(
-        default=0.6, ge=0, le=1, description="Keyword floor: share of the question's words a section must hold."
-    )
-    retrieval_strong_score: float = Field(
-        default=9.0, ge=0, description="Keyword floor: a BM25 score that counts as covered on its own."
-    )
-    retrieval_min_similarity: float = Field(
-        default=0.6, ge=-1, le=1, description="Hybrid floor: cosine similarity of the closest section."
-    )
     offline_token_delay_ms: int = Field(
         default=0,
         ge=0,

@@ -107,7 +107,8 @@ class ChatService:
         if cached is not None:
             return self._replay(turn, cached, started, question.mode, question.format)
         try:
-            retrieval = self.retriever.retrieve(self._retrieval_query(question, turn.history))
+            query, fallback = self._retrieval_queries(question, turn.history)
+            retrieval = self.retriever.retrieve(query, alternatives=fallback)
             passages = retrieval.passages
             if question.mode == "selection" and question.context:
                 # Cite where the selection comes from, with its neighbours as extra context.
@@ -209,19 +210,23 @@ class ChatService:
             live_turns=self.live_turns,
         )
 
-    def _retrieval_query(self, question: ChatQuestion, history: list[tuple[str, str]]) -> str:
-        """What to search for: a follow-up made standalone, plus the start of any selection."""
-        query = question.message
+    def _retrieval_queries(self, question: ChatQuestion, history: list[tuple[str, str]]) -> tuple[str, tuple[str, ...]]:
+        """What to search for: a follow-up made standalone, and the fallback query (previous
+        question + this one) to fuse with it, so a poor rewrite cannot sink the follow-up; each
+        with the start of any selection."""
+        query, fallback = question.message, None
         if history:
+            fallback = ConcatenatingRewriter().rewrite(question.message, history)
             try:
                 query = self.rewriter.rewrite(question.message, history)
             except ServiceUnavailable as exc:
                 # The rewrite is a help, not a requirement: fall back rather than fail the turn.
                 log.info("follow-up rewrite unavailable (%s); searching with the previous question", exc.code)
-                query = ConcatenatingRewriter().rewrite(question.message, history)
+                query = fallback
+        queries = [query] if fallback in (None, query) else [query, fallback]
         if question.mode == "selection" and question.context:
-            query = f"{query}\n{question.context[:1000]}"
-        return query
+            queries = [f"{q}\n{question.context[:1000]}" for q in queries]
+        return queries[0], tuple(queries[1:])
 
     def _fail(self, turn: OpenTurn, mode: str, started: float, code: str, retrieval_ms: int | None = None) -> None:
         outcome = TurnOutcome(

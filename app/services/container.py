@@ -106,9 +106,6 @@ def make_retriever(settings: Settings, index: SearchIndex, embedder: Any) -> Ret
         Bm25Encoder(),
         embedder,
         top_k=settings.retrieval_top_k,
-        min_coverage=settings.retrieval_min_coverage,
-        strong_score=settings.retrieval_strong_score,
-        min_similarity=settings.retrieval_min_similarity,
     )
 
 

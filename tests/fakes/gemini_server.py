@@ -145,6 +145,15 @@ def fake_embedding(text: str, dim: int = DEFAULT_EMBEDDING_DIM) -> list[float]:
     return [round(value / norm, 6) for value in vector]
 
 
+def _fit(vector: list[float], dim: int) -> list[float]:
+    """A vector of exactly ``dim`` values: zero-padded, or cut and L2-normalised again."""
+    if len(vector) <= dim:
+        return vector + [0.0] * (dim - len(vector))
+    cut = vector[:dim]
+    norm = math.sqrt(sum(value * value for value in cut)) or 1.0
+    return [value / norm for value in cut]
+
+
 def _embedding_features(text: str) -> list[tuple[str, float]]:
     """List the (feature, weight) pairs hashed into a fake embedding."""
     features: list[tuple[str, float]] = []
@@ -414,9 +423,24 @@ class FakeGemini:
         "drop_after_events",
     )
 
-    def __init__(self, api_key: Optional[str] = "test-key", *, host: str = "127.0.0.1", port: int = 0, **knobs: Any) -> None:
-        """Create a stopped fake. ``api_key`` None accepts any non-empty key; ``knobs`` as in ``configure``."""
+    def __init__(
+        self,
+        api_key: Optional[str] = "test-key",
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        embedder: Optional[Callable[[list[str]], list[list[float]]]] = None,
+        **knobs: Any,
+    ) -> None:
+        """Create a stopped fake. ``api_key`` None accepts any non-empty key; ``knobs`` as in ``configure``.
+
+        ``embedder`` replaces the deterministic fake embeddings of ``batchEmbedContents``: it gets
+        the batch's texts and returns one vector each (benchmarks plug a real sentence-embedding
+        model in here). Each vector is fitted to the requested ``outputDimensionality``: zeros
+        appended when shorter, cut and re-normalised when longer (as Gemini's own smaller sizes).
+        """
         self.api_key = api_key
+        self.embedder = embedder
         self._address = (host, port)
         self._lock = threading.Lock()
         self._abandoned_streams = 0
@@ -623,15 +647,19 @@ class FakeGemini:
         if len(entries) > MAX_EMBED_BATCH:
             message = f"* BatchEmbedContentsRequest.requests: at most {MAX_EMBED_BATCH} requests can be in one batch\n"
             return _ErrorReply(400, error_envelope(400, message), {})
-        embeddings = []
+        texts, dims = [], []
         for entry in entries:
             dim = entry.get("outputDimensionality", DEFAULT_EMBEDDING_DIM) if isinstance(entry, dict) else None
             if not isinstance(dim, int) or not 1 <= dim <= MAX_EMBEDDING_DIM:
-                message = f"* BatchEmbedContentsRequest.requests[{len(embeddings)}].output_dimensionality: must be between 1 and {MAX_EMBEDDING_DIM}\n"
+                message = f"* BatchEmbedContentsRequest.requests[{len(texts)}].output_dimensionality: must be between 1 and {MAX_EMBEDDING_DIM}\n"
                 return _ErrorReply(400, error_envelope(400, message), {})
-            text = " ".join(_texts(entry.get("content")))
-            embeddings.append({"values": fake_embedding(text, dim)})
-        return _JsonReply({"embeddings": embeddings}, 0.0)
+            texts.append(" ".join(_texts(entry.get("content"))))
+            dims.append(dim)
+        if self.embedder is None:
+            vectors = [fake_embedding(text, dim) for text, dim in zip(texts, dims)]
+        else:
+            vectors = [_fit(list(map(float, vector)), dim) for vector, dim in zip(self.embedder(texts), dims)]
+        return _JsonReply({"embeddings": [{"values": vector} for vector in vectors]}, 0.0)
 
     def _generate(self, body: dict, model: str, *, stream: bool) -> Union[_ErrorReply, _JsonReply, _StreamPlan]:
         """Answer generateContent / streamGenerateContent from the script or the knobs."""

@@ -171,6 +171,27 @@ def test_embeddings_batch_of_101_is_rejected_with_400(fake, genai_client):
     assert len(fake.last_request.body["requests"]) == 101
 
 
+def test_a_plugged_in_embedder_answers_batch_embed_contents(genai_client):
+    """Benchmarks plug a real model in: its vectors, fitted to the requested size, reach the SDK."""
+    seen = []
+
+    def embedder(texts):
+        seen.append(list(texts))
+        return [[3.0, 4.0] if "sidebar" in text else [0.0, 1.0, 0.0, 0.0] for text in texts]
+
+    with FakeGemini(api_key=API_KEY, embedder=embedder) as server:
+        client = make_client(server)
+        small = client.models.embed_content(
+            model=EMBED_MODEL, contents=["the sidebar", "a blog"], config=types.EmbedContentConfig(output_dimensionality=3)
+        )
+        cut = client.models.embed_content(
+            model=EMBED_MODEL, contents=["a blog"], config=types.EmbedContentConfig(output_dimensionality=2)
+        )
+    assert seen == [["the sidebar", "a blog"], ["a blog"]]
+    assert [e.values for e in small.embeddings] == [[3.0, 4.0, 0.0], [0.0, 1.0, 0.0]]  # padded with zeros
+    assert cut.embeddings[0].values == [0.0, 1.0]  # cut to size, still unit length
+
+
 def test_fake_embedding_ranks_texts_sharing_words_higher():
     """Hashed bag-of-words: overlap in words means higher cosine, and vectors are unit length."""
     query = fake_embedding("how do I reset my password", 768)

@@ -125,6 +125,21 @@ def test_follow_up_sends_the_earlier_turns_and_rewrites_the_question(gemini_app,
     assert answer.body["contents"][1]["parts"][0]["text"] == "Basil likes moist soil [1]."
 
 
+def test_an_unhelpful_rewrite_does_not_sink_the_follow_up(gemini_app, fake):
+    client = gemini_app.test_client()
+    fake.reply_with("Basil likes moist soil [1].")
+    _, first = chat(client, message="How do I water basil?")
+    fake.reset()
+    # The rewrite call answers "ok": alone it finds nothing, fused with the fallback query
+    # (previous question + follow-up) the follow-up is still answered from the book.
+    fake.script(["ok", "They prefer to dry out [1]."])
+    response, second = chat(client, message="And the other herbs?", conversation_id=first[0]["conversation_id"])
+    assert response.status_code == 200 and answer_text(second) == "They prefer to dry out [1]."
+    assert second[-1]["grounded"] is True
+    assert "guides/watering.md" in [source["file"] for source in second[-1]["sources"]]
+    assert len(generation_calls(fake)) == 2  # the rewrite, then the answer: not refused
+
+
 def test_without_fallback_quota_exhausted_before_the_first_token_is_a_429_not_an_answer(strict_app, fake):
     fake.fail_next(10, 429, method="streamGenerateContent", retry_delay="7s")
     client = strict_app.test_client()

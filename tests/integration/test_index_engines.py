@@ -9,7 +9,7 @@ from qdrant_client import QdrantClient
 from app.services.index.base import IndexPoint, IndexSpec, SearchRequest, point_id
 from app.services.index.cloud import QdrantIndex
 from app.services.index.edge import EdgeIndex, EdgeIndexWriter
-from app.services.retrieval.sparse import Bm25Encoder
+from app.services.retrieval.sparse import Bm25Encoder, term_id
 
 ENCODER = Bm25Encoder(avgdl=8)
 DOCS = {
@@ -51,6 +51,9 @@ def test_keyword_search_finds_the_matching_document(engine):
     hits = reader.search(SearchRequest(sparse=ENCODER.query("How to deploy on GitHub?"), limit=3))
     assert files(hits)[0] == "deploy.md"
     assert reader.count() == 3
+    assert hits[0].terms is None  # not asked for
+    with_terms = reader.search(SearchRequest(sparse=ENCODER.query("How to deploy on GitHub?"), limit=3, with_terms=True))
+    assert term_id("deploy") in with_terms[0].terms and term_id("sidebar") not in with_terms[0].terms
 
 
 def test_hybrid_search_fuses_dense_and_keyword(engine):
@@ -59,6 +62,17 @@ def test_hybrid_search_fuses_dense_and_keyword(engine):
     hits = reader.search(SearchRequest(sparse=ENCODER.query("sidebar"), dense=[1.0, 1.0, 0.5], limit=3))
     assert files(hits)[0] == "sidebar.md"  # first by both vectors
     assert len(hits) == 3
+
+
+def test_term_frequencies_count_the_sections_holding_each_term(engine):
+    reader, writer = engine
+    writer.write(IndexSpec(dense_dim=3), points(), [], full=True)
+    sections, frequencies = reader.term_frequencies()
+    assert sections == 3  # chunks only (Qdrant's manifest point is not one)
+    assert frequencies[term_id("site")] == 2 and frequencies[term_id("sidebar")] == 1
+    assert term_id("banana") not in frequencies
+    writer.write(IndexSpec(dense_dim=3), [], [point_id("search.md")], full=False)
+    assert reader.term_frequencies()[1][term_id("site")] == 1  # the new version is counted anew
 
 
 def test_filter_by_file(engine):

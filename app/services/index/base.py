@@ -8,6 +8,7 @@ are configured, a dense vector named `dense`; both fuse the two with Qdrant's ow
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -36,22 +37,28 @@ class IndexPoint:
 
 @dataclass(frozen=True)
 class IndexHit:
-    """A search result: the point's id, its score and its payload."""
+    """A search result: the point's id, its score and its payload.
+
+    `terms`: the keyword term ids its sparse vector holds, when the search asked for them.
+    """
 
     id: str
     score: float
     payload: dict[str, Any]
+    terms: Sequence[int] | None = None
 
 
 @dataclass(frozen=True)
 class SearchRequest:
-    """A query: sparse and/or dense; `files` restricts to those source files."""
+    """A query: sparse and/or dense; `files` restricts to those source files; `with_terms`
+    returns each hit's keyword term ids (its sparse vector's indices)."""
 
     sparse: SparseVector | None
     dense: list[float] | None = None
     limit: int = 10
     prefetch_limit: int = 50
     files: tuple[str, ...] | None = None
+    with_terms: bool = False
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,13 @@ class SearchIndex(Protocol):
 
     def count(self) -> int:
         """Points in the live version."""
+        ...
+
+    def term_frequencies(self) -> tuple[int, dict[int, int]]:
+        """(points, keyword term id → points whose sparse vector holds it) of the live version.
+
+        What Qdrant's IDF is computed from; the relevance floor weighs a question's terms by it.
+        """
         ...
 
     def version(self) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Any
 
@@ -73,14 +74,36 @@ class QdrantIndex:
                 query_filter=flt,
                 limit=request.limit,
                 with_payload=True,
+                with_vectors=[SPARSE_VECTOR] if request.with_terms and not use_dense else False,
             )
         else:
             return []
-        return [IndexHit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
+        with_terms = request.with_terms and not use_dense
+        return [
+            IndexHit(str(p.id), float(p.score), dict(p.payload or {}), _terms(p.vector) if with_terms else None)
+            for p in response.points
+        ]
 
     def scroll(self, files: tuple[str, ...] | None = None) -> list[IndexHit]:
         """Every chunk point (optionally of some files), without vectors."""
         return [hit for hit in self._scroll(self.alias, _files_filter(files)) if hit.id != _META_ID]
+
+    def term_frequencies(self) -> tuple[int, dict[int, int]]:
+        """(chunk points, term id → chunk points holding it), counted from their sparse vectors."""
+        counts: Counter[int] = Counter()
+        points = 0
+        offset = None
+        while True:
+            records, offset = self.client.scroll(
+                self.alias, limit=512, offset=offset, with_payload=False, with_vectors=[SPARSE_VECTOR]
+            )
+            for record in records:
+                vector = (record.vector or {}).get(SPARSE_VECTOR) if isinstance(record.vector, dict) else None
+                if vector is not None:  # the manifest point has none
+                    points += 1
+                    counts.update(vector.indices)
+            if offset is None:
+                return points, dict(counts)
 
     def count(self) -> int:
         """Chunk points in the live collection."""
@@ -192,6 +215,11 @@ class QdrantIndex:
             hits.extend(IndexHit(str(r.id), 0.0, dict(r.payload or {})) for r in records)
             if offset is None:
                 return hits
+
+
+def _terms(vectors: Any) -> list[int]:
+    sparse = vectors.get(SPARSE_VECTOR) if isinstance(vectors, dict) else None
+    return list(sparse.indices) if sparse is not None else []
 
 
 def _is_missing(exc: Exception) -> bool:

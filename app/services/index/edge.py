@@ -22,6 +22,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -71,9 +72,18 @@ class _Version:
         self.manifest = json.loads((folder / "manifest.json").read_text())
         self.shard = qe.EdgeShard.load(str(folder / "shard"))
 
+        self._frequencies: tuple[int, dict[int, int]] | None = None
+        self._frequencies_lock = threading.Lock()
+
     @property
     def spec(self) -> IndexSpec:
         return IndexSpec(dense_dim=self.manifest.get("dense_dim"), meta=self.manifest.get("meta", {}))
+
+    def term_frequencies(self) -> tuple[int, dict[int, int]]:
+        with self._frequencies_lock:  # a version never changes: count its sparse vectors once
+            if self._frequencies is None:
+                self._frequencies = _count_terms(self.shard)
+            return self._frequencies
 
 
 class EdgeIndex:
@@ -124,14 +134,22 @@ class EdgeIndex:
                 query=qe.Query.Nearest(_to_edge_sparse(sparse), using=SPARSE_VECTOR),
                 filter=flt,
                 with_payload=True,
+                with_vector=[SPARSE_VECTOR] if request.with_terms else None,
             )
         else:
             return []
-        return [IndexHit(str(p.id), float(p.score), dict(p.payload or {})) for p in live.shard.query(query)]
+        return [
+            IndexHit(str(p.id), float(p.score), dict(p.payload or {}), _terms(p.vector) if request.with_terms else None)
+            for p in live.shard.query(query)
+        ]
 
     def scroll(self, files: tuple[str, ...] | None = None) -> list[IndexHit]:
         """Every point (optionally of some files), without vectors."""
         return _scroll_all(self._require_live().shard, _files_filter(files))
+
+    def term_frequencies(self) -> tuple[int, dict[int, int]]:
+        """(points, term id → points holding it) of the live version, counted once per version."""
+        return self._require_live().term_frequencies()
 
     def count(self) -> int:
         """Points in the live version (0 before the first build)."""
@@ -295,3 +313,23 @@ def _scroll_all(shard: qe.EdgeShard, flt: qe.Filter | None) -> list[IndexHit]:
         if offset is None:
             break
     return hits
+
+
+def _count_terms(shard: qe.EdgeShard) -> tuple[int, dict[int, int]]:
+    counts: Counter[int] = Counter()
+    points = 0
+    offset = None
+    while True:
+        records, offset = shard.scroll(qe.ScrollRequest(offset=offset, limit=512, with_payload=False, with_vector=True))
+        for record in records:
+            points += 1
+            vector = (record.vector or {}).get(SPARSE_VECTOR)
+            if vector is not None:
+                counts.update(vector.indices)
+        if offset is None:
+            return points, dict(counts)
+
+
+def _terms(vectors: Any) -> list[int]:
+    sparse = (vectors or {}).get(SPARSE_VECTOR)
+    return list(sparse.indices) if sparse is not None else []

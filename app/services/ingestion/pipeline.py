@@ -18,17 +18,13 @@ from tqdm import tqdm
 from app.services.index.base import IndexPoint, IndexSpec, IndexWriter, point_id
 from app.services.ingestion.chunking import Chunk, chunk_book
 from app.services.ingestion.docusaurus import discover_pages, parse_page
-from app.services.retrieval.sparse import Bm25Encoder
+from app.services.retrieval.sparse import FIELD_WEIGHTS, Bm25Encoder
 
 log = logging.getLogger(__name__)
 
 EMBED_BATCH = 100  # the embedding API's limit per request; also the progress bar's step
 # Bump when the keyword analysis changes: a live index built differently is then rebuilt whole.
 SPARSE_SCHEME = "bm25-fields-bigrams-v2"
-# How much a word in each field counts, relative to a word of body text. Headings and the page
-# title say what a section is about in few words; the description and the route (the words of
-# the page's URL, e.g. "api plugins plugin google gtag") name the page as readers know it.
-FIELD_WEIGHTS = {"body": 1.0, "heading": 2.0, "title": 2.0, "description": 1.0, "route": 1.0}
 
 
 class DocumentEmbedder(Protocol):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from app.services.errors import ServiceUnavailable
 from app.services.index.base import IndexHit, SearchIndex, SearchRequest
+from app.services.retrieval.floor import FloorVerdict, RelevanceFloor, TermStatistics
 from app.services.retrieval.sparse import Bm25Encoder
 
 
@@ -53,10 +56,15 @@ class Passage:
 
 @dataclass(frozen=True)
 class RetrievalResult:
-    """The passages found, best first, and how long finding them took."""
+    """The passages found, best first, and how long finding them took.
+
+    `verdict` is the relevance floor's judgement of the (first covered) query; no passages and a
+    verdict that is not `covered` mean the book does not cover the question.
+    """
 
     passages: list[Passage]
     elapsed_ms: int
+    verdict: FloorVerdict | None = None
 
 
 class Retriever:
@@ -76,9 +84,6 @@ class Retriever:
         *,
         top_k: int = 5,
         per_page: int = 2,
-        min_coverage: float = 0.6,
-        strong_score: float = 9.0,
-        min_similarity: float = 0.6,
         candidates: int = 100,
         page_evidence_sections: int = 3,
         page_evidence_weight: float = 0.7,
@@ -88,23 +93,60 @@ class Retriever:
         self.embedder = embedder
         self.top_k = top_k
         self.per_page = per_page
-        self.min_coverage = min_coverage
-        self.strong_score = strong_score
-        self.min_similarity = min_similarity
         self.candidates = candidates
         self.page_evidence_sections = page_evidence_sections
         self.page_evidence_weight = page_evidence_weight
+        self.floor = RelevanceFloor(encoder.analyzer)
+        self._stats_lock = threading.Lock()
+        self._stats: tuple[str | None, TermStatistics] | None = None
 
-    def retrieve(self, question: str, *, limit: int | None = None) -> RetrievalResult:
-        """The best passages for `question` (empty when nothing in the book matches)."""
+    def retrieve(self, question: str, *, limit: int | None = None, alternatives: Sequence[str] = ()) -> RetrievalResult:
+        """The best passages for `question` (empty when the book does not cover it).
+
+        `alternatives` are other wordings of the same need (a follow-up's fallback query): each
+        query that passes the floor contributes, and their results are fused by rank (RRF), so a
+        poor wording cannot sink a good one.
+        """
         started = time.perf_counter()
         limit = limit or self.top_k
-        sparse = self.encoder.query(question)
-        dense = self._embed(question)
-        hits = self.index.search(SearchRequest(sparse=sparse, dense=dense, limit=max(self.candidates, limit)))
-        covered = self._covered(question, hits, dense)
-        passages = self._shape(hits, limit) if covered else []
-        return RetrievalResult(passages, int((time.perf_counter() - started) * 1000))
+        ranked: list[list[IndexHit]] = []
+        verdict: FloorVerdict | None = None
+        for query in dict.fromkeys([question, *alternatives]):
+            query_verdict, hits = self._search(query, limit)
+            if verdict is None or (query_verdict.covered and not verdict.covered):
+                verdict = query_verdict
+            if hits:
+                ranked.append(hits)
+        hits = ranked[0] if len(ranked) == 1 else _fuse(ranked)
+        passages = self._shape(hits, limit) if hits else []
+        return RetrievalResult(passages, int((time.perf_counter() - started) * 1000), verdict)
+
+    def _search(self, query: str, limit: int) -> tuple[FloorVerdict, list[IndexHit]]:
+        # The floor always judges a keyword-only query: its evidence is on BM25's scale, which
+        # the book fixes, whatever embedding model ranks the passages.
+        sparse = self.encoder.query(query)
+        if not sparse:
+            return FloorVerdict(False), []
+        keyword = self.index.search(SearchRequest(sparse=sparse, limit=max(self.candidates, limit), with_terms=True))
+        verdict = self.floor.judge(query, keyword, self._term_statistics())
+        if not verdict.covered:
+            return verdict, []
+        dense = self._embed(query)
+        if dense is None:
+            return verdict, keyword
+        return verdict, self.index.search(SearchRequest(sparse=sparse, dense=dense, limit=max(self.candidates, limit)))
+
+    def _term_statistics(self) -> TermStatistics:
+        """The live book's term statistics, counted once per index version (a scan of its vectors)."""
+        version = self.index.version()
+        cached = self._stats
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        with self._stats_lock:
+            cached = self._stats
+            if cached is None or cached[0] != version:
+                cached = self._stats = (version, TermStatistics(*self.index.term_frequencies()))
+            return cached[1]
 
     def _embed(self, question: str) -> list[float] | None:
         """The question's vector when the live index has dense vectors; None otherwise."""
@@ -135,37 +177,6 @@ class Retriever:
         nearby.sort(key=lambda hit: hit.payload.get("chunk_index", 0))
         return [_passage(best, similarity=1.0)] + [_passage(hit, similarity=0.5) for hit in nearby]
 
-    def _covered(self, question: str, hits: list[IndexHit], dense: list[float] | None) -> bool:
-        """The relevance floor: does the book plausibly answer this at all?
-
-        Keyword evidence: the match is strong, or most of the question's words appear in one of
-        the best sections (off-topic questions, "give me a pancake recipe", match a word or two
-        by chance). With embeddings, a close enough section (cosine) also counts, so a question
-        worded unlike the book still gets through.
-        """
-        if not hits:
-            return False
-        if dense is None and hits[0].score >= self.strong_score:
-            return True  # a raw BM25 score; fused (RRF) scores are ranks, not evidence
-        if self._word_coverage(question, hits[:3]) >= self.min_coverage:
-            return True
-        if dense is not None:
-            nearest = self.index.search(SearchRequest(sparse=None, dense=dense, limit=1))
-            return bool(nearest) and nearest[0].score >= self.min_similarity
-        return False
-
-    def _word_coverage(self, question: str, hits: list[IndexHit]) -> float:
-        """The largest share of the question's terms found in one of `hits`."""
-        question_terms = set(self.encoder.analyzer.terms(question))
-        if not question_terms:
-            return 0.0
-        best = 0.0
-        for hit in hits:
-            p = hit.payload
-            fields = " ".join(str(p.get(k) or "") for k in ("text", "heading", "title", "description", "route"))
-            best = max(best, len(question_terms & set(self.encoder.analyzer.terms(fields))) / len(question_terms))
-        return best
-
     def _shape(self, hits: list[IndexHit], limit: int) -> list[Passage]:
         by_page: dict[str, list[IndexHit]] = {}
         for hit in hits:
@@ -190,6 +201,18 @@ class Retriever:
                 if len(seen_sections) == self.per_page:
                     break
         return passages
+
+
+def _fuse(ranked: list[list[IndexHit]], k: int = 60) -> list[IndexHit]:
+    """Reciprocal rank fusion of several result lists (k = 60, as Qdrant's RRF)."""
+    scores: dict[str, float] = {}
+    first: dict[str, IndexHit] = {}
+    for hits in ranked:
+        for rank, hit in enumerate(hits):
+            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (k + rank + 1)
+            first.setdefault(hit.id, hit)
+    order = sorted(scores, key=lambda i: -scores[i])
+    return [IndexHit(i, scores[i], first[i].payload) for i in order]
 
 
 def _passage(hit: IndexHit, similarity: float) -> Passage:

@@ -33,6 +33,48 @@ STOPWORDS = frozenset(
 )
 
 
+# How much a word in each field counts, relative to a word of body text. Headings and the page
+# title say what a section is about in few words; the description and the route (the words of
+# the page's URL, e.g. "api plugins plugin google gtag") name the page as readers know it.
+FIELD_WEIGHTS = {"body": 1.0, "heading": 2.0, "title": 2.0, "description": 1.0, "route": 1.0}
+
+# The relevance floor (app/services/retrieval/floor.py) on the BM25 scale these weights, k1 = 1.2
+# and the word pairs make. Calibrated on 47 real questions and 37 off-topic ones against the
+# Docusaurus docs (bench/README.md, "Relevance floor"); real questions won where the two met.
+# Pages judged: those of the best few keyword hits.
+FLOOR_PAGES = 5
+# A question of this many informative terms or more is "long" (a GitHub issue, not a query):
+# it carries chatter, so a smaller share of it on one page is enough.
+FLOOR_LONG_QUESTION_TERMS = 8
+# Share of the question's IDF mass that one page must hold: long questions, short ones.
+FLOOR_MIN_SHARE_LONG = 0.3
+FLOOR_MIN_SHARE_SHORT = 0.45
+# And a strong enough section: the best BM25 score / the question's IDF mass. A term matched once
+# in body text scores about its IDF; in a heading or title, or with its neighbour as a word pair,
+# more. Off-topic questions that share a word or two with the book score less.
+FLOOR_MIN_STRENGTH_LONG = 0.25
+FLOOR_MIN_STRENGTH_SHORT = 0.8
+# A long question mostly in words the book never uses is in another language: it is judged on the
+# words it shares with the book, of which this many must be specific (not GENERIC_WORDS).
+FLOOR_FOREIGN_UNKNOWN_SHARE = 0.6
+FLOOR_FOREIGN_MIN_MATCHED = 3
+# A question's Chinese/Japanese/Korean character pairs, when the book knows fewer than this share
+# of them, tell nothing about its topic: the book is not written in that language.
+FLOOR_MINOR_SCRIPT_KNOWN = 0.5
+
+# Everyday words that say little about a topic ("make", "could", "good"): unknown to the book, they
+# are no sign of another topic; known, they are no evidence that a foreign-language question is
+# about the book.
+GENERIC_WORDS = frozenset(
+    """many much more most some any all every each other another such same new old good best better
+    bad big small little long short first last next own way thing things lot lots want need like get
+    got make makes made take give go come know think see look find try tell ask let put keep say help
+    thank thanks please hi hello would could should may might must shall also only even still already
+    yet again now always never sometimes often really actually maybe perhaps not no yes one two three
+    well right wrong able possible while since because very quite""".split()
+)
+
+
 @dataclass(frozen=True)
 class SparseVector:
     """Parallel lists of term ids and weights, as Qdrant takes them."""

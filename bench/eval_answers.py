@@ -1,0 +1,134 @@
+"""What readers read: real questions and off-topic ones through the chat path, answers checked.
+
+    python -m bench.eval_answers --docs ../shared/corpora/docusaurus-docs \
+        --questions ../shared/eval/docusaurus-questions.dev.jsonl \
+        --offtopic bench/offtopic_questions.jsonl [--modes keyword,hybrid]
+
+Builds the service (create_app: SQLite and the embedded index in a temporary folder), indexes
+DOCS, and asks every question through `ChatService` exactly as the widget's request would (no
+format hint), with the offline answerer; "hybrid" embeds the book and the questions with
+all-MiniLM-L6-v2 behind the fake Gemini (bench/README.md). Per mode it counts, from the streamed
+text and the `done` event's sources:
+
+- markdown: answers with Markdown markers (the widget shows them literally; target 0);
+- broken: answers with broken text (dangling colon before [n], doubled punctuation,
+  placeholders, flattened table rows, dropped URLs; target 0);
+- uncited_sources: answers listing a source they never cite (target 0);
+- gold_cited: share of answered real questions citing a page that answers them (target ≥ 0.85);
+- real_refused: real questions answered "not in the book" (target 0);
+- offtopic_refused: share of off-topic questions refused (target ≥ 0.9).
+
+Prints a table, the worst examples of each problem, then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.answer_checks import broken_text, cites_gold_page, markdown_markers, uncited_sources
+from bench.eval_retrieval import docs_folder, label_path, read_questions
+
+METRICS = ("real", "offtopic", "markdown", "broken", "uncited_sources", "gold_cited", "real_refused", "offtopic_refused")
+
+
+def ask_all(docs: Path, questions: list[dict], offtopic: list[dict], *, site_url: str, route_base_path: str) -> dict:
+    """Index `docs`, ask every question through the chat path, and check every answer."""
+    from app import create_app
+    from app.database import upgrade_database
+    from app.extensions import db
+    from app.services.answering.offline import OfflineAnswerer
+    from app.services.chat import ChatQuestion, ChatService
+
+    with tempfile.TemporaryDirectory(prefix="bench-answers-") as tmp:
+        app = create_app({
+            "instance_path": Path(tmp), "docs_path": docs, "index_on_start": False, "log_level": "WARNING",
+            "qdrant_url": None, "book_site_url": site_url, "book_route_base_path": route_base_path,
+        })
+        upgrade_database(app)
+        services = app.extensions["services"]
+        services.ingest_book()
+        hybrid = services.settings.gemini_enabled
+        chat = ChatService(services.store, services.retriever, OfflineAnswerer())
+        answers = []
+        for kind, group in (("real", questions), ("offtopic", offtopic)):
+            for q in group:
+                text, sources, grounded = "", [], False
+                for event in chat.start(ChatQuestion(q["question"])).events():
+                    if event["type"] == "token":
+                        text += event["content"]
+                    elif event["type"] == "done":
+                        sources, grounded = event["sources"], event["grounded"]
+                gold = [label_path(f, docs) for f in q.get("expected_files", [])]
+                answers.append({"id": q["id"], "kind": kind, "question": q["question"], "text": text,
+                                "sources": sources, "grounded": grounded, "gold": gold})
+        with app.app_context():
+            db.engine.dispose()
+    return {"mode": "hybrid" if hybrid else "keyword", "answers": answers}
+
+
+def score(answers: list[dict]) -> dict:
+    """The metrics of a run, and the answers behind each problem."""
+    real = [a for a in answers if a["kind"] == "real"]
+    off = [a for a in answers if a["kind"] == "offtopic"]
+    answered = [a for a in answers if a["grounded"]]
+    problems = {
+        "markdown": [(a, markdown_markers(a["text"])) for a in answered],
+        "broken": [(a, broken_text(a["text"])) for a in answered],
+        "uncited_sources": [(a, uncited_sources(a["text"], a["sources"])) for a in answered],
+    }
+    problems = {name: [(a, found) for a, found in pairs if found] for name, pairs in problems.items()}
+    real_answered = [a for a in real if a["grounded"]]
+    metrics = {
+        "real": len(real),
+        "offtopic": len(off),
+        **{name: len(pairs) for name, pairs in problems.items()},
+        "gold_cited": round(sum(cites_gold_page(a["text"], a["sources"], a["gold"]) for a in real_answered)
+                            / max(1, len(real_answered)), 3),
+        "real_refused": sum(1 for a in real if not a["grounded"]),
+        "offtopic_refused": round(sum(1 for a in off if not a["grounded"]) / max(1, len(off)), 3),
+    }
+    return {"metrics": metrics, "problems": problems}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=Path, required=True, help="the Docusaurus docs folder")
+    parser.add_argument("--questions", type=Path, required=True, help="JSONL of labelled real questions")
+    parser.add_argument("--offtopic", type=Path, required=True, help="JSONL of questions the book does not cover")
+    parser.add_argument("--modes", default="keyword", help="comma-separated: keyword, hybrid (MiniLM)")
+    parser.add_argument("--site-url", default="https://docusaurus.io")
+    parser.add_argument("--route-base-path", default="docs")
+    parser.add_argument("--examples", type=int, default=3, help="answers shown per problem")
+    args = parser.parse_args(argv)
+    questions, offtopic = read_questions(args.questions), read_questions(args.offtopic)
+    docs = docs_folder(args.docs)
+
+    results = {}
+    for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
+        from bench._embeddings import embeddings
+
+        with embeddings(mode):
+            run = ask_all(docs, questions, offtopic, site_url=args.site_url, route_base_path=args.route_base_path)
+        results[mode] = score(run["answers"])
+
+    print("| mode | " + " | ".join(METRICS) + " |")
+    print("|---" * (len(METRICS) + 1) + "|")
+    for mode, result in results.items():
+        print(f"| {mode} | " + " | ".join(str(result["metrics"][k]) for k in METRICS) + " |")
+    for mode, result in results.items():
+        for name, pairs in result["problems"].items():
+            if pairs and args.examples:
+                print(f"\n{mode}, {name} ({len(pairs)}):")
+                for answer, found in pairs[: args.examples]:
+                    print(f"  {answer['id'][:36]:36} {found}  {' '.join(answer['text'].split())[:160]}")
+    print(json.dumps({mode: result["metrics"] for mode, result in results.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
