@@ -11,7 +11,7 @@ from app.api.parsing import parse_json_body
 from app.api.schemas import ChatRequest
 from app.api.services import services
 from app.api.sse import sse_stream
-from app.security import cap_streams
+from app.api.security import cap_streams
 from app.services.chat import ChatQuestion, ChatTurn
 
 bp = Blueprint("chat", __name__, url_prefix="/api")
