@@ -155,6 +155,7 @@ def register_shell_context(app: Flask) -> None:
             "answerer": services.answerer,
             "chat": services.chat,
             "store": services.store,
+            "feedback": services.feedback,
         }
 
     app.shell_context_processor(context)

@@ -1,4 +1,5 @@
-"""The shape of app/: no import cycle between its modules, none of them over 500 lines.
+"""The shape of app/: no import cycle between its modules, services that know nothing of Flask,
+no module over 500 lines.
 
 Every import counts, at any depth (one inside a function hides a cycle, it does not remove it).
 An import names one module: `from app.api import chat` is an edge to app/api/chat.py, `from app
@@ -59,6 +60,28 @@ def import_graph() -> dict[str, set[str]]:
     return {name: _imported(name, path, modules) for name, path in modules.items()}
 
 
+def third_party_imports(path: Path) -> set[str]:
+    """The top-level packages outside app/ a module imports (`flask`, `sqlalchemy`, ...)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found - {"app"}
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """`start` and every module it imports, directly or not."""
+    seen, todo = set(), [start]
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo += graph[node]
+    return seen
+
+
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     """One import cycle as a path that returns to its start, or None."""
     done: set[str] = set()
@@ -94,6 +117,18 @@ def test_the_graph_sees_lazy_and_relative_imports() -> None:
 def test_no_import_cycle_in_app() -> None:
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+WEB_PACKAGES = {"flask", "flask_sqlalchemy", "flask_migrate", "flask_cors", "flask_limiter", "werkzeug", "prometheus_client"}
+
+
+def test_services_know_nothing_of_flask() -> None:
+    graph, modules = import_graph(), _modules()
+    for service in (name for name in graph if name.startswith("app.services.")):
+        for module in reachable(graph, service):
+            web = third_party_imports(modules[module]) & WEB_PACKAGES
+            assert not web, f"{service} reaches {module}, which imports {sorted(web)}"
+            assert not module.startswith(("app.api", "app.observability")), f"{service} reaches {module}"
 
 
 def test_no_module_in_app_over_500_lines() -> None:
