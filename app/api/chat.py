@@ -12,7 +12,8 @@ from app.api.schemas import ChatRequest
 from app.api.services import services
 from app.api.sse import sse_stream
 from app.api.security import cap_streams
-from app.services.chat import ChatQuestion, ChatTurn
+from app.services.chat import ChatQuestion
+from app.services.chat_turn import ChatTurn
 
 bp = Blueprint("chat", __name__, url_prefix="/api")
 
