@@ -1,6 +1,6 @@
-"""Google Gemini: one HTTP client per process, shared by threads; `google-genai` for all but the stream.
+"""Google Gemini: one HTTP client per container, shared by threads; `google-genai` for all but the stream.
 
-Streamed answers are read straight off the wire, not through the SDK. The SDK turns every SSE
+Streamed answers are read straight off the wire (gemini_stream.py), not through the SDK. The SDK turns every SSE
 event of `streamGenerateContent` into a `GenerateContentResponse` (json.loads, json.dumps,
 json.loads again, then a pydantic model with its converters), about 0.25 ms of CPU per event
 on a quiet thread and more under load; an answer has 20-40 events, and that was the largest
@@ -18,9 +18,10 @@ Everything else (embeddings, the non-streamed rewrite call) stays on `google-gen
 
 The SDK has no timeout and no retries by default, and when retries are switched on it ignores
 the server's RetryInfo / Retry-After. So this module sets an explicit timeout and retries
-itself: 429, 500, 503 and timeouts, with exponential backoff that honours the server's delay up
-to a cap, and — for answers — only *before* the first token reaches the reader (after that a
-retry would repeat text the reader already has).
+itself (what is retried, how long to wait, the circuit breaker: gemini_failures.py): 429, 500,
+503 and timeouts, with exponential backoff that honours the server's delay up to a cap, and —
+for answers — only *before* the first token reaches the reader (after that a retry would repeat
+text the reader already has).
 
 Failures leave as `AnswerUnavailable` with a code the API can pass on; never the upstream
 message, which can quote the request.
