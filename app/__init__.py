@@ -8,8 +8,8 @@ from typing import Any
 from flask import Flask, Response, request
 
 from app.config import ConfigError, Settings, load_settings, prepare_instance_path
+from app.version import __version__
 
-__version__ = "0.1.0"
 __all__ = ["ConfigError", "__version__", "create_app"]
 
 
@@ -63,7 +63,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     """Database, migrations and CORS."""
     from app.database import engine_options, install_postgres_session_settings, install_sqlite_pragmas
     from app.extensions import cors, db, migrate
-    from app.security import CORS_EXPOSE_HEADERS, CORS_SUPPORTS_CREDENTIALS, check_cors
+    from app.api.security import CORS_EXPOSE_HEADERS, CORS_SUPPORTS_CREDENTIALS, check_cors
 
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(settings)
     db.init_app(app)
@@ -96,12 +96,15 @@ def register_services(app: Flask, settings: Settings) -> None:
     """The Flask-free services, built once per process (metrics observed, schema guarded)."""
     from app.database import SchemaMigrator
     from app.extensions import db
-    from app.metrics import MetricsObserver
+    from app.observability.metrics import MetricsObserver
+    from app.observability.request_log import ChatLogObserver
     from app.services.container import build_services
+    from app.services.observer import ObserverGroup
 
+    observer = ObserverGroup(MetricsObserver(), ChatLogObserver())
     with app.app_context():
         app.extensions["services"] = build_services(
-            settings, db.engine, observer=MetricsObserver(), schema=SchemaMigrator(app)
+            settings, db.engine, observer=observer, schema=SchemaMigrator(app)
         )
 
 
@@ -120,7 +123,7 @@ def register_blueprints(app: Flask) -> None:
 
 def register_security(app: Flask, settings: Settings) -> None:
     """Client identity behind proxies, rate limits, the stream cap, security headers."""
-    from app.security import install
+    from app.api.security import install
 
     install(app, settings)
 
@@ -152,6 +155,7 @@ def register_shell_context(app: Flask) -> None:
             "answerer": services.answerer,
             "chat": services.chat,
             "store": services.store,
+            "feedback": services.feedback,
         }
 
     app.shell_context_processor(context)
@@ -166,10 +170,10 @@ def register_commands(app: Flask) -> None:
 
 def register_observability(app: Flask, settings: Settings) -> None:
     """Request ids and the request log, request metrics, database pool gauges, GET /metrics."""
-    from app import request_log
     from app.api import metrics
     from app.extensions import db
-    from app.metrics import watch_pool
+    from app.observability import request_log
+    from app.observability.metrics import watch_pool
 
     request_log.install(app)
     with app.app_context():

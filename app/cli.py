@@ -18,7 +18,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.services.container import Services, make_ingester
+from app.services.container import Services
 
 
 def register(app: Flask) -> None:
@@ -48,7 +48,7 @@ def ingest(
     if dry_run or as_json:
         # Machine-readable output: keep progress lines out of stdout.
         logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
-    ingester = make_ingester(settings)
+    ingester = services.ingester()
     if dry_run:
         _, chunks = ingester.read_chunks(docs, site_url=site, route_base_path=base)
         for chunk in chunks:

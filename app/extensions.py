@@ -3,13 +3,10 @@
 from flask_cors import CORS
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.orm import DeclarativeBase
 
+from app.models import Base
 
-class Base(DeclarativeBase):
-    """Declarative base for the models (typed SQLAlchemy 2.0 style)."""
-
-
+# On the models' own base: db.metadata is Base.metadata, what Flask-Migrate hands Alembic.
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 cors = CORS()

@@ -1,4 +1,9 @@
-"""The persisted conversation: a `Conversation` holds ordered `Message` turns."""
+"""The persisted conversation: a `Conversation` holds ordered `Message` turns.
+
+Plain SQLAlchemy (no Flask): the services use these models, and Flask-SQLAlchemy is bound to the
+same declarative base in app/extensions.py, so `db.metadata` (and Alembic's target) is
+`Base.metadata`.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import JSON, CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, Uuid
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from app.extensions import db
+
+class Base(DeclarativeBase):
+    """Declarative base for the models (typed SQLAlchemy 2.0 style)."""
 
 
 def utcnow() -> datetime:
@@ -27,7 +34,7 @@ class MessageStatus(str, enum.Enum):
     FAILED = "failed"  # the answer could not be produced
 
 
-class Conversation(db.Model):
+class Conversation(Base):
     """One reader's conversation with the book."""
 
     __tablename__ = "conversations"
@@ -44,7 +51,7 @@ class Conversation(db.Model):
     )
 
 
-class Message(db.Model):
+class Message(Base):
     """One turn: the reader's question or the assistant's answer, with how it went."""
 
     __tablename__ = "messages"
@@ -80,7 +87,7 @@ class Message(db.Model):
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 
 
-class Feedback(db.Model):
+class Feedback(Base):
     """A reader's vote on one answer: one per message, replaced when the reader votes again."""
 
     __tablename__ = "feedback"
@@ -95,7 +102,7 @@ class Feedback(db.Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
-class RetentionState(db.Model):
+class RetentionState(Base):
     """One row (id 1): when the service last purged old conversations, and how many went.
 
     Every worker of every instance reads it to decide whether a purge is due, so a Space that
@@ -110,7 +117,7 @@ class RetentionState(db.Model):
     last_purge_conversations: Mapped[int | None] = mapped_column(Integer)
 
 
-class WorkerHeartbeat(db.Model):
+class WorkerHeartbeat(Base):
     """A serving process that may own answers in progress, and when it last said it was alive.
 
     An answer left `streaming` belongs to its worker (`Message.worker_id`); a sweep marks it

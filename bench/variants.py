@@ -32,15 +32,15 @@ def sdk_stream() -> None:
     """Answers streamed through google-genai's generate_content_stream: a model object per event (the code before the raw reader)."""
     from google.genai import types
 
-    from app.services.providers import gemini
+    from app.services.providers import gemini, gemini_stream
 
     def stream(self: Any, contents: list, *, system_instruction: str, temperature: float = 0.2,
-               max_output_tokens: int = 1024) -> gemini.GeminiStream:
+               max_output_tokens: int = 1024) -> gemini_stream.GeminiStream:
         config = types.GenerateContentConfig(
             system_instruction=system_instruction, temperature=temperature, max_output_tokens=max_output_tokens
         )
 
-        def pieces(chunks: Iterator[Any]) -> Iterator[gemini.StreamPiece]:
+        def pieces(chunks: Iterator[Any]) -> Iterator[gemini_stream.StreamPiece]:
             try:
                 for chunk in chunks:
                     yield _sdk_piece(chunk)
@@ -59,14 +59,14 @@ def sdk_stream() -> None:
             return _sdk_piece(first), pieces(chunks)
 
         first, rest = self._with_retries(start, what="answer")
-        return gemini.GeminiStream(first, rest, self)
+        return gemini_stream.GeminiStream(first, rest, self)
 
-    def _sdk_piece(chunk: Any) -> gemini.StreamPiece:
+    def _sdk_piece(chunk: Any) -> gemini_stream.StreamPiece:
         usage = chunk.usage_metadata
         counts = None if usage is None else (usage.prompt_token_count, usage.candidates_token_count)
         candidates = chunk.candidates or []
         finish = candidates[0].finish_reason if candidates else None
-        return gemini.StreamPiece(chunk.text or "", counts, None if finish is None else str(finish))
+        return gemini_stream.StreamPiece(chunk.text or "", counts, None if finish is None else str(finish))
 
     gemini.GeminiProvider.stream = stream  # type: ignore[method-assign]
 

@@ -11,8 +11,9 @@ from app.api.parsing import parse_json_body
 from app.api.schemas import ChatRequest
 from app.api.services import services
 from app.api.sse import sse_stream
-from app.security import cap_streams
-from app.services.chat import ChatQuestion, ChatTurn
+from app.api.security import cap_streams
+from app.services.chat import ChatQuestion
+from app.services.chat_turn import ChatTurn
 
 bp = Blueprint("chat", __name__, url_prefix="/api")
 

@@ -1,10 +1,10 @@
-"""GET /metrics: Prometheus text format, all gunicorn workers added up (see app/metrics.py)."""
+"""GET /metrics: Prometheus text format, all gunicorn workers added up (see app/observability/metrics.py)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response
 
-from app.metrics import render
+from app.observability.metrics import render
 
 bp = Blueprint("metrics", __name__)
 

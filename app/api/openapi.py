@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from app.api import schemas
+from app.version import __version__
 
 bp = Blueprint("openapi", __name__)
 
@@ -299,8 +300,6 @@ def document_for(app: Flask) -> dict[str, Any]:
     """The app's document, built once."""
     cached = app.extensions.get("openapi_document")
     if cached is None:
-        from app import __version__
-
         cached = build_document(
             version=__version__, max_request_bytes=int(app.config.get("MAX_CONTENT_LENGTH") or 0)
         )

@@ -5,14 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
+from app.version import __version__
+
 bp = Blueprint("root", __name__)
 
 
 @bp.get("/")
 def index() -> ResponseReturnValue:
     """Name, version and the API's entry points; a browser asking for HTML gets the chat page."""
-    from app import __version__
-
     if _wants_html():
         # Plain HTML with one same-origin script and style sheet: no inline script or style, so
         # it runs under a strict Content-Security-Policy.

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from app.config import Settings
@@ -18,8 +17,8 @@ from app.services.answering.offline import OfflineAnswerer
 from app.services.answering.rewriting import ConcatenatingRewriter, QueryRewriter
 from app.services.chat import ChatService
 from app.services.conversations import ConversationStore
-from app.services.errors import ServiceUnavailable
-from app.services.health import HealthService
+from app.services.feedback import FeedbackStore
+from app.services.health import HealthService, check_answerer, check_database, check_index
 from app.services.index import SearchIndex, open_index, open_index_writer
 from app.services.ingestion.pipeline import Ingester, IngestSummary
 from app.services.live_turns import LiveTurns
@@ -27,19 +26,10 @@ from app.services.observer import Observer
 from app.services.retrieval.retriever import Retriever
 from app.services.retention import RetentionScheduler
 from app.services.retrieval.sparse import Bm25Encoder
-from app.services.startup import Startup
+from app.services.startup import SchemaGuard, Startup, Task, index_the_book, load_live_index, mark_abandoned_answers
 
-log = logging.getLogger(__name__)
-
-
-class SchemaGuard(Protocol):
-    """Brings the database schema up to date (`ensure`), and says whether it still is not."""
-
-    pending: bool
-
-    def ensure(self) -> object:
-        """Migrate now or keep trying in the background; returns a note for the start-up log."""
-        ...
+if TYPE_CHECKING:
+    from app.services.providers.gemini import GeminiConfig, GeminiProvider
 
 
 @dataclass
@@ -48,6 +38,7 @@ class Services:
 
     settings: Settings
     store: ConversationStore
+    feedback: FeedbackStore
     index: SearchIndex
     retriever: Retriever
     answerer: Answerer
@@ -57,28 +48,34 @@ class Services:
     answer_cache: AnswerCache | None = None
     retention: RetentionScheduler | None = None  # with RETENTION_DAYS: purges old conversations
     live_turns: LiveTurns | None = None  # this process's answers in progress and heartbeat
+    gemini: GeminiProvider | None = None  # the one Gemini client (shared by threads), with a key
+
+    def ingester(self) -> Ingester:
+        """An ingester for the configured index, embedding with this container's Gemini client."""
+        return make_ingester(self.settings, embedder=self.gemini)
 
     def ingest_book(self, *, full: bool = False, show_progress: bool = False) -> IngestSummary:
         """Bring the index up to date with DOCS_PATH."""
-        return ingest_book(self.settings, full=full, show_progress=show_progress)
+        return ingest_book(self.settings, embedder=self.gemini, full=full, show_progress=show_progress)
 
 
-def gemini_provider(settings: Settings) -> Any:
-    """The process's one Gemini client (shared by threads), or None without GEMINI_API_KEY."""
+def make_gemini_provider(settings: Settings, observer: Observer | None = None) -> GeminiProvider | None:
+    """A Gemini client (a connection pool, a circuit breaker), or None without GEMINI_API_KEY.
+
+    Build one per container and share it: its breaker must see every call of the process.
+    """
     if not settings.gemini_enabled:
         return None
-    return _gemini_provider(_gemini_config(settings))
-
-
-@lru_cache(maxsize=4)
-def _gemini_provider(config: Any) -> Any:
     # Imported lazily: google-genai costs start-up time that the offline mode never needs.
     from app.services.providers.gemini import GeminiProvider
 
-    return GeminiProvider(config)
+    provider = GeminiProvider(_gemini_config(settings))
+    if observer is not None:
+        provider.observer = observer
+    return provider
 
 
-def _gemini_config(settings: Settings) -> Any:
+def _gemini_config(settings: Settings) -> GeminiConfig:
     from app.services.providers.gemini import GeminiConfig
 
     assert settings.gemini_api_key is not None
@@ -94,9 +91,10 @@ def _gemini_config(settings: Settings) -> Any:
     )
 
 
-def make_embedder(settings: Settings) -> Any:
-    """Gemini embeddings when GEMINI_API_KEY is set, else None (keyword retrieval only)."""
-    return gemini_provider(settings)
+def make_embedder(settings: Settings) -> GeminiProvider | None:
+    """Gemini embeddings when GEMINI_API_KEY is set, else None (keyword retrieval only): a client
+    of its own, for tools that build no container (benchmarks)."""
+    return make_gemini_provider(settings)
 
 
 def make_retriever(settings: Settings, index: SearchIndex, embedder: Any) -> Retriever:
@@ -109,9 +107,8 @@ def make_retriever(settings: Settings, index: SearchIndex, embedder: Any) -> Ret
     )
 
 
-def make_answerer(settings: Settings) -> tuple[Answerer, QueryRewriter]:
-    """Gemini answers and follow-up rewriting with a key; the offline answerer without."""
-    provider = gemini_provider(settings)
+def make_answerer(settings: Settings, provider: GeminiProvider | None) -> tuple[Answerer, QueryRewriter]:
+    """Gemini answers and follow-up rewriting through `provider`; the offline answerer without."""
     if provider is None:
         offline = OfflineAnswerer(token_delay_seconds=settings.offline_token_delay_ms / 1000)
         return offline, ConcatenatingRewriter()
@@ -125,30 +122,27 @@ def make_answerer(settings: Settings) -> tuple[Answerer, QueryRewriter]:
     return answerer, GeminiQueryRewriter(provider)
 
 
-def make_ingester(settings: Settings) -> Ingester:
+_OWN_EMBEDDER: Any = object()  # make_ingester's default: a Gemini client of its own, if keyed
+
+
+def make_ingester(settings: Settings, embedder: Any = _OWN_EMBEDDER) -> Ingester:
     """An ingester for the configured index (ingestion is occasional: built on demand)."""
-    return Ingester(open_index_writer(settings), Bm25Encoder(), embedder=make_embedder(settings))
+    if embedder is _OWN_EMBEDDER:
+        embedder = make_embedder(settings)
+    return Ingester(open_index_writer(settings), Bm25Encoder(), embedder=embedder)
 
 
-def ingest_book(settings: Settings, *, full: bool = False, show_progress: bool = False) -> IngestSummary:
+def ingest_book(
+    settings: Settings, *, embedder: Any = _OWN_EMBEDDER, full: bool = False, show_progress: bool = False
+) -> IngestSummary:
     """Bring the configured index up to date with the book at DOCS_PATH."""
-    return make_ingester(settings).ingest(
+    return make_ingester(settings, embedder).ingest(
         settings.docs_path,
         site_url=settings.book_site_url,
         route_base_path=settings.book_route_base_path,
         full=full,
         show_progress=show_progress,
     )
-
-
-def _index_the_book(settings: Settings) -> object:
-    # An index that cannot be refreshed now (Gemini unreachable for embeddings) must not keep
-    # the service from serving the version it already has; health shows an empty index as down.
-    try:
-        return ingest_book(settings).as_dict()
-    except ServiceUnavailable as exc:
-        log.error("could not bring the index up to date at start-up: %s", exc.code)
-        return f"skipped ({exc.code}); serving the existing index"
 
 
 def build_services(
@@ -159,13 +153,12 @@ def build_services(
 ) -> Services:
     """Create the services for one process; `observer` receives their metrics events, and
     `schema` (from the app) brings the database schema up to date at start-up."""
-    store = ConversationStore(sessionmaker(bind=engine, expire_on_commit=False))
+    sessions = sessionmaker(bind=engine, expire_on_commit=False)
+    store = ConversationStore(sessions)
+    provider = make_gemini_provider(settings, observer)
     index = open_index(settings)
-    retriever = make_retriever(settings, index, make_embedder(settings))
-    answerer, rewriter = make_answerer(settings)
-    provider = gemini_provider(settings)
-    if provider is not None and observer is not None:
-        provider.observer = observer  # one provider per process, like the observer
+    retriever = make_retriever(settings, index, provider)
+    answerer, rewriter = make_answerer(settings, provider)
     answer_cache = AnswerCache(settings.answer_cache_size) if settings.answer_cache_size else None
     # Gemini unavailable is not "no answer": the extractive answerer steps in unless turned off.
     fallback = OfflineAnswerer() if provider is not None and settings.gemini_fallback else None
@@ -180,72 +173,52 @@ def build_services(
         fallback=fallback,
         live_turns=live_turns,
     )
-
-    def check_index() -> dict[str, Any]:
-        points = index.count()
-        return {
-            "state": "up" if points else "down",
-            "points": points,
-            "version": index.version(),
-            "engine": "embedded" if settings.embedded_index else "qdrant",
-        }
-
-    def check_database() -> dict[str, Any]:
-        store.ping()
-        if schema is not None and schema.pending:
-            return {"state": "down", "backend": engine.dialect.name, "schema": "migrations pending"}
-        return {"state": "up", "backend": engine.dialect.name}
-
-    def check_answerer() -> dict[str, Any]:
-        provider = gemini_provider(settings)
-        if provider is None:
-            return {"state": "up", "mode": answerer.name}
-        # From the circuit breaker's memory of real calls: a probe would spend quota.
-        breaker = provider.breaker
-        return {
-            "state": "down" if breaker.state == "open" else "up",
-            "mode": "gemini",
-            "model": settings.gemini_model,
-            "circuit": breaker.state,
-            "consecutive_failures": breaker.consecutive_failures,
-        }
-
-    def mark_abandoned_answers() -> int | str:
-        # Best effort: a database that is down now must not keep the service from starting;
-        # health reports it, and the next start sweeps again.
-        try:
-            return live_turns.sweep()
-        except SQLAlchemyError as exc:
-            log.warning("could not sweep abandoned answers: %s", type(exc).__name__)
-            return "skipped (database unavailable)"
-
-    tasks: list[tuple[str, Any]] = []
-    if schema is not None:
-        tasks.append(("apply database migrations", schema.ensure))
-    tasks.append(("mark abandoned answers interrupted", mark_abandoned_answers))
-    if settings.embedded_index and settings.index_on_start and settings.docs_path.is_dir():
-        tasks.append(("index the book", lambda: _index_the_book(settings)))
-
-    def load_live_index() -> str | None:
-        # Ready means serving the version just built, not the one seen a second ago. An index
-        # that cannot be reached (Qdrant Cloud down) is health's to report, not start-up's.
-        try:
-            return index.refresh()
-        except Exception as exc:  # noqa: BLE001
-            log.warning("the index cannot be read yet: %s", type(exc).__name__)
-            return None
-
-    tasks.append(("load the live index", load_live_index))
     retention = RetentionScheduler(engine, settings.retention_days) if settings.retention_days else None
-    if retention is not None:
-        # In the background: a purge never delays readiness. Requests check again hourly.
-        tasks.append(("check whether old conversations are due for deletion", retention.maybe_start))
+    tasks = _startup_tasks(settings, schema, live_turns, index, partial(ingest_book, settings, embedder=provider), retention)
     startup = Startup(settings.instance_path / "startup.lock", tasks)
     health = HealthService(
-        {"database": check_database, "index": check_index, "answerer": check_answerer},
+        {
+            "database": partial(check_database, store, engine.dialect.name, schema),
+            "index": partial(check_index, index, embedded=settings.embedded_index),
+            "answerer": partial(check_answerer, answerer.name, provider),
+        },
         startup_state=lambda: startup.state,
         cache_seconds=settings.health_cache_seconds,
     )
     return Services(
-        settings, store, index, retriever, answerer, chat, health, startup, answer_cache, retention, live_turns
+        settings,
+        store,
+        FeedbackStore(sessions),
+        index,
+        retriever,
+        answerer,
+        chat,
+        health,
+        startup,
+        answer_cache=answer_cache,
+        retention=retention,
+        live_turns=live_turns,
+        gemini=provider,
     )
+
+
+def _startup_tasks(
+    settings: Settings,
+    schema: SchemaGuard | None,
+    live_turns: LiveTurns,
+    index: SearchIndex,
+    ingest: Callable[[], IngestSummary],
+    retention: RetentionScheduler | None,
+) -> list[Task]:
+    """What must be done before the service is ready, in order."""
+    tasks: list[Task] = []
+    if schema is not None:
+        tasks.append(("apply database migrations", schema.ensure))
+    tasks.append(("mark abandoned answers interrupted", partial(mark_abandoned_answers, live_turns)))
+    if settings.embedded_index and settings.index_on_start and settings.docs_path.is_dir():
+        tasks.append(("index the book", partial(index_the_book, ingest)))
+    tasks.append(("load the live index", partial(load_live_index, index)))
+    if retention is not None:
+        # In the background: a purge never delays readiness. Requests check again hourly.
+        tasks.append(("check whether old conversations are due for deletion", retention.maybe_start))
+    return tasks

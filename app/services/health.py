@@ -7,7 +7,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.services.conversations import ConversationStore
+    from app.services.index import SearchIndex
+    from app.services.providers.gemini import GeminiProvider
+    from app.services.startup import SchemaGuard
 
 Check = Callable[[], dict[str, Any]]
 
@@ -74,3 +80,40 @@ class HealthService:
                 results[name] = result
             self._cached = (now, results) if use_cache else None
             return dict(results)
+
+
+# --- the dependency checks ---------------------------------------------------------------------
+
+
+def check_database(store: ConversationStore, dialect: str, schema: SchemaGuard | None) -> dict[str, Any]:
+    """Up when a query goes through and no migration is pending."""
+    store.ping()
+    if schema is not None and schema.pending:
+        return {"state": "down", "backend": dialect, "schema": "migrations pending"}
+    return {"state": "up", "backend": dialect}
+
+
+def check_index(index: SearchIndex, *, embedded: bool) -> dict[str, Any]:
+    """Up when the index holds passages; its version and engine."""
+    points = index.count()
+    return {
+        "state": "up" if points else "down",
+        "points": points,
+        "version": index.version(),
+        "engine": "embedded" if embedded else "qdrant",
+    }
+
+
+def check_answerer(answerer_name: str, provider: GeminiProvider | None) -> dict[str, Any]:
+    """The offline answerer is always up; Gemini is down while its circuit breaker is open."""
+    if provider is None:
+        return {"state": "up", "mode": answerer_name}
+    # From the circuit breaker's memory of real calls: a probe would spend quota.
+    breaker = provider.breaker
+    return {
+        "state": "down" if breaker.state == "open" else "up",
+        "mode": "gemini",
+        "model": provider.config.model,
+        "circuit": breaker.state,
+        "consecutive_failures": breaker.consecutive_failures,
+    }

@@ -1,7 +1,8 @@
 """What the services tell whoever watches them (metrics, logs): a no-op base class.
 
 The chat service and the Gemini provider call these methods at the moments that matter; the app
-passes in a subclass that turns them into Prometheus metrics and JSON log lines (`app/metrics.py`).
+passes in a group of subclasses: one turns them into Prometheus metrics, one writes the chat log
+line (`app/observability/`).
 So the services stay free of Flask and of prometheus_client, and tests can pass a recorder.
 Implementations must be cheap and must never raise (they run inside a reader's stream).
 """
@@ -73,6 +74,49 @@ class Observer:
 
     def gemini_tokens(self, kind: str, prompt: int | None, completion: int | None) -> None:
         """Tokens a Gemini request used, as Gemini reported them."""
+
+
+class ObserverGroup(Observer):
+    """Passes every event on to each of its observers, in order."""
+
+    def __init__(self, *observers: Observer) -> None:
+        self.observers = observers
+
+    def answer_cache_lookup(self, hit: bool) -> None:
+        for observer in self.observers:
+            observer.answer_cache_lookup(hit)
+
+    def retrieval_finished(self, seconds: float) -> None:
+        for observer in self.observers:
+            observer.retrieval_finished(seconds)
+
+    def stream_opened(self) -> None:
+        for observer in self.observers:
+            observer.stream_opened()
+
+    def first_token(self, seconds: float, source: str) -> None:
+        for observer in self.observers:
+            observer.first_token(seconds, source)
+
+    def turn_finished(self, report: TurnReport, *, streamed: bool) -> None:
+        for observer in self.observers:
+            observer.turn_finished(report, streamed=streamed)
+
+    def answers_checkpointed(self, rows: int) -> None:
+        for observer in self.observers:
+            observer.answers_checkpointed(rows)
+
+    def gemini_call(self, kind: str, code: str, seconds: float) -> None:
+        for observer in self.observers:
+            observer.gemini_call(kind, code, seconds)
+
+    def gemini_failure(self, kind: str, code: str) -> None:
+        for observer in self.observers:
+            observer.gemini_failure(kind, code)
+
+    def gemini_tokens(self, kind: str, prompt: int | None, completion: int | None) -> None:
+        for observer in self.observers:
+            observer.gemini_tokens(kind, prompt, completion)
 
 
 NULL_OBSERVER = Observer()

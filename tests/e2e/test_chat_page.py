@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import pytest
 from werkzeug.serving import make_server
 
-from app import __version__, create_app
+from app import create_app
+from app.version import __version__
 from app.database import upgrade_database
 from tests.conftest import ROOT
 

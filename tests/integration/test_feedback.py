@@ -119,13 +119,10 @@ def test_empty_comment_is_stored_as_none(client):
 
 
 def test_simultaneous_first_votes_keep_one_row(app):
-    from app.api.feedback import store
-
     client = app.test_client()
     meta = answer(client)
     message_id = uuid.UUID(meta["message_id"])
-    with app.app_context():
-        feedback = store()
+    feedback = app.extensions["services"].feedback
     results: list = []
     barrier = threading.Barrier(4)
 

@@ -220,9 +220,8 @@ def test_health_reports_gemini_degraded_after_repeated_failures(make_settings, f
     services = app.extensions["services"]
     services.startup.run()
     from app.services.answering.base import AnswerUnavailable
-    from app.services.container import gemini_provider
 
-    provider = gemini_provider(services.settings)
+    provider = services.gemini
     fake.fail_next(10, 503)
     for _ in range(provider.breaker.threshold):
         with pytest.raises(AnswerUnavailable):

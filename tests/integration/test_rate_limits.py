@@ -151,7 +151,7 @@ def test_json_answers_count_while_they_are_produced_and_errors_free_the_slot(mak
 
 
 def test_stream_slots_expire_when_never_released():
-    from app.security import StreamSlots
+    from app.api.security import StreamSlots
 
     slots = StreamSlots(1, lease=0.05)
     assert slots.acquire("c") is not None

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from app.config import ConfigError
-from app.security import check_cors
+from app.api.security import check_cors
 
 
 def ready_app(make_settings, **overrides):

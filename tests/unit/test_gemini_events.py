@@ -4,7 +4,7 @@ tests/integration/test_gemini_raw_stream.py)."""
 import pytest
 from google.genai import errors
 
-from app.services.providers.gemini import StreamPiece, _piece
+from app.services.providers.gemini_stream import StreamPiece, parse_event
 
 
 def test_text_of_the_first_candidate_without_thoughts_with_finish_reason_and_usage():
@@ -16,15 +16,15 @@ def test_text_of_the_first_candidate_without_thoughts_with_finish_reason_and_usa
         ],
         "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 4, "totalTokenCount": 16},
     }
-    assert _piece(event, None) == StreamPiece("Deploy with make [1].", (12, 4), "STOP")
+    assert parse_event(event, None) == StreamPiece("Deploy with make [1].", (12, 4), "STOP")
 
 
 def test_a_blocked_prompt_gives_no_text():
-    assert _piece({"promptFeedback": {"blockReason": "SAFETY"}}, None) == StreamPiece("", None, None)
+    assert parse_event({"promptFeedback": {"blockReason": "SAFETY"}}, None) == StreamPiece("", None, None)
 
 
 @pytest.mark.parametrize(("code", "kind"), [(503, errors.ServerError), (429, errors.ClientError), (None, errors.ServerError)])
 def test_an_error_event_raises_the_sdks_error(code, kind):
     with pytest.raises(kind) as info:
-        _piece({"error": {"code": code, "message": "overloaded", "status": "UNAVAILABLE"}}, None)
+        parse_event({"error": {"code": code, "message": "overloaded", "status": "UNAVAILABLE"}}, None)
     assert info.value.code == (code or 500)

@@ -118,7 +118,7 @@ def _safe(method: Any) -> Any:
 
 
 class MetricsObserver(Observer):
-    """Turns the services' events into the metrics above and the chat log line."""
+    """Turns the services' events into the metrics above (the chat log line is `ChatLogObserver`'s)."""
 
     @_safe
     def answer_cache_lookup(self, hit: bool) -> None:
@@ -138,13 +138,10 @@ class MetricsObserver(Observer):
 
     @_safe
     def turn_finished(self, report: TurnReport, *, streamed: bool) -> None:
-        from app.request_log import log_chat_turn
-
         if streamed:
             ACTIVE_STREAMS.dec()
         source = "cache" if report.cached else (report.answerer.split(":", 1)[0] or "unknown")
         CHAT_TURNS.labels(report.status, source).inc()
-        log_chat_turn(report)
 
     @_safe
     def answers_checkpointed(self, rows: int) -> None:

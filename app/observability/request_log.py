@@ -26,7 +26,8 @@ import uuid
 from flask import Flask, Response, g, request
 
 from app.logging_setup import current_request_id
-from app.services.observer import TurnReport
+from app.observability.metrics import observe_request
+from app.services.observer import Observer, TurnReport
 
 request_log = logging.getLogger("app.request")
 chat_log = logging.getLogger("app.chat")
@@ -46,8 +47,6 @@ def request_id_from(header: str | None) -> str:
 
 def install(app: Flask) -> None:
     """Give every request an id, log it once and measure it."""
-    from app.metrics import observe_request
-
     def start() -> None:
         g.request_started = time.perf_counter()
         g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
@@ -94,3 +93,13 @@ def log_chat_turn(report: TurnReport) -> None:
     tokens = [t for t in (report.prompt_tokens, report.completion_tokens) if t is not None]
     fields["tokens"] = sum(tokens) if tokens else None
     chat_log.info("chat turn %s %s", report.status, report.message_id, extra={"fields": fields})
+
+
+class ChatLogObserver(Observer):
+    """Writes the chat line when a turn ends (every other event is the metrics' business)."""
+
+    def turn_finished(self, report: TurnReport, *, streamed: bool) -> None:
+        try:
+            log_chat_turn(report)
+        except Exception:  # noqa: BLE001 - a log hiccup must never break an answer
+            logging.getLogger(__name__).debug("chat log line failed", exc_info=True)

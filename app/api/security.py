@@ -29,6 +29,7 @@ from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app.api.errors import ApiError, error_response
 from app.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
@@ -114,8 +115,6 @@ def _install_limiter(app: Flask, settings: Settings) -> Limiter:
 
     @app.errorhandler(RateLimitExceeded)
     def _rate_limited(error: RateLimitExceeded) -> Response:
-        from app.api.errors import error_response
-
         retry_after = _seconds_until_reset(limiter)
         return error_response(
             429,
@@ -252,8 +251,6 @@ def cap_streams(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Response:
-        from app.api.errors import ApiError
-
         slots: StreamSlots = current_app.extensions["stream_slots"]
         client = client_address()
         token = slots.acquire(client)

@@ -1,0 +1,200 @@
+"""Gemini's streamGenerateContent, read straight off the wire (see gemini.py for why not the SDK).
+
+The request is byte for byte the SDK's (URL, headers, JSON body; a test compares them on the
+fake's records); each `data:` line is parsed with json.loads and only
+candidates[0].content.parts[*].text, finishReason and usageMetadata are read. HTTP errors become
+the SDK's own `errors.APIError` classes through its public `raise_for_response`/`raise_error`, so
+retries and error codes are one code path with the SDK's calls.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple, Protocol
+
+import httpx2
+from google.genai import errors, types
+from google.genai import version as genai_version
+
+from app.services.answering.base import Usage
+from app.services.observer import Observer
+from app.services.providers.gemini_failures import CircuitBreaker, classify
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/"  # the SDK's, for the Developer API
+API_VERSION = "v1"  # the SDK's default in 3.x (2.x used v1beta): the stream goes where the SDK would
+
+
+class StreamOwner(Protocol):
+    """What a stream reports to: the provider's breaker and observer (read when used: the app
+    sets the observer after the provider is built)."""
+
+    breaker: CircuitBreaker
+    observer: Observer
+
+
+class StreamTarget(Protocol):
+    """The parts of GeminiConfig the request needs."""
+
+    api_key: str
+    model: str
+    base_url: str | None
+    timeout_seconds: float
+
+
+class StreamPiece(NamedTuple):
+    """What the service reads from one streamed event."""
+
+    text: str
+    usage: tuple[int | None, int | None] | None  # (prompt, completion) tokens, if the event has them
+    finish_reason: str | None
+
+
+class GeminiStream:
+    """The pieces of one streamed answer; `usage` is filled in as the events report it."""
+
+    def __init__(self, first: StreamPiece | None, pieces: Iterator[StreamPiece], provider: StreamOwner) -> None:
+        self.usage = Usage()
+        self.finish_reason: str | None = None  # STOP, MAX_TOKENS, SAFETY... once Gemini says it
+        self._pending = first.text if first is not None and first.text else None
+        self._pieces = pieces
+        self._provider = provider
+        self._done = False
+        self._usage_reported = False
+        if first is not None:
+            self._record(first)
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        if self._pending is not None:
+            text, self._pending = self._pending, None
+            return text
+        while not self._done:
+            try:
+                piece = next(self._pieces)
+            except StopIteration:
+                self._done = True
+                self._provider.breaker.record_success()
+                self._report_usage()
+                break
+            except Exception as exc:  # noqa: BLE001 - classified below, never passed on raw
+                self._done = True
+                self._provider.breaker.record_failure()
+                failure = classify(exc, streaming=True)
+                self._provider.observer.gemini_failure("answer", failure.code)
+                self._report_usage()
+                raise failure from exc
+            self._record(piece)
+            if piece.text:
+                return piece.text
+        raise StopIteration
+
+    def close(self) -> None:
+        """Abandon the answer: closing the event generator closes the HTTP response (and its connection)."""
+        self._done = True
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
+        self._report_usage()
+
+    def _report_usage(self) -> None:
+        # Once per answer, with what Gemini reported so far (a closed stream may lack counts).
+        if not self._usage_reported:
+            self._usage_reported = True
+            self._provider.observer.gemini_tokens("answer", self.usage.prompt_tokens, self.usage.completion_tokens)
+
+    def _record(self, piece: StreamPiece) -> None:
+        if piece.usage is not None:
+            self.usage.prompt_tokens, self.usage.completion_tokens = piece.usage
+        if piece.finish_reason is not None:
+            self.finish_reason = piece.finish_reason
+
+
+def read_pieces(
+    http: httpx2.Client, url: str, headers: dict[str, str], body: bytes, timeout: float
+) -> Iterator[StreamPiece]:
+    """POST streamGenerateContent?alt=sse and yield one piece per SSE event.
+
+    A non-200 answer raises the SDK's ClientError/ServerError (its body read), an error event
+    inside a 200 stream likewise; transport failures raise httpx2's exceptions. Closing the
+    generator closes the response: an unfinished body is not reusable, so httpx2 drops the
+    connection and Gemini stops generating.
+    """
+    request = http.build_request("POST", url, content=body, headers=headers, timeout=timeout)
+    response = http.send(request, stream=True)
+    try:
+        errors.APIError.raise_for_response(response)
+        data: list[str] = []
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                data.append(line[6:] if line.startswith("data: ") else line[5:])
+            elif not line and data:
+                yield parse_event(json.loads("\n".join(data)), response)
+                data = []
+            # Anything else (comments, event:/id: fields) is not Gemini's; SSE says skip it.
+        if data:
+            yield parse_event(json.loads("\n".join(data)), response)
+    finally:
+        response.close()
+
+
+def stream_request_target(config: StreamTarget) -> tuple[str, dict[str, str]]:
+    """The URL and headers google-genai would send for streamGenerateContent (its 3.x defaults).
+
+    The key travels only in x-goog-api-key, as with the SDK; these headers are never logged.
+    """
+    model = config.model if config.model.startswith(("models/", "tunedModels/")) else f"models/{config.model}"
+    # GOOGLE_GEMINI_BASE_URL: the SDK's own fallback when no base URL is given, honoured alike.
+    base = (config.base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+    url = f"{base}/{API_VERSION}/{model}:streamGenerateContent?alt=sse"
+    label = f"google-genai-sdk/{genai_version.__version__} gl-python/{sys.version.split()[0]}"
+    headers = {
+        "Content-Type": "application/json",
+        "x-goog-api-key": config.api_key,
+        "user-agent": label,
+        "x-goog-api-client": label,
+    }
+    if config.timeout_seconds:
+        headers["X-Server-Timeout"] = str(math.ceil(config.timeout_seconds))
+    return url, headers
+
+
+def stream_body(
+    contents: Sequence[types.Content | dict[str, Any]], system_instruction: str, temperature: float, max_output_tokens: int
+) -> bytes:
+    """The JSON body the SDK sends for these contents and this config (json.dumps' default format)."""
+    body: dict[str, Any] = {
+        "contents": [
+            c if isinstance(c, dict) else c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in contents
+        ]
+    }
+    if system_instruction:
+        body["systemInstruction"] = {"parts": [{"text": system_instruction}], "role": "user"}
+    body["generationConfig"] = {"temperature": temperature, "maxOutputTokens": max_output_tokens}
+    return json.dumps(body).encode()
+
+
+def parse_event(event: Any, response: httpx2.Response) -> StreamPiece:
+    """candidates[0]'s text (thought parts excluded, as the SDK's `.text`), finishReason, usage."""
+    if not isinstance(event, dict):
+        raise ValueError("a streamed event is not a JSON object")
+    if "error" in event and "candidates" not in event:
+        error = event["error"] if isinstance(event["error"], dict) else {}
+        code = error.get("code")
+        errors.APIError.raise_error(code if isinstance(code, int) else 500, event, response)
+    text = ""
+    finish_reason = None
+    candidates = event.get("candidates")
+    if candidates:
+        candidate = candidates[0]
+        finish_reason = candidate.get("finishReason")
+        parts = (candidate.get("content") or {}).get("parts") or ()
+        text = "".join(p["text"] for p in parts if isinstance(p.get("text"), str) and not p.get("thought"))
+    usage = event.get("usageMetadata")
+    counts = None if usage is None else (usage.get("promptTokenCount"), usage.get("candidatesTokenCount"))
+    return StreamPiece(text, counts, finish_reason)
