@@ -55,6 +55,20 @@ MAX_EMBED_BATCH = 100  # the API's limit on batchEmbedContents entries
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/"  # the SDK's, for the Developer API
 API_VERSION = "v1"  # the SDK's default in 3.x (2.x used v1beta): the stream goes where the SDK would
 _RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+
+# Tuning, not settings: nothing here differs between deployments, and tests change them directly.
+# The index's vector size: one of the sizes Google recommends for gemini-embedding-001 (768, 1536,
+# 3072), a quarter of the largest one's memory. A change means a full re-index, a code change.
+EMBEDDING_DIM = 768
+# Per connect/read, not per answer (the SDK has no timeout of its own): long enough for Gemini's
+# slowest first token, short enough to free a thread well before gunicorn's timeout.
+TIMEOUT_SECONDS = 30.0
+# Tries before the first token, the first included: two retries ride out a blip; more would keep
+# the reader staring at nothing when Gemini is really down (the fallback answers instead).
+MAX_ATTEMPTS = 3
+# The longest single wait between tries. When Gemini asks for more (RetryInfo), the reader gets
+# 429/503 with that Retry-After at once rather than a silent wait.
+MAX_RETRY_WAIT_SECONDS = 8.0
 _T = TypeVar("_T")
 
 
