@@ -10,8 +10,12 @@ Threads cost little while they wait (a worker's RSS grew 20-40 MB from 50 to 200
 The limit past ~100 streams is CPU, not threads: about 36 ms of CPU per Gemini answer (mostly the
 google-genai SDK building a model object per streamed chunk), so 2 cores serve about 50 answers
 a second. gevent was not adopted: the embedded index and SQLite are native calls that would block
-its one loop, and threads are not what runs out. Override with WEB_CONCURRENCY and
-GUNICORN_THREADS.
+its one loop, and threads are not what runs out.
+
+Every value below is a default an operator overrides the way gunicorn itself reads them, not
+through variables of ours: GUNICORN_CMD_ARGS (for example "--workers 4 --threads 64
+--graceful-timeout 8 --access-logfile -"; gunicorn applies it over this file, and a bad value is
+gunicorn's own one-line error) and WEB_CONCURRENCY (gunicorn's default for --workers).
 """
 
 import os
@@ -37,24 +41,27 @@ bind = f"0.0.0.0:{_settings.port}"
 worker_class = "app.gunicorn_worker.BufferingThreadWorker"
 # Open connections per worker, slow ones included (the worker raises its open-files limit to fit).
 worker_connections = 2048
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "128"))
+if "WEB_CONCURRENCY" not in os.environ:
+    # gunicorn's own default for --workers comes from WEB_CONCURRENCY; a value here would hide it.
+    workers = 2
+threads = 128
 # gthread workers heartbeat from their main loop, so a long stream never trips this timeout; it
 # only catches a worker whose main loop is stuck. Gemini waits are bounded by GEMINI_TIMEOUT_SECONDS.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+timeout = 60
 # On SIGTERM or a worker recycle, live streams get this long to finish. 8 s: Docker and podman
 # send SIGKILL 10 s after SIGTERM by default (the Space's wait is not documented), and the workers
 # and the master need the rest to exit. An answer still streaming at 8 s is cut; what it streamed
 # is stored as interrupted (docs/deployment/hugging-face-spaces.md, "Stops and restarts").
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "8"))
+graceful_timeout = 8
 # The widget opens a new request per question; 5 s keeps a reader's connection for a quick follow-up
 # without parking idle sockets for long (they cost no thread while idle in gthread).
 keepalive = 5
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
-max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "0"))
+# No worker recycling by default (the app does not leak); --max-requests turns it on, and live
+# streams are drained first.
+max_requests = 0
 # The app writes one JSON line per request (with its request id and route); gunicorn's own access
-# line would double every request. GUNICORN_ACCESSLOG=- brings it back.
-accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+# line would double every request. --access-logfile - brings it back.
+accesslog = None
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 # No control socket: it would be created under $HOME, outside the app's folder.

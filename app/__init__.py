@@ -10,6 +10,9 @@ from flask import Flask, Response, request
 from app.config import ConfigError, Settings, load_settings, prepare_instance_path
 from app.version import __version__
 
+# Largest request body (413 beyond): a question plus a selection the widget trims to 8000
+# characters fits many times over; anything bigger is a mistake or abuse. Not a setting.
+MAX_REQUEST_BYTES = 64 * 1024
 __all__ = ["ConfigError", "__version__", "create_app"]
 
 
@@ -25,7 +28,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_path=str(settings.instance_path))
     app.config.update(
         SQLALCHEMY_DATABASE_URI=settings.sqlalchemy_url,
-        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
     )
     app.json.sort_keys = False
 
@@ -70,7 +73,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     migrate.init_app(app, db, directory=str(_migrations_dir()))
     with app.app_context():
         install_sqlite_pragmas(db.engine)
-        install_postgres_session_settings(db.engine, settings.database_statement_timeout_ms)
+        install_postgres_session_settings(db.engine)
     # Only the API is cross-origin; no credentials, so a "*" origin can never leak cookies.
     check_cors(settings.allowed_origins, CORS_SUPPORTS_CREDENTIALS)
 

@@ -3,6 +3,11 @@
 Every variable has a default that serves the embedded mode (SQLite + embedded Qdrant + offline
 answers), so a fresh checkout runs with no keys. A malformed value raises `ConfigError` whose
 message is one line naming the variable and what is wrong, never its value (values may be secrets).
+
+Only what an operator must choose per deployment is a setting (24 of them, docs/configuration.md).
+Tuning values (pool sizes, timeouts, retries, cache sizes, secondary rate limits) are constants
+next to the code they tune, each with the reason for its value; gunicorn's own settings come
+through gunicorn's GUNICORN_CMD_ARGS and WEB_CONCURRENCY.
 """
 
 from __future__ import annotations
@@ -51,14 +56,6 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; postgres:// and postgresql:// (Neon) or sqlite:///path. "
         "Default: SQLite at instance/chat.db.",
     )
-    database_pool_size: int = Field(default=5, ge=1, le=100)
-    database_max_overflow: int = Field(default=10, ge=0, le=200)
-    database_pool_recycle: int = Field(
-        default=300, ge=10, description="Seconds; Neon's pooler drops idle connections."
-    )
-    database_statement_timeout_ms: int = Field(
-        default=15000, ge=0, description="PostgreSQL statement timeout, set in every transaction (0: none)."
-    )
     retention_days: int | None = Field(
         default=None,
         ge=1,
@@ -77,9 +74,6 @@ class Settings(BaseSettings):
     qdrant_url: str | None = Field(default=None, description="Qdrant Cloud URL; unset = embedded.")
     qdrant_api_key: SecretStr | None = None
     qdrant_collection: str = Field(default="docusaurus-book", pattern=r"^[A-Za-z0-9_.-]{1,100}$")
-    qdrant_path: Path | None = Field(
-        default=None, description="Embedded index folder. Default: instance/qdrant."
-    )
     index_on_start: bool = Field(
         default=True,
         description="In embedded mode, bring the index of DOCS_PATH up to date at start-up.",
@@ -89,41 +83,22 @@ class Settings(BaseSettings):
     gemini_api_key: SecretStr | None = None
     gemini_model: str = "gemini-3.5-flash"
     gemini_embedding_model: str = "gemini-embedding-001"
-    gemini_embedding_dim: int = Field(default=768, ge=128, le=3072)
     gemini_base_url: str | None = None
-    gemini_timeout_seconds: float = Field(
-        default=30.0, gt=0, le=600, description="Per connect/read wait on Gemini (not the whole answer)."
-    )
-    gemini_max_attempts: int = Field(default=3, ge=1, le=10, description="Tries before giving up (first included).")
-    gemini_max_retry_wait: float = Field(
-        default=8.0, ge=0, le=120, description="Cap on one wait between tries, even if Gemini asks for longer."
-    )
-    gemini_history_tokens: int = Field(
-        default=2000, ge=0, le=100_000, description="Earlier turns sent with a question, by token budget."
-    )
-    gemini_max_output_tokens: int = Field(default=1024, ge=64, le=65536)
     gemini_fallback: bool = Field(
         default=True,
         description="When Gemini fails before its first token, answer with the extractive answerer "
         "(false: answer 429/503 instead).",
     )
-    retrieval_top_k: int = Field(default=5, ge=1, le=20)
-    offline_token_delay_ms: int = Field(
-        default=0,
-        ge=0,
-        le=2000,
-        description="Pause between streamed tokens of the offline answerer (a typing pace).",
-    )
 
-    # --- HTTP ---------------------------------------------------------------------------------
+    # --- HTTP: who may call and frame the service -----------------------------------------------
     allowed_origins: Annotated[list[str], NoDecode] = Field(
         default=["http://localhost:3000", "http://localhost:8000"],
         description="Comma-separated browser origins allowed to call the API.",
     )
     port: int = Field(default=7860, ge=1, le=65535)
-    max_request_bytes: int = Field(default=64 * 1024, ge=1024)
-    sse_keepalive_seconds: float = Field(
-        default=15.0, ge=0, le=300, description="A ': keep-alive' comment after this much silence (0: none)."
+    frame_ancestors: Annotated[list[str], NoDecode] = Field(
+        default=["https://huggingface.co"],
+        description="Origins that may show the service's pages in a frame (besides itself).",
     )
 
     # --- abuse limits -------------------------------------------------------------------------
@@ -131,8 +106,6 @@ class Settings(BaseSettings):
         default="10/minute;100/hour",
         description="POST /api/chat per client IP; limits separated by ';'. Empty = no limit.",
     )
-    rate_limit_health: str = Field(default="300/minute", description="The health probes per client IP.")
-    rate_limit_default: str = Field(default="120/minute", description="Every other route per client IP.")
     redis_url: SecretStr | None = Field(
         default=None,
         description="redis:// or rediss:// URL shared by all workers for the limits; unset = in memory.",
@@ -145,17 +118,15 @@ class Settings(BaseSettings):
         le=5,
         description="Proxies in front of the service whose X-Forwarded-For is trusted (1 on a Space).",
     )
-    max_streams_per_client: int = Field(
-        # A reader has one answer in progress; 8 leaves room for a few readers behind one NAT while
-        # keeping one address from holding more than a small share of the worker threads.
-        default=8, ge=1, le=1000, description="Answers one client IP may have in progress at once."
-    )
-    frame_ancestors: Annotated[list[str], NoDecode] = Field(
-        default=["https://huggingface.co"],
-        description="Origins that may show the service's pages in a frame (besides itself).",
-    )
 
-    @field_validator("rate_limit_chat", "rate_limit_health", "rate_limit_default")
+    # --- logs and metrics ---------------------------------------------------------------------
+    log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json: one JSON object per log line; text: for humans."
+    )
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at GET /metrics.")
+
+    @field_validator("rate_limit_chat")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
         from limits import parse_many
@@ -217,22 +188,6 @@ class Settings(BaseSettings):
     def redis_password(self) -> str | None:
         """The password in REDIS_URL (secret: only for log redaction)."""
         return urlsplit(self.redis_url.get_secret_value()).password if self.redis_url else None
-
-    # --- operations ---------------------------------------------------------------------------
-    log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
-    health_cache_seconds: float = Field(default=5.0, ge=0, le=300)
-
-    # --- observability and the answer cache ----------------------------------------------------
-    log_format: Literal["json", "text"] = Field(
-        default="json", description="json: one JSON object per log line; text: for humans."
-    )
-    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at GET /metrics.")
-    answer_cache_size: int = Field(
-        default=512,
-        ge=0,
-        le=100_000,
-        description="Answers to first-turn questions kept per worker (LRU); 0 disables the cache.",
-    )
 
     @field_validator("retention_days", mode="before")
     @classmethod
@@ -305,7 +260,7 @@ class Settings(BaseSettings):
     @property
     def index_path(self) -> Path:
         """Where the embedded index lives."""
-        return self.qdrant_path or self.instance_path / "qdrant"
+        return self.instance_path / "qdrant"
 
     @property
     def embedded_index(self) -> bool:

@@ -16,6 +16,18 @@ from app.config import Settings
 
 log = logging.getLogger(__name__)
 
+# PostgreSQL pool per worker process. Constants, not settings: a stream holds a connection only
+# for its short reads and writes, so 5 + 10 per worker is never the limit (bench/README.md, pool
+# under 200 streams), and 2 workers × 15 = 30 stays under Neon's smallest pooler limits.
+POOL_SIZE = 5
+MAX_OVERFLOW = 10
+# Neon's pooler drops idle connections after a few minutes; recycling at 5 minutes (with pre-ping)
+# means a reader never meets a dead one. Nothing an operator tunes.
+POOL_RECYCLE_SECONDS = 300
+# The longest statement the service runs takes milliseconds; 15 s only stops a runaway query (a
+# lock wait, a sick database) from holding a worker thread. Set per transaction (see below).
+STATEMENT_TIMEOUT_MS = 15_000
+
 
 def engine_options(settings: Settings) -> dict[str, Any]:
     """SQLAlchemy engine options suited to the configured database."""
@@ -25,16 +37,16 @@ def engine_options(settings: Settings) -> dict[str, Any]:
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
     return {
         "pool_pre_ping": True,  # Neon closes idle connections; test before use, reconnect quietly
-        "pool_recycle": settings.database_pool_recycle,
-        "pool_size": settings.database_pool_size,
-        "max_overflow": settings.database_max_overflow,
+        "pool_recycle": POOL_RECYCLE_SECONDS,
+        "pool_size": POOL_SIZE,
+        "max_overflow": MAX_OVERFLOW,
         "pool_timeout": 10,
         # connect_timeout is a libpq client option, so Neon's pooler never sees it.
         "connect_args": {"connect_timeout": 5, "application_name": "docusaurus-chat"},
     }
 
 
-def install_postgres_session_settings(engine: Engine, statement_timeout_ms: int) -> None:
+def install_postgres_session_settings(engine: Engine, statement_timeout_ms: int | None = None) -> None:
     """Bound every statement's time, per transaction: `SET LOCAL statement_timeout` at each BEGIN.
 
     Per transaction, not per connection: behind a pooler in transaction mode (Neon's pooled
@@ -45,6 +57,8 @@ def install_postgres_session_settings(engine: Engine, statement_timeout_ms: int)
     statement_timeout` on Neon is a backstop for statements outside a transaction:
     docs/configuration.md.)
     """
+    if statement_timeout_ms is None:
+        statement_timeout_ms = STATEMENT_TIMEOUT_MS
     if engine.dialect.name != "postgresql" or statement_timeout_ms <= 0:
         return
     statement = f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}"

@@ -14,7 +14,7 @@ malformed (answered at once with a JSON error) or incomplete. Only a whole reque
 thread, whose parser then reads from memory and never waits on the client. A request must be
 whole within READ_DEADLINE_SECONDS of its first byte (of the connection, for a new one) or the
 client gets a 408 and is dropped. Bodies larger than the app's MAX_CONTENT_LENGTH
-(MAX_REQUEST_BYTES) are not buffered: the request goes on with what arrived and the app answers
+(app.MAX_REQUEST_BYTES) are not buffered: the request goes on with what arrived and the app answers
 413 from the headers (Content-Length) or from the bytes it read (chunked).
 
 gunicorn's own error pages (400 malformed request, 414 request line too long, 431 headers too

@@ -17,7 +17,7 @@ from typing import Any
 
 _FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
-# The id of the request this thread is serving (set by app.request_log); every log line carries it.
+# The id of the request this thread is serving (set by app.observability.request_log); every log line carries it.
 current_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 

@@ -41,10 +41,13 @@ def embeddings(mode: str) -> Iterator[str]:
     """Run the body in `mode`: "keyword" (no Gemini key) or "hybrid" (MiniLM behind a fake Gemini).
 
     The service reads its settings from the environment, so the Gemini variables are set for the
-    body and restored after it.
+    body and restored after it; the embedding size and timeout are constants, set the same way.
     """
-    names = ("GEMINI_API_KEY", "GEMINI_BASE_URL", "GEMINI_EMBEDDING_DIM", "GEMINI_TIMEOUT_SECONDS")
+    from app.services.providers import gemini
+
+    names = ("GEMINI_API_KEY", "GEMINI_BASE_URL")
     saved = {name: os.environ.get(name) for name in names}
+    saved_constants = (gemini.EMBEDDING_DIM, gemini.TIMEOUT_SECONDS)
     try:
         if mode == "keyword":
             for name in names:
@@ -55,10 +58,11 @@ def embeddings(mode: str) -> Iterator[str]:
             raise ValueError(f"unknown mode {mode!r}")
         with FakeGemini(api_key=_KEY, embedder=minilm_embedder()) as fake:
             # A batch of 100 chunks on a busy CPU can take longer than Gemini's usual timeout.
-            os.environ.update(GEMINI_API_KEY=_KEY, GEMINI_BASE_URL=fake.base_url, GEMINI_EMBEDDING_DIM=str(MINILM_DIM),
-                              GEMINI_TIMEOUT_SECONDS="600")
+            os.environ.update(GEMINI_API_KEY=_KEY, GEMINI_BASE_URL=fake.base_url)
+            gemini.EMBEDDING_DIM, gemini.TIMEOUT_SECONDS = MINILM_DIM, 600.0
             yield mode
     finally:
+        gemini.EMBEDDING_DIM, gemini.TIMEOUT_SECONDS = saved_constants
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 
     keyword = run(docs)
     with fake_gemini() as fake:
-        hybrid = run(docs, gemini_api_key=FAKE_KEY, gemini_base_url=fake.base_url, gemini_embedding_dim=768)
+        hybrid = run(docs, gemini_api_key=FAKE_KEY, gemini_base_url=fake.base_url)  # 768 dims
         batches = [r for r in fake.requests if r.method_name == "batchEmbedContents"]
     results = [{"mode": "keyword only", **r} for r in keyword] + [{"mode": "hybrid (fake Gemini, 768 dims)", **r} for r in hybrid]
     rows = [

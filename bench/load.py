@@ -50,6 +50,7 @@ import httpx
 from bench._common import (
     FAKE_KEY,
     UNLIMITED,
+    UNLIMITED_TUNING,
     Gunicorn,
     cpu_seconds,
     emit,
@@ -60,6 +61,7 @@ from bench._common import (
     percentile,
     process_cpu_seconds,
 )
+from tests.tuning import tuning_env
 
 QUESTIONS = [
     "How do I deploy to Hugging Face Spaces?",
@@ -275,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                              "live at once in steady state); 0 = all at the same instant (a burst)")
     parser.add_argument("--workers", type=int, default=None, help="WEB_CONCURRENCY (default: gunicorn.conf.py's)")
     parser.add_argument("--threads", default=None,
-                        help="GUNICORN_THREADS, or several comma-separated (each gets a fresh service, same run)")
+                        help="gunicorn --threads, or several comma-separated (each gets a fresh service, same run)")
     parser.add_argument("--worker-class", default=None,
                         help="gunicorn worker class instead of gunicorn.conf.py's (e.g. gthread, for a side-by-side run)")
     parser.add_argument("--first-token-delay", type=float, default=0.3)
@@ -302,9 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     env = {
         **UNLIMITED,
         "GEMINI_API_KEY": FAKE_KEY,
-        "GEMINI_EMBEDDING_DIM": "768",
-        "ANSWER_CACHE_SIZE": "512" if args.answer_cache else "0",
-        "HEALTH_CACHE_SECONDS": "5",
+        # Constants changed in the service (bench.variants applies TEST_TUNING, tests/tuning.py).
+        **tuning_env({**UNLIMITED_TUNING, **({} if args.answer_cache else {"app.services.answer_cache:MAX_ENTRIES": 0})}),
     }
     if args.workers:
         env["WEB_CONCURRENCY"] = str(args.workers)
@@ -328,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         env["GEMINI_BASE_URL"] = fake.base_url
         fake_pid = fake._process.pid  # noqa: SLF001 - its CPU time, read from /proc
         for threads, variant in configs:
-            config_env = dict(env, **({"GUNICORN_THREADS": threads} if threads else {}))
+            config_env = dict(env, **({"GUNICORN_CMD_ARGS": f"--threads {threads}"} if threads else {}))
             config_env.update(VARIANT_ENV[variant], BENCH_VARIANTS=variant)
             with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp, Gunicorn(
                 Path(tmp) / "instance",

@@ -34,7 +34,8 @@ from typing import Any
 
 import requests
 
-from bench._common import UNLIMITED, Gunicorn, emit, machine, ms, peak_rss_mb, percentile, process_cpu_seconds
+from bench._common import UNLIMITED, UNLIMITED_TUNING, Gunicorn, emit, machine, ms, peak_rss_mb, percentile, process_cpu_seconds
+from tests.tuning import tuning_env
 
 PROBE_TIMEOUT = 5.0
 WORKER_CLASSES = {
@@ -145,11 +146,13 @@ def summary(values: list[float | None]) -> dict[str, Any]:
 
 
 def run(worker_class: str, kind: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    env = {**UNLIMITED, "WEB_CONCURRENCY": str(args.workers), "GUNICORN_THREADS": str(args.threads),
-           "OFFLINE_TOKEN_DELAY_MS": "0", "LOG_LEVEL": "WARNING", "ANSWER_CACHE_SIZE": "0"}
+    env = {**UNLIMITED, "WEB_CONCURRENCY": str(args.workers), "GUNICORN_CMD_ARGS": f"--threads {args.threads}",
+           "LOG_LEVEL": "WARNING",
+           **tuning_env({**UNLIMITED_TUNING, "app.services.answer_cache:MAX_ENTRIES": 0})}
     if args.pythonpath:
         env["PYTHONPATH"] = args.pythonpath
-    with Gunicorn(root / f"{worker_class}-{kind}", extra_args=WORKER_CLASSES[worker_class], **env) as service:
+    with Gunicorn(root / f"{worker_class}-{kind}", app="tests.tuned_wsgi:app", extra_args=WORKER_CLASSES[worker_class],
+                  **env) as service:
         service.wait_healthy()
         workers = service.worker_pids()
         cpu_before = sum(process_cpu_seconds(pid) for pid in workers)

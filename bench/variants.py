@@ -3,7 +3,7 @@
 gunicorn loads `bench.variants:app` instead of `wsgi:app`; each worker applies the variants
 named in BENCH_VARIANTS (comma-separated) before it builds the app, so the service is the
 project's code with exactly those changes. `current` changes nothing. Settings-only variants
-(keep-alive off, quiet logs) are environment overrides, applied by bench.load, listed in ENV.
+(quiet logs) are environment overrides, applied by bench.load, listed in ENV.
 
 Variants that remove work (no database writes, memoised retrieval) are not options for the
 service: they measure what that work costs, to decide whether a lever there can pay.
@@ -16,12 +16,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from tests.tuning import apply_tuning
+
 # Environment overrides per variant (applied by bench.load to the service it starts).
 ENV: dict[str, dict[str, str]] = {
     "current": {},
     "sdk-stream": {},
     "no-query-embedding": {},
-    "no-keepalive-thread": {"SSE_KEEPALIVE_SECONDS": "0"},
+    "no-keepalive-thread": {},
     "no-db-writes": {},
     "memo-retrieval": {},
     "quiet-logs": {"LOG_LEVEL": "WARNING"},
@@ -105,11 +107,19 @@ def memo_retrieval() -> None:
     Retriever.retrieve = retrieve  # type: ignore[method-assign]
 
 
+def no_keepalive_thread() -> None:
+    """No keep-alive comments: events framed inline, no producer thread."""
+    from app.api import sse
+
+    sse.KEEPALIVE_SECONDS = 0
+
+
 PATCHES: dict[str, Callable[[], None]] = {
     "sdk-stream": sdk_stream,
     "no-query-embedding": no_query_embedding,
     "no-db-writes": no_db_writes,
     "memo-retrieval": memo_retrieval,
+    "no-keepalive-thread": no_keepalive_thread,
 }
 
 
@@ -122,6 +132,7 @@ def apply(names: str) -> None:
             PATCHES[name]()
 
 
+apply_tuning()  # the constants bench.load changes for every variant (limits, answer cache)
 apply(os.environ.get("BENCH_VARIANTS", ""))
 
 from wsgi import app  # noqa: E402 - the app is built after the patches, in each worker

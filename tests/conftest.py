@@ -69,8 +69,10 @@ def empty_postgres_tables(url: str) -> None:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, database_url: str):
-    """Build Settings for a test: isolated instance folder, the fixture book, no .env."""
+def make_settings(tmp_path: Path, database_url: str, monkeypatch):
+    """Build Settings for a test: isolated instance folder, the fixture book, no .env, and health
+    checks that are never cached (a test sees a change at once)."""
+    monkeypatch.setattr("app.services.health.CACHE_SECONDS", 0)
 
     def build(**overrides: object) -> Settings:
         values: dict[str, object] = {
@@ -79,7 +81,6 @@ def make_settings(tmp_path: Path, database_url: str):
             "docs_path": FIXTURE_BOOK,
             "book_site_url": "https://garden.example.com",
             "book_route_base_path": "/",
-            "health_cache_seconds": 0,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from app.api.parsing import parse_json_body
 from app.api.schemas import ChatRequest
 from app.api.services import services
-from app.api.sse import sse_stream
+from app.api import sse
 from app.api.security import cap_streams
 from app.services.chat import ChatQuestion
 from app.services.chat_turn import ChatTurn
@@ -43,6 +43,4 @@ def _sse(turn: ChatTurn) -> Iterator[str]:
     # When the reader disconnects, gunicorn closes this generator; sse_stream then closes the
     # turn's events, which store the answer as interrupted and abandon the upstream request.
     # A worker that stops mid-answer cuts the turn (turn.recorder): the response ends at once.
-    return sse_stream(
-        turn.events(), keepalive_seconds=services().settings.sse_keepalive_seconds, interruption=turn.recorder
-    )
+    return sse.sse_stream(turn.events(), keepalive_seconds=sse.KEEPALIVE_SECONDS, interruption=turn.recorder)

@@ -29,7 +29,7 @@ _ERROR_TEXT = {
     400: "The body is not valid JSON.",
     404: "Not found.",
     405: "Wrong method; the Allow header lists the right ones.",
-    413: "The body is larger than MAX_REQUEST_BYTES.",
+    413: "The body is larger than the service accepts (see the request body).",
     415: "The body was not sent as Content-Type: application/json.",
     422: "A field breaks a rule; `details` names each one.",
     429: "Too many requests from this client (rate limit, or too many answers in progress). "
@@ -254,7 +254,7 @@ def build_document(*, version: str, max_request_bytes: int) -> dict[str, Any]:
         if op.body is not None:
             operation["requestBody"] = {
                 "required": True,
-                "description": f"JSON, at most {max_request_bytes} bytes (MAX_REQUEST_BYTES).",
+                "description": f"JSON, at most {max_request_bytes} bytes.",
                 "content": _json(op.body),
             }
         responses: dict[str, Any] = {}

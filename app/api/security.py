@@ -5,7 +5,7 @@ it may have in progress, and the headers every response carries.
   own address would be everyone's, so `X-Forwarded-For` is honoured for exactly `PROXY_HOPS`
   hops (werkzeug's ProxyFix) and ignored otherwise, so a client cannot pick its own identity.
 - Rate limits (Flask-Limiter, moving window) per client and per route: `RATE_LIMIT_CHAT` for
-  `POST /api/chat`, `RATE_LIMIT_HEALTH` for the probes, `RATE_LIMIT_DEFAULT` for the rest. With
+  `POST /api/chat`; constants below for the probes and for the rest. With
   `REDIS_URL` the counters are shared by every worker; otherwise each worker counts in memory.
   A storage outage never fails a request: the limiter falls back to memory and says so in the log.
 - At most `MAX_STREAMS_PER_CLIENT` answers in progress per client (shared through Redis too).
@@ -39,8 +39,14 @@ CORS_SUPPORTS_CREDENTIALS = False
 # Headers a cross-origin widget may read (it needs Retry-After to back off politely).
 CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID"]  # a widget on another origin may read them
 
-# Blueprint name → the setting holding its limit; every other route gets RATE_LIMIT_DEFAULT.
-_BLUEPRINT_LIMITS = {"chat": "rate_limit_chat", "health": "rate_limit_health"}
+# Limits that are constants (RATE_LIMIT_CHAT is the operator's): probes come from the platform at
+# most every few seconds, so 300/minute never stops one; 120/minute on the other routes (pages,
+# conversations, feedback) is far above what a reader clicks and low enough to stop a scraper.
+RATE_LIMIT_HEALTH = "300/minute"
+RATE_LIMIT_DEFAULT = "120/minute"
+# A reader has one answer in progress; 8 leaves room for a few readers behind one NAT while
+# keeping one address from holding more than a small share of the worker threads.
+MAX_STREAMS_PER_CLIENT = 8
 
 # How long a stream slot is held at most if its stream never reports that it ended (a worker
 # killed mid-answer): longer than any answer, short enough that a leak heals by itself.
@@ -67,7 +73,7 @@ def install(app: Flask, settings: Settings) -> None:
     else:
         _warn_once_about_forwarded_for(app)
     app.extensions["rate_limiter"] = _install_limiter(app, settings)
-    app.extensions["stream_slots"] = StreamSlots(settings.max_streams_per_client, settings)
+    app.extensions["stream_slots"] = StreamSlots(MAX_STREAMS_PER_CLIENT, settings)
     _install_headers(app, settings)
 
 
@@ -86,7 +92,7 @@ def _install_limiter(app: Flask, settings: Settings) -> Limiter:
     # apps in one process (tests, flask shell) never share or overwrite each other's counters.
     limiter = Limiter(
         key_func=client_address,
-        default_limits=[settings.rate_limit_default] if settings.rate_limit_default else [],
+        default_limits=[RATE_LIMIT_DEFAULT],
         storage_uri=storage_uri,
         storage_options=redis_options,
         strategy="moving-window",
@@ -98,11 +104,10 @@ def _install_limiter(app: Flask, settings: Settings) -> Limiter:
         in_memory_fallback_enabled=True,
     )
     limiter.init_app(app)
-    for name, setting in _BLUEPRINT_LIMITS.items():
+    for name, value in {"chat": settings.rate_limit_chat, "health": RATE_LIMIT_HEALTH}.items():
         blueprint = app.blueprints.get(name)
         if blueprint is None:
             continue
-        value = getattr(settings, setting)
         if value:
             limiter.limit(value)(blueprint)
         else:

@@ -25,6 +25,9 @@ from contextlib import closing
 from typing import Any, Protocol
 
 KEEPALIVE = ": keep-alive\n\n"
+# A keep-alive after this much silence: proxies (the Space's, nginx's default 60 s) cut idle
+# streams after tens of seconds, and Gemini's first token can take several. Not a setting.
+KEEPALIVE_SECONDS = 15.0
 _END = object()
 _WAKE = object()
 

@@ -11,7 +11,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from app.config import Settings
+from app.services import answer_cache as answer_cache_tuning
+from app.services import health as health_tuning
 from app.services.answer_cache import AnswerCache
+from app.services.answering import offline as offline_tuning
 from app.services.answering.base import Answerer
 from app.services.answering.offline import OfflineAnswerer
 from app.services.answering.rewriting import ConcatenatingRewriter, QueryRewriter
@@ -76,18 +79,19 @@ def make_gemini_provider(settings: Settings, observer: Observer | None = None) -
 
 
 def _gemini_config(settings: Settings) -> GeminiConfig:
-    from app.services.providers.gemini import GeminiConfig
+    from app.services.providers import gemini
 
     assert settings.gemini_api_key is not None
-    return GeminiConfig(
+    # The tuning constants are read now (not imported by name) so that tests can change them.
+    return gemini.GeminiConfig(
         api_key=settings.gemini_api_key.get_secret_value(),
         model=settings.gemini_model,
         embedding_model=settings.gemini_embedding_model,
-        embedding_dim=settings.gemini_embedding_dim,
+        embedding_dim=gemini.EMBEDDING_DIM,
         base_url=settings.gemini_base_url,
-        timeout_seconds=settings.gemini_timeout_seconds,
-        max_attempts=settings.gemini_max_attempts,
-        max_backoff=settings.gemini_max_retry_wait,
+        timeout_seconds=gemini.TIMEOUT_SECONDS,
+        max_attempts=gemini.MAX_ATTEMPTS,
+        max_backoff=gemini.MAX_RETRY_WAIT_SECONDS,
     )
 
 
@@ -99,27 +103,20 @@ def make_embedder(settings: Settings) -> GeminiProvider | None:
 
 def make_retriever(settings: Settings, index: SearchIndex, embedder: Any) -> Retriever:
     """The retriever the service (and the retrieval benchmark) uses."""
-    return Retriever(
-        index,
-        Bm25Encoder(),
-        embedder,
-        top_k=settings.retrieval_top_k,
-    )
+    return Retriever(index, Bm25Encoder(), embedder)
 
 
 def make_answerer(settings: Settings, provider: GeminiProvider | None) -> tuple[Answerer, QueryRewriter]:
     """Gemini answers and follow-up rewriting through `provider`; the offline answerer without."""
     if provider is None:
-        offline = OfflineAnswerer(token_delay_seconds=settings.offline_token_delay_ms / 1000)
+        offline = OfflineAnswerer(token_delay_seconds=offline_tuning.TOKEN_DELAY_SECONDS)
         return offline, ConcatenatingRewriter()
-    from app.services.answering.gemini import GeminiAnswerer, GeminiQueryRewriter
+    from app.services.answering import gemini
 
-    answerer = GeminiAnswerer(
-        provider,
-        history_token_budget=settings.gemini_history_tokens,
-        max_output_tokens=settings.gemini_max_output_tokens,
+    answerer = gemini.GeminiAnswerer(
+        provider, history_token_budget=gemini.HISTORY_TOKENS, max_output_tokens=gemini.MAX_OUTPUT_TOKENS
     )
-    return answerer, GeminiQueryRewriter(provider)
+    return answerer, gemini.GeminiQueryRewriter(provider)
 
 
 _OWN_EMBEDDER: Any = object()  # make_ingester's default: a Gemini client of its own, if keyed
@@ -159,7 +156,8 @@ def build_services(
     index = open_index(settings)
     retriever = make_retriever(settings, index, provider)
     answerer, rewriter = make_answerer(settings, provider)
-    answer_cache = AnswerCache(settings.answer_cache_size) if settings.answer_cache_size else None
+    cache_size = answer_cache_tuning.MAX_ENTRIES
+    answer_cache = AnswerCache(cache_size) if cache_size else None
     # Gemini unavailable is not "no answer": the extractive answerer steps in unless turned off.
     fallback = OfflineAnswerer() if provider is not None and settings.gemini_fallback else None
     live_turns = LiveTurns(store, observer=observer)
@@ -183,7 +181,7 @@ def build_services(
             "answerer": partial(check_answerer, answerer.name, provider),
         },
         startup_state=lambda: startup.state,
-        cache_seconds=settings.health_cache_seconds,
+        cache_seconds=health_tuning.CACHE_SECONDS,
     )
     return Services(
         settings,

@@ -35,6 +35,11 @@ class HealthReport:
         }
 
 
+# How long GET /api/health reuses its dependency checks: a probe every second costs one check per
+# 5 s, and a change still shows within 5 s. Not a setting: no platform probes faster.
+CACHE_SECONDS = 5.0
+
+
 class HealthService:
     """Runs named dependency checks (each returns {"state": "up"|"down", ...}) with a TTL cache.
 
@@ -42,7 +47,7 @@ class HealthService:
     can carry connection strings).
     """
 
-    def __init__(self, checks: dict[str, Check], startup_state: Callable[[], str], cache_seconds: float = 5.0) -> None:
+    def __init__(self, checks: dict[str, Check], startup_state: Callable[[], str], cache_seconds: float = CACHE_SECONDS) -> None:
         self._checks = checks
         self._startup_state = startup_state
         self._cache_seconds = cache_seconds

@@ -123,9 +123,10 @@ def site_url() -> str:
 
 
 @pytest.fixture
-def served(make_settings, site_url) -> Iterator[str]:
+def served(make_settings, site_url, monkeypatch) -> Iterator[str]:
     """The app (fixture book, a typing pace so streaming is visible) on a real HTTP server."""
-    application = create_app(make_settings(offline_token_delay_ms=15, book_site_url=site_url))
+    monkeypatch.setattr("app.services.answering.offline.TOKEN_DELAY_SECONDS", 0.015)
+    application = create_app(make_settings(book_site_url=site_url))
     upgrade_database(application)
     services = application.extensions["services"]
     services.startup.run()

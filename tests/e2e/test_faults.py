@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.test_gunicorn_service import Service, chat_then_leave, free_port, widget_chat
+from tests.e2e.test_gunicorn_service import (
+    NO_HEALTH_CACHE, Service, chat_then_leave, free_port, typing_pace, widget_chat,
+)
 from tests.fakes.gemini_server import FakeGeminiProcess
 
 pytestmark = pytest.mark.e2e
@@ -91,7 +93,7 @@ def wait_for(predicate, timeout: float, what: str):
 
 
 def test_postgres_stopped_under_a_running_service(throwaway_postgres, tmp_path):
-    service = Service(tmp_path, DATABASE_URL=throwaway_postgres.url, HEALTH_CACHE_SECONDS="0", RATE_LIMIT_CHAT="10000/minute")
+    service = Service(tmp_path, tuning=NO_HEALTH_CACHE, DATABASE_URL=throwaway_postgres.url, RATE_LIMIT_CHAT="10000/minute")
     try:
         service.wait_healthy()
         assert widget_chat(service.url, {"message": "How do I deploy?"})[-1]["type"] == "done"
@@ -118,8 +120,8 @@ def test_postgres_stopped_under_a_running_service(throwaway_postgres, tmp_path):
 def test_reader_leaving_abandons_the_gemini_request(tmp_path):
     with FakeGeminiProcess(api_key="fault-key", extra_args=("--tokens-per-second", "5")) as fake:
         fake.configure(reply_text=" ".join(f"word{i}" for i in range(60)))
-        service = Service(tmp_path, GEMINI_API_KEY="fault-key", GEMINI_BASE_URL=fake.base_url,
-                          RATE_LIMIT_CHAT="10000/minute", HEALTH_CACHE_SECONDS="0")
+        service = Service(tmp_path, tuning=NO_HEALTH_CACHE, GEMINI_API_KEY="fault-key", GEMINI_BASE_URL=fake.base_url,
+                          RATE_LIMIT_CHAT="10000/minute")
         try:
             service.wait_healthy()
             cid = chat_then_leave(service.port, "How do I deploy to Hugging Face Spaces?")
@@ -149,7 +151,8 @@ def stream_in_thread(url: str, results: list, index: int) -> threading.Thread:
 
 
 def test_sigterm_lets_live_streams_finish(tmp_path):
-    service = Service(tmp_path, OFFLINE_TOKEN_DELAY_MS="40", GUNICORN_GRACEFUL_TIMEOUT="30", RATE_LIMIT_CHAT="10000/minute")
+    service = Service(tmp_path, tuning=typing_pace(40), GUNICORN_CMD_ARGS="--graceful-timeout 30",
+                      RATE_LIMIT_CHAT="10000/minute")
     try:
         service.wait_healthy()
         results: list = [None] * 4
@@ -167,7 +170,7 @@ def test_sigterm_lets_live_streams_finish(tmp_path):
 
 
 def test_worker_recycling_does_not_cut_streams(tmp_path):
-    service = Service(tmp_path, OFFLINE_TOKEN_DELAY_MS="20", GUNICORN_MAX_REQUESTS="3", WEB_CONCURRENCY="1",
+    service = Service(tmp_path, tuning=typing_pace(20), GUNICORN_CMD_ARGS="--max-requests 3", WEB_CONCURRENCY="1",
                       RATE_LIMIT_CHAT="10000/minute")
     try:
         # One worker, and health probes count towards its 3 requests: one healthy answer will do.
@@ -191,7 +194,7 @@ def test_a_slow_answer_gets_keep_alive_comments_the_widget_ignores(tmp_path):
     with FakeGeminiProcess(api_key="slow-key", extra_args=("--tokens-per-second", "1")) as fake:
         fake.configure(reply_text="Slowly but surely [1].")
         service = Service(tmp_path, GEMINI_API_KEY="slow-key", GEMINI_BASE_URL=fake.base_url,
-                          SSE_KEEPALIVE_SECONDS="0.3", RATE_LIMIT_CHAT="10000/minute")
+                          tuning={"app.api.sse:KEEPALIVE_SECONDS": 0.3}, RATE_LIMIT_CHAT="10000/minute")
         try:
             service.wait_healthy()
             response = requests.post(f"{service.url}/api/chat", json={"message": "How do I deploy?"}, timeout=60)
@@ -206,7 +209,7 @@ def test_a_slow_answer_gets_keep_alive_comments_the_widget_ignores(tmp_path):
 
 def test_database_down_at_start_serves_and_migrates_once_it_is_back(throwaway_postgres, tmp_path):
     throwaway_postgres.stop()  # Neon still waking up when the Space starts
-    service = Service(tmp_path, DATABASE_URL=throwaway_postgres.url, HEALTH_CACHE_SECONDS="0", RATE_LIMIT_CHAT="10000/minute")
+    service = Service(tmp_path, tuning=NO_HEALTH_CACHE, DATABASE_URL=throwaway_postgres.url, RATE_LIMIT_CHAT="10000/minute")
     try:
         status, body = wait_for(
             lambda: (lambda r: r if r[1].get("status") == "degraded" else None)(health(service)) if _up(service) else None,

@@ -18,10 +18,26 @@ import requests
 
 from tests.conftest import ROOT, reset_postgres, TEST_DATABASE_URL
 from tests.processes import stop_gracefully
+from tests.tuning import tuning_env
 
 pytestmark = pytest.mark.e2e
 
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+# The same service with some tuning constants changed (tests/tuned_wsgi.py), for `Service(tuning=...)`.
+TUNED_GUNICORN = [*GUNICORN[:-1], "tests.tuned_wsgi:app"]
+
+# Tuning constants tests change in a live service ("module:NAME": value).
+NO_HEALTH_CACHE = {"app.services.health:CACHE_SECONDS": 0}  # health sees a change at once
+NO_LIMITS = {  # generated traffic from one address (rate limits have their own tests)
+    "app.api.security:RATE_LIMIT_DEFAULT": "100000/minute",
+    "app.api.security:RATE_LIMIT_HEALTH": "100000/minute",
+    "app.api.security:MAX_STREAMS_PER_CLIENT": 1000,
+}
+
+
+def typing_pace(milliseconds: float) -> dict[str, float]:
+    """Tuning for an offline answer streamed one word every `milliseconds` (long enough to interrupt)."""
+    return {"app.services.answering.offline:TOKEN_DELAY_SECONDS": milliseconds / 1000}
 
 
 def free_port() -> int:
@@ -37,11 +53,12 @@ def service_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         INSTANCE_PATH=str(tmp_path / "instance"),
         DOCS_PATH=str(ROOT / "docs"),
         WEB_CONCURRENCY="2",
-        GUNICORN_THREADS="8",
         LOG_LEVEL="INFO",
     )
     if TEST_DATABASE_URL:
         env["DATABASE_URL"] = TEST_DATABASE_URL
+    # gunicorn's own settings, as an operator gives them; a test's own arguments come last and win.
+    env["GUNICORN_CMD_ARGS"] = f"--threads 8 {extra.pop('GUNICORN_CMD_ARGS', '')}".strip()
     env.update(extra)
     return env
 
@@ -49,14 +66,15 @@ def service_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 class Service:
     """A gunicorn process and its base URL."""
 
-    def __init__(self, tmp_path: Path, **env: str) -> None:
+    def __init__(self, tmp_path: Path, tuning: dict[str, object] | None = None, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / "gunicorn.log"
         self._log = self.log_path.open("w")
+        env.update(tuning_env(tuning or {}))
         self.env = service_env(tmp_path, PORT=str(self.port), **env)
         self.proc = subprocess.Popen(
-            GUNICORN, cwd=ROOT, env=self.env,
+            TUNED_GUNICORN if tuning else GUNICORN, cwd=ROOT, env=self.env,
             stdout=self._log, stderr=subprocess.STDOUT,
         )
 
@@ -95,7 +113,7 @@ def service(tmp_path_factory):
     if TEST_DATABASE_URL:
         reset_postgres(TEST_DATABASE_URL)  # a fresh database: start-up must migrate it by itself
     svc = Service(
-        tmp_path_factory.mktemp("svc"), OFFLINE_TOKEN_DELAY_MS="20", HEALTH_CACHE_SECONDS="0",
+        tmp_path_factory.mktemp("svc"), tuning={**typing_pace(20), **NO_HEALTH_CACHE},
         RATE_LIMIT_CHAT="10000/minute",  # these tests send many chats from one address
     )
     try:

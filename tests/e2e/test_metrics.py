@@ -11,7 +11,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.test_gunicorn_service import Service, widget_chat
+from tests.e2e.test_gunicorn_service import NO_LIMITS, Service, typing_pace, widget_chat
 
 pytestmark = pytest.mark.e2e
 
@@ -29,12 +29,8 @@ QUESTIONS = [
 def service(tmp_path_factory):
     svc = Service(
         tmp_path_factory.mktemp("metrics"),
-        OFFLINE_TOKEN_DELAY_MS="5",
-        GUNICORN_THREADS="8",
         RATE_LIMIT_CHAT="100000/minute",
-        RATE_LIMIT_DEFAULT="100000/minute",
-        RATE_LIMIT_HEALTH="100000/minute",
-        MAX_STREAMS_PER_CLIENT="1000",
+        tuning={**typing_pace(5), **NO_LIMITS},
     )
     try:
         svc.wait_healthy()

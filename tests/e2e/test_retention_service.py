@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, select, text, update
 from app.config import normalise_database_url
 from app.models import Conversation, Message, RetentionState, utcnow
 from tests.conftest import FIXTURE_BOOK, ROOT, TEST_DATABASE_URL, reset_postgres
-from tests.e2e.test_gunicorn_service import Service, widget_chat
+from tests.e2e.test_gunicorn_service import NO_HEALTH_CACHE, Service, widget_chat
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +26,7 @@ def test_live_service_report_and_daily_purge(tmp_path):
     if TEST_DATABASE_URL:
         reset_postgres(TEST_DATABASE_URL)
     database_url = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'instance' / 'chat.db'}"
-    common = dict(DOCS_PATH=str(FIXTURE_BOOK), HEALTH_CACHE_SECONDS="0", DATABASE_URL=database_url)
+    common = dict(DOCS_PATH=str(FIXTURE_BOOK), DATABASE_URL=database_url, tuning=NO_HEALTH_CACHE)
 
     first = Service(tmp_path, **common)
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_gunicorn_service import Service
+from tests.e2e.test_gunicorn_service import NO_LIMITS, Service
 
 pytestmark = [pytest.mark.e2e, pytest.mark.schemathesis]
 
@@ -36,11 +36,7 @@ def service(tmp_path_factory):
         # Limits high enough not to turn generated traffic into 429s (rate limits have own tests);
         # a body limit above the schema's largest valid body, so valid data is never a 413.
         RATE_LIMIT_CHAT="100000/minute",
-        RATE_LIMIT_DEFAULT="100000/minute",
-        RATE_LIMIT_HEALTH="100000/minute",
-        MAX_STREAMS_PER_CLIENT="1000",
-        MAX_REQUEST_BYTES=str(256 * 1024),
-        HEALTH_CACHE_SECONDS="1",
+        tuning={**NO_LIMITS, "app:MAX_REQUEST_BYTES": 256 * 1024, "app.services.health:CACHE_SECONDS": 1},
     )
     try:
         svc.wait_healthy()

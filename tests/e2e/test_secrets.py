@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, TEST_DATABASE_URL
-from tests.e2e.test_gunicorn_service import GUNICORN, Service, free_port, service_env
+from tests.e2e.test_gunicorn_service import GUNICORN, NO_HEALTH_CACHE, Service, free_port, service_env
 from tests.fakes.gemini_server import FakeGeminiProcess
 
 pytestmark = pytest.mark.e2e
@@ -111,12 +111,11 @@ def fake_gemini():
 
 
 def test_no_secret_in_any_response_or_log_line(tmp_path, fake_gemini):
-    env = dict(SECRET_ENV, GEMINI_BASE_URL=fake_gemini.base_url, LOG_LEVEL="DEBUG", RATE_LIMIT_CHAT="12/minute",
-               GEMINI_MAX_RETRY_WAIT="0.2",
-               HEALTH_CACHE_SECONDS="0")
+    env = dict(SECRET_ENV, GEMINI_BASE_URL=fake_gemini.base_url, LOG_LEVEL="DEBUG", RATE_LIMIT_CHAT="12/minute")
     if TEST_DATABASE_URL:  # the local server trusts connections: the password is carried, not checked
         env["DATABASE_URL"] = with_password(TEST_DATABASE_URL, DB_PASSWORD)
-    service = Service(tmp_path, **env)
+    tuning = {**NO_HEALTH_CACHE, "app.services.providers.gemini:MAX_RETRY_WAIT_SECONDS": 0.2}
+    service = Service(tmp_path, tuning=tuning, **env)
     try:
         health = service.wait_healthy()
         assert_no_secret("health", str(health))

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from tests.e2e.test_gunicorn_service import Service, widget_chat
+from tests.e2e.test_gunicorn_service import NO_LIMITS, Service, widget_chat
 
 pytestmark = pytest.mark.e2e
 
@@ -23,9 +23,8 @@ SLOW_CONNECTIONS = 6 * WORKERS * THREADS  # far more than the threads that could
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     svc = Service(
-        tmp_path_factory.mktemp("slow"), WEB_CONCURRENCY=str(WORKERS), GUNICORN_THREADS=str(THREADS),
-        OFFLINE_TOKEN_DELAY_MS="0", RATE_LIMIT_CHAT="10000/minute", RATE_LIMIT_HEALTH="10000/minute",
-        RATE_LIMIT_DEFAULT="10000/minute", MAX_REQUEST_BYTES="4096",
+        tmp_path_factory.mktemp("slow"), WEB_CONCURRENCY=str(WORKERS), GUNICORN_CMD_ARGS=f"--threads {THREADS}",
+        RATE_LIMIT_CHAT="10000/minute", tuning={**NO_LIMITS, "app:MAX_REQUEST_BYTES": 4096},
     )
     try:
         svc.wait_healthy()

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 from app.config import normalise_database_url
 from app.services.live_turns import CHECKPOINT_SECONDS, STALE_AFTER, SWEEP_SECONDS
 from tests.conftest import TEST_DATABASE_URL, empty_postgres_tables
-from tests.e2e.test_gunicorn_service import Service
+from tests.e2e.test_gunicorn_service import NO_HEALTH_CACHE, Service
 from tests.fakes.gemini_server import FakeGeminiProcess
 
 pytestmark = pytest.mark.e2e
@@ -108,7 +108,8 @@ def test_sigterm_mid_answer_stores_the_text_and_closes_the_stream(tmp_path):
     with FakeGeminiProcess(api_key=KEY, extra_args=("--tokens-per-second", "2")) as fake:
         fake.configure(reply_text=LONG_ANSWER)
         service = Service(tmp_path, GEMINI_API_KEY=KEY, GEMINI_BASE_URL=fake.base_url, WEB_CONCURRENCY="1",
-                          GUNICORN_GRACEFUL_TIMEOUT="4", RATE_LIMIT_CHAT="10000/minute", HEALTH_CACHE_SECONDS="0")
+                          GUNICORN_CMD_ARGS="--graceful-timeout 4", RATE_LIMIT_CHAT="10000/minute",
+                          tuning=NO_HEALTH_CACHE)
         try:
             service.wait_healthy(in_a_row=2)
             reader = LiveReader(service.url)
@@ -146,7 +147,7 @@ def test_two_instances_a_live_stream_is_left_alone_and_a_killed_ones_is_swept(tm
     with FakeGeminiProcess(api_key=KEY, extra_args=("--tokens-per-second", "5")) as fake:
         fake.configure(reply_text=LONG_ANSWER)
         common = dict(GEMINI_API_KEY=KEY, GEMINI_BASE_URL=fake.base_url, WEB_CONCURRENCY="1",
-                      RATE_LIMIT_CHAT="10000/minute", HEALTH_CACHE_SECONDS="0")
+                      RATE_LIMIT_CHAT="10000/minute", tuning=NO_HEALTH_CACHE)
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
         a = Service(tmp_path / "a", **common)

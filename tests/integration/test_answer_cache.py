@@ -19,7 +19,8 @@ QUESTION = "How often should I water tomatoes?"
 
 
 @pytest.fixture
-def fake():
+def fake(monkeypatch):
+    monkeypatch.setattr("app.services.providers.gemini.MAX_RETRY_WAIT_SECONDS", 0.05)
     with FakeGemini(api_key=KEY) as server:
         yield server
 
@@ -32,10 +33,8 @@ def book(tmp_path):
 
 
 def make_app(make_settings, fake, book, **overrides):
-    app = create_app(
-        make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, gemini_max_retry_wait=0.05,
-                      docs_path=book, **overrides)
-    )
+    # MAX_RETRY_WAIT_SECONDS is short in this module (the `fake` fixture): no test sleeps through back-off.
+    app = create_app(make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, docs_path=book, **overrides))
     upgrade_database(app)
     services = app.extensions["services"]
     services.startup.run()
@@ -162,8 +161,9 @@ def test_flask_ingest_of_a_changed_book_invalidates_the_cache(app, fake, book):
     assert ask(client, message=QUESTION)[-1]["cached"] is True  # cached again, for the new version
 
 
-def test_size_zero_disables_the_cache(make_settings, fake, book):
-    app = make_app(make_settings, fake, book, answer_cache_size=0)
+def test_size_zero_disables_the_cache(make_settings, fake, book, monkeypatch):
+    monkeypatch.setattr("app.services.answer_cache.MAX_ENTRIES", 0)
+    app = make_app(make_settings, fake, book)
     client = app.test_client()
     for _ in range(2):
         assert ask(client, message=QUESTION)[-1]["cached"] is False

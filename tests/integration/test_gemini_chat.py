@@ -22,9 +22,10 @@ def fake():
 
 
 @pytest.fixture
-def gemini_app(make_settings, fake):
+def gemini_app(make_settings, fake, monkeypatch):
     # Short waits: a test must not sleep through real back-off pauses.
-    app = create_app(make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, gemini_max_retry_wait=0.05))
+    monkeypatch.setattr("app.services.providers.gemini.MAX_RETRY_WAIT_SECONDS", 0.05)
+    app = create_app(make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url))
     upgrade_database(app)
     services = app.extensions["services"]
     services.startup.run()
@@ -34,10 +35,10 @@ def gemini_app(make_settings, fake):
 
 
 @pytest.fixture
-def strict_app(make_settings, fake):
+def strict_app(make_settings, fake, monkeypatch):
     """GEMINI_FALLBACK=false: Gemini's failures are the reader's 429/503, as before the fallback."""
-    app = create_app(make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, gemini_max_retry_wait=0.05,
-                                   gemini_fallback=False))
+    monkeypatch.setattr("app.services.providers.gemini.MAX_RETRY_WAIT_SECONDS", 0.05)
+    app = create_app(make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, gemini_fallback=False))
     upgrade_database(app)
     app.extensions["services"].startup.run()
     fake.reset()
@@ -214,8 +215,9 @@ def test_the_key_never_appears_in_logs_or_responses(gemini_app, fake, caplog):
     assert KEY not in json.dumps(gemini_app.extensions["services"].health.report().as_dict())
 
 
-def test_health_reports_gemini_degraded_after_repeated_failures(make_settings, fake):
-    app = create_app(make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, gemini_max_attempts=1, index_on_start=False))
+def test_health_reports_gemini_degraded_after_repeated_failures(make_settings, fake, monkeypatch):
+    monkeypatch.setattr("app.services.providers.gemini.MAX_ATTEMPTS", 1)
+    app = create_app(make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, index_on_start=False))
     upgrade_database(app)
     services = app.extensions["services"]
     services.startup.run()

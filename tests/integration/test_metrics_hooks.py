@@ -23,9 +23,10 @@ def fake():
 
 
 @pytest.fixture
-def client(make_settings, fake):
-    app = create_app(make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, gemini_max_retry_wait=0.01,
-                                   answer_cache_size=0, gemini_fallback=False))
+def client(make_settings, fake, monkeypatch):
+    monkeypatch.setattr("app.services.providers.gemini.MAX_RETRY_WAIT_SECONDS", 0.01)
+    monkeypatch.setattr("app.services.answer_cache.MAX_ENTRIES", 0)
+    app = create_app(make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, gemini_fallback=False))
     upgrade_database(app)
     app.extensions["services"].startup.run()
     return app.test_client()

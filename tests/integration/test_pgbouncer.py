@@ -93,9 +93,8 @@ pidfile = {folder / 'pgbouncer.pid'}
 
 def service_engine(url, settings_factory):
     """An engine as the service builds it (pool, options, per-transaction settings)."""
-    settings = settings_factory(database_url=url.render_as_string(hide_password=False),
-                                database_statement_timeout_ms=TIMEOUT_MS, database_pool_size=8)
-    engine = create_engine(settings.sqlalchemy_url, **engine_options(settings))
+    settings = settings_factory(database_url=url.render_as_string(hide_password=False))
+    engine = create_engine(settings.sqlalchemy_url, **{**engine_options(settings), "pool_size": 8})
     install_postgres_session_settings(engine, TIMEOUT_MS)
     return engine
 

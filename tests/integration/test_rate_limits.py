@@ -60,8 +60,10 @@ def test_limits_count_per_client_ip(make_settings):
     assert ask(client, ip="10.0.0.2").status_code == 200
 
 
-def test_chat_is_strict_while_health_is_generous_and_the_rest_has_the_default(make_settings):
-    app = ready_app(make_settings, rate_limit_chat="1/minute", rate_limit_health="50/minute", rate_limit_default="2/minute")
+def test_chat_is_strict_while_health_is_generous_and_the_rest_has_the_default(make_settings, monkeypatch):
+    monkeypatch.setattr("app.api.security.RATE_LIMIT_HEALTH", "50/minute")
+    monkeypatch.setattr("app.api.security.RATE_LIMIT_DEFAULT", "2/minute")
+    app = ready_app(make_settings, rate_limit_chat="1/minute")
     client = app.test_client()
     assert ask(client).status_code == 200
     assert ask(client).status_code == 429
@@ -90,8 +92,9 @@ def test_preflights_are_not_counted(make_settings):
     assert ask(client).status_code == 200
 
 
-def test_an_empty_limit_means_no_limit(make_settings):
-    client = ready_app(make_settings, rate_limit_chat="", rate_limit_default="1/minute").test_client()
+def test_an_empty_limit_means_no_limit(make_settings, monkeypatch):
+    monkeypatch.setattr("app.api.security.RATE_LIMIT_DEFAULT", "1/minute")
+    client = ready_app(make_settings, rate_limit_chat="").test_client()
     assert all(ask(client).status_code == 200 for _ in range(4))
 
 
@@ -117,8 +120,10 @@ def test_forwarded_for_names_the_client_behind_the_configured_proxy(make_setting
 # --- answers in progress -----------------------------------------------------------------------------
 
 
-def test_a_client_may_have_only_so_many_answers_in_progress(make_settings):
-    app = ready_app(make_settings, max_streams_per_client=2, offline_token_delay_ms=5)
+def test_a_client_may_have_only_so_many_answers_in_progress(make_settings, monkeypatch):
+    monkeypatch.setattr("app.api.security.MAX_STREAMS_PER_CLIENT", 2)
+    monkeypatch.setattr("app.services.answering.offline.TOKEN_DELAY_SECONDS", 0.005)
+    app = ready_app(make_settings)
     client = app.test_client()
     slots = app.extensions["stream_slots"]
     first = ask(client, buffered=False)  # streams not read yet: both answers are in progress
@@ -140,8 +145,9 @@ def test_a_client_may_have_only_so_many_answers_in_progress(make_settings):
     assert slots.in_use("10.0.0.1") == 0
 
 
-def test_json_answers_count_while_they_are_produced_and_errors_free_the_slot(make_settings):
-    app = ready_app(make_settings, max_streams_per_client=1)
+def test_json_answers_count_while_they_are_produced_and_errors_free_the_slot(make_settings, monkeypatch):
+    monkeypatch.setattr("app.api.security.MAX_STREAMS_PER_CLIENT", 1)
+    app = ready_app(make_settings)
     client = app.test_client()
     slots = app.extensions["stream_slots"]
     assert ask(client, headers={"Accept": "application/json"}).status_code == 200
@@ -169,12 +175,9 @@ def test_stream_slots_expire_when_never_released():
     ("variable", "value", "fragment"),
     [
         ("rate_limit_chat", "ten per minute", "RATE_LIMIT_CHAT"),
-        ("rate_limit_health", "5/fortnight", "RATE_LIMIT_HEALTH"),
-        ("rate_limit_default", "x", "RATE_LIMIT_DEFAULT"),
         ("redis_url", "http://user:s3cretRedisPw@host:6379/0", "REDIS_URL"),
         ("redis_url", "redis://:s3cretRedisPw@host:notaport/0", "REDIS_URL"),
         ("proxy_hops", "-1", "PROXY_HOPS"),
-        ("max_streams_per_client", "0", "MAX_STREAMS_PER_CLIENT"),
         ("frame_ancestors", "huggingface.co", "FRAME_ANCESTORS"),
     ],
 )
@@ -235,9 +238,11 @@ def test_limits_are_shared_by_two_apps_through_redis(make_settings, redis_url):
     assert ask(two, ip="10.0.0.2").status_code == 200
 
 
-def test_answers_in_progress_are_counted_across_apps_through_redis(make_settings, redis_url):
-    first_app = ready_app(make_settings, max_streams_per_client=1, redis_url=redis_url, offline_token_delay_ms=5)
-    second_app = ready_app(make_settings, max_streams_per_client=1, redis_url=redis_url)
+def test_answers_in_progress_are_counted_across_apps_through_redis(make_settings, redis_url, monkeypatch):
+    monkeypatch.setattr("app.api.security.MAX_STREAMS_PER_CLIENT", 1)
+    monkeypatch.setattr("app.services.answering.offline.TOKEN_DELAY_SECONDS", 0.005)
+    first_app = ready_app(make_settings, redis_url=redis_url)
+    second_app = ready_app(make_settings, redis_url=redis_url)
     stream = ask(first_app.test_client(), buffered=False)
     assert stream.status_code == 200
     other = ask(second_app.test_client())

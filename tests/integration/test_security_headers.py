@@ -21,8 +21,9 @@ def ready_app(make_settings, **overrides):
 
 
 @pytest.fixture
-def secured(make_settings):
-    app = ready_app(make_settings, rate_limit_default="3/minute")
+def secured(make_settings, monkeypatch):
+    monkeypatch.setattr("app.api.security.RATE_LIMIT_DEFAULT", "3/minute")
+    app = ready_app(make_settings)
 
     @app.get("/api/boom")  # an unexpected failure, for the 500 path
     def boom():

@@ -86,3 +86,17 @@ def test_retention_is_forever_unless_set(monkeypatch):
     monkeypatch.setenv("RETENTION_DAYS", "0")
     with pytest.raises(ConfigError, match="^RETENTION_DAYS: "):
         settings()
+
+
+def test_there_are_at_most_thirty_settings():
+    # Issue 13: every knob an operator must understand costs; tuning values are constants in code.
+    from app.config import Settings
+
+    assert len(Settings.model_fields) <= 30, sorted(Settings.model_fields)
+
+
+def test_a_removed_tuning_variable_is_ignored_not_an_error(monkeypatch):
+    # An old .env or Space secret with a variable that became a constant must not stop start-up.
+    monkeypatch.setenv("HEALTH_CACHE_SECONDS", "not a number")
+    monkeypatch.setenv("GEMINI_MAX_ATTEMPTS", "0")
+    assert settings().port == 7860

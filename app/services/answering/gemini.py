@@ -93,10 +93,17 @@ def history_contents(history: list[tuple[str, str]], token_budget: int) -> list[
     ]
 
 
+# Earlier turns sent with a question, newest first, within this many tokens: enough for the
+# follow-ups readers ask (the last two or three turns) at a small share of the prompt's cost.
+HISTORY_TOKENS = 2000
+# The longest answer: a few paragraphs, which is what a chat beside a book should give.
+MAX_OUTPUT_TOKENS = 1024
+
+
 class GeminiAnswerer:
     """Streams Gemini's answer to the passages; no passages, no call."""
 
-    def __init__(self, provider: GeminiProvider, *, history_token_budget: int = 2000, max_output_tokens: int = 1024) -> None:
+    def __init__(self, provider: GeminiProvider, *, history_token_budget: int = HISTORY_TOKENS, max_output_tokens: int = MAX_OUTPUT_TOKENS) -> None:
         self.provider = provider
         self.name = f"gemini:{provider.config.model}"
         self.history_token_budget = history_token_budget

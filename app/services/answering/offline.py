@@ -38,6 +38,9 @@ NOT_COVERED = (
     "or ask about a topic the book covers."
 )
 
+# Pause between streamed words: none, the extractive answer is ready at once. Tests that need a
+# stream long enough to interrupt set it (monkeypatch, or tests/tuned_wsgi.py for a live service).
+TOKEN_DELAY_SECONDS = 0.0
 MAX_SENTENCES = 5
 MIN_SENTENCES = 2
 MAX_ANSWER_CHARS = 900

@@ -62,6 +62,19 @@ from app.services.providers.gemini_stream import (
 log = logging.getLogger(__name__)
 
 MAX_EMBED_BATCH = 100  # the API's limit on batchEmbedContents entries
+# Tuning, not settings: nothing here differs between deployments, and tests change them directly.
+# The index's vector size: one of the sizes Google recommends for gemini-embedding-001 (768, 1536,
+# 3072), a quarter of the largest one's memory. A change means a full re-index, a code change.
+EMBEDDING_DIM = 768
+# Per connect/read, not per answer (the SDK has no timeout of its own): long enough for Gemini's
+# slowest first token, short enough to free a thread well before gunicorn's timeout.
+TIMEOUT_SECONDS = 30.0
+# Tries before the first token, the first included: two retries ride out a blip; more would keep
+# the reader staring at nothing when Gemini is really down (the fallback answers instead).
+MAX_ATTEMPTS = 3
+# The longest single wait between tries. When Gemini asks for more (RetryInfo), the reader gets
+# 429/503 with that Retry-After at once rather than a silent wait.
+MAX_RETRY_WAIT_SECONDS = 8.0
 _T = TypeVar("_T")
 
 

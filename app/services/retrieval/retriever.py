@@ -67,6 +67,11 @@ class RetrievalResult:
     verdict: FloorVerdict | None = None
 
 
+# Passages per answer (and `sources`): five sections from up to three pages cover what a question
+# needs; more dilute the prompt and the extractive answer. Calibrated with the relevance floor.
+TOP_K = 5
+
+
 class Retriever:
     """Searches the index and shapes hits into passages, ranking pages by all their evidence.
 
@@ -82,7 +87,7 @@ class Retriever:
         encoder: Bm25Encoder,
         embedder: QueryEmbedder | None = None,
         *,
-        top_k: int = 5,
+        top_k: int = TOP_K,
         per_page: int = 2,
         candidates: int = 100,
         page_evidence_sections: int = 3,
