@@ -170,14 +170,21 @@ def test_sigterm_lets_live_streams_finish(tmp_path):
 
 
 def test_worker_recycling_does_not_cut_streams(tmp_path):
-    service = Service(tmp_path, tuning=typing_pace(20), GUNICORN_CMD_ARGS="--max-requests 3", WEB_CONCURRENCY="1",
+    # Health probes count towards max_requests too. Built once beforehand, the index makes each
+    # new worker ready in well under a second, so a worker that is recycled while the test waits
+    # for health (each lives about 12 requests) still reaches healthy before the next recycle.
+    first = Service(tmp_path)
+    try:
+        first.wait_healthy(in_a_row=1)
+    finally:
+        first.stop()
+    service = Service(tmp_path, tuning=typing_pace(20), GUNICORN_CMD_ARGS="--max-requests 12", WEB_CONCURRENCY="1",
                       RATE_LIMIT_CHAT="10000/minute")
     try:
-        # One worker, and health probes count towards its 3 requests: one healthy answer will do.
         service.wait_healthy(in_a_row=1)
-        results: list = [None] * 8
+        results: list = [None] * 16
         threads = []
-        for i in range(8):
+        for i in range(16):
             threads.append(stream_in_thread(service.url, results, i))
             time.sleep(0.3)
         for t in threads:
