@@ -5,6 +5,7 @@ import re
 import pytest
 
 from app.services.answering.base import AnswerRequest
+from app.services.answering.shaping import AnswerShaper
 from app.services.answering.offline import NOT_COVERED, OfflineAnswerer, passage_sentences
 from app.services.ingestion.docusaurus import parse_page
 from app.services.retrieval.retriever import Passage
@@ -46,15 +47,21 @@ def test_what_is_x_puts_the_defining_sentence_first():
     assert answer.startswith("Swizzling is the process of replacing a theme component with your own implementation [1].")
 
 
-def test_citations_number_passages_in_order_of_appearance():
-    answer = compose(
-        "How do I deploy the site to GitHub Pages?",
-        "Netlify builds the site from your repository on every push.",
-        "To deploy the site to GitHub Pages, run the deploy command with your GitHub user name.",
-    )
-    numbers = [int(n) for n in re.findall(r"\[(\d+)\]", answer)]
-    assert numbers[0] == 1 and sorted(set(numbers)) == list(range(1, max(numbers) + 1))
-    assert answer.startswith("To deploy the site to GitHub Pages")
+def test_each_citation_names_the_passage_its_sentence_was_quoted_from():
+    # The answerer cites passages by their number, as a model does; the chat turn's shaper then
+    # renumbers in order of first appearance and lists exactly those passages as the sources.
+    passages = [
+        passage("Netlify builds the site from your repository on every push.", heading="Netlify > Builds", file="netlify.md"),
+        passage("Surge publishes a folder from the command line in a few seconds.", heading="Surge > Publish", file="surge.md"),
+        passage("To deploy the site to GitHub Pages, run the deploy command with your GitHub user name.",
+                heading="GitHub Pages > Deploy", file="github.md"),
+    ]
+    answer = OfflineAnswerer().compose(AnswerRequest(question="How do I deploy the site to GitHub Pages?", passages=passages))
+    assert answer.startswith("To deploy the site to GitHub Pages") and " [3]." in answer
+    shaper = AnswerShaper(passages, strip_markdown=False)
+    shown = shaper.feed(answer) + shaper.finish()
+    assert shown.startswith("To deploy the site to GitHub Pages, run the deploy command with your GitHub user name [1].")
+    assert [source["file"] for source in shaper.sources][0] == "github.md"
 
 
 def test_tables_code_and_dangling_colons_are_never_quoted():

@@ -309,11 +309,14 @@ def _reading_order(chosen: list[Sentence], *, definition_first: bool) -> list[Se
 
 
 def _cite(sentences: list[Sentence], markdown: bool) -> str:
-    """Each sentence with its [n], numbered in order of first appearance."""
-    numbers: dict[int, int] = {}
+    """Each sentence with its [n], n the passage's number in the request (1-based).
+
+    Like a model's citations, these name passages; the chat turn's shaper renumbers them in
+    order of first appearance and lists exactly those passages as the sources.
+    """
     out = []
     for sentence in sentences:
-        n = numbers.setdefault(sentence.passage, len(numbers) + 1)
+        n = sentence.passage + 1
         text = sentence.markdown if markdown else sentence.text
         out.append(text[:-1] + f" [{n}]." if text.endswith(".") else text + f" [{n}]")
     return " ".join(out)
