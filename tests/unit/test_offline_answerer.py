@@ -251,3 +251,17 @@ def test_a_section_that_is_one_table_row_is_quoted_for_its_place_in_the_book():
     ]
     answer = OfflineAnswerer().compose(AnswerRequest(question="Can a navbar dropdown be nested?", passages=passages))
     assert answer.startswith("items (default Required): The items to be contained in the navbar dropdown [1].")
+
+
+def test_the_quoted_selection_cites_the_section_it_comes_from():
+    herbs = page_passage("Basil likes moist soil, while rosemary and thyme prefer to dry out between waterings.",
+                         "guides/watering.md", "Watering > Watering herbs", 1.0)
+    tomatoes = page_passage(TOMATO_PAGE, "guides/watering.md", "Watering > Watering tomatoes", 0.5)
+    passages = [herbs, tomatoes]
+    request = AnswerRequest(question="What does this mean?", passages=passages, mode="selection",
+                            selection="Basil likes moist soil, while rosemary and thyme prefer to dry out between waterings.")
+    shaper = AnswerShaper(passages, strip_markdown=False)
+    shown = shaper.feed(OfflineAnswerer().compose(request)) + shaper.finish()
+    assert shown.startswith("From the passage you selected: Basil likes moist soil, while rosemary and thyme "
+                            "prefer to dry out between waterings [1].")
+    assert shaper.sources[0]["heading"] == "Watering > Watering herbs"

@@ -27,7 +27,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
@@ -149,7 +149,12 @@ class OfflineAnswerer:
         if request.mode == "selection" and request.selection:
             chosen = self.select(request.question, [request.selection], limit=3)
             quoted_already = {s.text.casefold() for s in chosen}
-            quoted = " ".join(s.markdown if markdown else s.text for s in chosen)
+            source = _source_of(chosen, request.passages[: self.max_passages])
+            if source is not None:
+                # The selection's sentences are the book's: cite the passage they come from.
+                quoted = _cite([replace(s, passage=source) for s in chosen], markdown)
+            else:
+                quoted = " ".join(s.markdown if markdown else s.text for s in chosen)
             if not quoted:
                 quoted = " ".join(request.selection.split())
             parts.append(f"From the passage you selected: {quoted}")
@@ -327,6 +332,15 @@ def _passage_priors(pages: list[str], strengths: list[float]) -> list[float]:
         priors.append(0.0 if relative < WEAK_PAGE else relative / (1 + RANK_DECAY * earlier[page]))
         earlier[page] += 1
     return priors
+
+
+def _source_of(quoted: list[Sentence], passages: list[Passage]) -> int | None:
+    """The index of the first passage that holds one of the quoted sentences, if any."""
+    wanted = {s.text.casefold() for s in quoted}
+    for index, passage in enumerate(passages):
+        if wanted & {s.text.casefold() for s in passage_sentences(passage.text, index)}:
+            return index
+    return None
 
 
 def _idf(documents: list[Counter[str]]) -> dict[str, float]:
