@@ -5,6 +5,7 @@ import re
 import pytest
 
 from app.services.answering.base import AnswerRequest
+from app.services.answering.shaping import AnswerShaper
 from app.services.answering.offline import NOT_COVERED, OfflineAnswerer, passage_sentences
 from app.services.ingestion.docusaurus import parse_page
 from app.services.retrieval.retriever import Passage
@@ -46,15 +47,21 @@ def test_what_is_x_puts_the_defining_sentence_first():
     assert answer.startswith("Swizzling is the process of replacing a theme component with your own implementation [1].")
 
 
-def test_citations_number_passages_in_order_of_appearance():
-    answer = compose(
-        "How do I deploy the site to GitHub Pages?",
-        "Netlify builds the site from your repository on every push.",
-        "To deploy the site to GitHub Pages, run the deploy command with your GitHub user name.",
-    )
-    numbers = [int(n) for n in re.findall(r"\[(\d+)\]", answer)]
-    assert numbers[0] == 1 and sorted(set(numbers)) == list(range(1, max(numbers) + 1))
-    assert answer.startswith("To deploy the site to GitHub Pages")
+def test_each_citation_names_the_passage_its_sentence_was_quoted_from():
+    # The answerer cites passages by their number, as a model does; the chat turn's shaper then
+    # renumbers in order of first appearance and lists exactly those passages as the sources.
+    passages = [
+        passage("Netlify builds the site from your repository on every push.", heading="Netlify > Builds", file="netlify.md"),
+        passage("Surge publishes a folder from the command line in a few seconds.", heading="Surge > Publish", file="surge.md"),
+        passage("To deploy the site to GitHub Pages, run the deploy command with your GitHub user name.",
+                heading="GitHub Pages > Deploy", file="github.md"),
+    ]
+    answer = OfflineAnswerer().compose(AnswerRequest(question="How do I deploy the site to GitHub Pages?", passages=passages))
+    assert answer.startswith("To deploy the site to GitHub Pages") and " [3]." in answer
+    shaper = AnswerShaper(passages, strip_markdown=False)
+    shown = shaper.feed(answer) + shaper.finish()
+    assert shown.startswith("To deploy the site to GitHub Pages, run the deploy command with your GitHub user name [1].")
+    assert [source["file"] for source in shaper.sources][0] == "github.md"
 
 
 def test_tables_code_and_dangling_colons_are_never_quoted():
@@ -183,3 +190,78 @@ def test_with_no_word_in_common_the_best_passage_opens_the_answer():
         "Basil likes moist soil and a sunny window sill.",
     )
     assert answer == "Tomatoes need deep watering two or three times a week [1]. Mulch keeps the soil cool in summer [1]."
+
+
+def page_passage(text, file, heading, similarity):
+    return Passage(file=file, title=file, heading=heading, anchor=heading, url="u", text=text, score=1.0, similarity=similarity)
+
+
+TOMATO_PAGE = (
+    "Tomatoes need deep watering two or three times a week in summer. "
+    "Watering tomatoes in the morning keeps their leaves dry. "
+    "Tomatoes in pots need watering every day when it is hot. "
+    "Watering tomatoes at the roots, not on the leaves, prevents blight."
+)
+TOMATO_CARE = (
+    "Watering tomatoes at the roots, not on the leaves, prevents blight. Tomatoes need less watering once the fruit "
+    "ripens. Tomatoes grown in the shade need watering less often."
+)
+
+
+def test_a_strong_second_page_contributes_a_cited_sentence():
+    # Retrieval gives the best page's two sections first; the second page scores 0.8 of it.
+    passages = [
+        page_passage(TOMATO_PAGE, "tomatoes.md", "Tomatoes > Watering", 1.0),
+        page_passage(TOMATO_CARE, "tomatoes.md", "Tomatoes > Care", 1.0),
+        page_passage("Tomato seedlings need watering with a fine spray twice a day.", "seedlings.md", "Seedlings > Spraying", 0.8),
+    ]
+    request = AnswerRequest(question="How often do tomatoes need watering?", passages=passages)
+    shaper = AnswerShaper(passages, strip_markdown=False)
+    shown = shaper.feed(OfflineAnswerer().compose(request)) + shaper.finish()
+    cited = {source["file"]: n for n, source in enumerate(shaper.sources, 1)}
+    assert set(cited) == {"tomatoes.md", "seedlings.md"}
+    assert f"Tomato seedlings need watering with a fine spray twice a day [{cited['seedlings.md']}]." in shown
+    assert 2 <= len(sentences(shown)) <= 5
+
+
+def test_a_weak_page_is_not_quoted_however_well_its_words_match():
+    passages = [
+        page_passage(TOMATO_PAGE, "tomatoes.md", "Tomatoes > Watering", 1.0),
+        page_passage("Watering seedlings and tomatoes too often drowns their seedlings roots.",
+                     "seedlings.md", "Seedlings > Watering", 0.3),
+    ]
+    answer = OfflineAnswerer().compose(
+        AnswerRequest(question="How often does watering tomatoes and seedlings need?", passages=passages)
+    )
+    assert "drowns" not in answer and "[2]" not in answer
+    assert answer.startswith("Tomatoes need deep watering")
+
+
+def test_a_section_that_is_one_table_row_is_quoted_for_its_place_in_the_book():
+    # API tables are indexed a section per row: "Navbar dropdown > items" is about dropdowns
+    # although the row is named "items", so it is not discounted as a row the question skips.
+    row = (
+        "| Name | Type | Default | Description |\n| --- | --- | --- | --- |\n"
+        "| `items` | `LinkLikeItem[]` | **Required** | The items to be contained in the navbar dropdown. |\n"
+    )
+    passages = [
+        page_passage(row, "theme.md", "Theme configuration > Navbar dropdown > items", 1.0),
+        page_passage("The version dropdown lists every docs version. Each version in the dropdown links to its docs. "
+                     "The dropdown is placed in the navbar by default.", "versioning.md", "Versioning > Versions", 0.6),
+    ]
+    answer = OfflineAnswerer().compose(AnswerRequest(question="Can a navbar dropdown be nested?", passages=passages))
+    assert answer.startswith("items (default Required): The items to be contained in the navbar dropdown [1].")
+
+
+def test_the_quoted_selection_cites_the_section_it_comes_from():
+    herbs = page_passage("Basil likes moist soil, while rosemary and thyme prefer to dry out between waterings.",
+                         "guides/watering.md", "Watering > Watering herbs", 1.0)
+    tomatoes = page_passage(TOMATO_PAGE, "guides/watering.md", "Watering > Watering tomatoes", 0.5)
+    passages = [herbs, tomatoes]
+    request = AnswerRequest(question="What does this mean?", passages=passages, mode="selection",
+                            selection="Basil likes moist soil, while rosemary and thyme prefer to dry out between waterings.")
+    shaper = AnswerShaper(passages, strip_markdown=False)
+    shown = shaper.feed(OfflineAnswerer().compose(request)) + shaper.finish()
+    assert shown.startswith("From the passage you selected: Basil likes moist soil, while rosemary and thyme "
+                            "prefer to dry out between waterings [1].")
+    assert shaper.sources[0]["heading"] == "Watering > Watering herbs"

@@ -10,8 +10,12 @@ the reader's selection), so its answers are grounded by construction. How it cho
    with a full stop (no dangling "Accepted fields:"), has a few words, and is not cut.
 3. Sentences are scored against the question, BM25-style, with the IDF taken from the sentences
    of these passages (a word every sentence has says nothing), the section's own heading
-   counted as a field of each of its sentences, and a prior for the passage's retrieval rank.
-   Each pick halves the weight of the question words it covered, so the next one adds something.
+   counted as a field of each of its sentences, and a prior for the passage: its page's
+   strength (retrieval's page score relative to the best page's), less for the page's later
+   sections; a page under half the best one's score is not quoted.
+   Each pick halves the weight of the question words it covered, so the next one adds something,
+   and discounts further sentences of its page (MMR-style), so a strong second or third page
+   contributes its best sentence instead of a fourth sentence of the first page.
 4. For "what is X?", the sentence that defines X ("X is ...", "X, which allows ...") comes first.
 5. 2-5 sentences, grouped by passage, each ending with its citation: "... the docs folder [1]."
 """
@@ -23,7 +27,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
@@ -46,7 +50,11 @@ MIN_SENTENCES = 2
 MAX_ANSWER_CHARS = 900
 KEEP_RATIO = 0.35  # a sentence scoring under this share of the best one adds noise, not answer
 MIN_WORDS, MAX_WORDS = 5, 70
-RANK_DECAY = 0.4  # passage at rank r weighs 1 / (1 + RANK_DECAY * r)
+# A passage's prior is its page's strength (retrieval's page score / the best page's, the
+# `similarity` of the passage) decayed for the page's later sections: 1 / (1 + RANK_DECAY * k).
+RANK_DECAY = 0.4
+WEAK_PAGE = 0.5  # a page under half the best page's score is not quoted from
+PAGE_REPEAT = 0.7  # each sentence already quoted from a page scales that page's next one by this
 HEADING_TF = 0.5  # a question word in the section's heading counts as half an occurrence in each sentence
 DEFINITION_BONUS = 2.0
 BM25_K1, BM25_B = 1.2, 0.5
@@ -144,7 +152,12 @@ class OfflineAnswerer:
         if request.mode == "selection" and request.selection:
             chosen = self.select(request.question, [request.selection], limit=3)
             quoted_already = {s.text.casefold() for s in chosen}
-            quoted = " ".join(s.markdown if markdown else s.text for s in chosen)
+            source = _source_of(chosen, request.passages[: self.max_passages])
+            if source is not None:
+                # The selection's sentences are the book's: cite the passage they come from.
+                quoted = _cite([replace(s, passage=source) for s in chosen], markdown)
+            else:
+                quoted = " ".join(s.markdown if markdown else s.text for s in chosen)
             if not quoted:
                 quoted = " ".join(request.selection.split())
             parts.append(f"From the passage you selected: {quoted}")
@@ -156,6 +169,8 @@ class OfflineAnswerer:
             request.question,
             [p.text for p in passages],
             headings=[_label(p) for p in passages],
+            pages=[p.file for p in passages],
+            strengths=[p.similarity for p in passages],
             exclude=quoted_already,
             limit=limit,
         )
@@ -172,6 +187,8 @@ class OfflineAnswerer:
         texts: list[str],
         *,
         headings: list[str] | None = None,
+        pages: list[str] | None = None,
+        strengths: list[float] | None = None,
         exclude: set[str] | None = None,
         limit: int = MAX_SENTENCES,
     ) -> list[Sentence]:
@@ -194,14 +211,16 @@ class OfflineAnswerer:
         # The section's own heading is a field of every sentence under it (BM25F-style):
         # "Installation" makes its sentences about installing even when they do not repeat the
         # word. The page title above it is left out: it is the same for every section of a page.
-        heading_terms = [set(self.analyzer.terms(h.split(" > ")[-1])) for h in (headings or [""] * len(texts))]
+        sections = [h.split(" > ")[-1] for h in (headings or [""] * len(texts))]
+        heading_terms = [set(self.analyzer.terms(section)) for section in sections]
         subject = self._subject(question)
 
         weights = {term: idf.get(term, 0.0) * (GENERIC_WEIGHT if term in _GENERIC else 1.0) for term in question_terms}
+        page_of = pages or [str(i) for i in range(len(texts))]
+        prior = _passage_priors(page_of, strengths or [1.0] * len(texts))
         base = []
         for sentence, terms in zip(candidates, sentence_terms):
-            score = 1.0
-            score /= 1 + RANK_DECAY * sentence.passage
+            score = prior[sentence.passage]
             if _META.search(sentence.text):
                 score *= 0.5
             if _POINTS_AWAY.search(sentence.text):
@@ -210,8 +229,15 @@ class OfflineAnswerer:
                 score *= 0.8
             if sentence.position == 0:
                 score *= 1.1
-            if sentence.row_name and not set(self.analyzer.terms(sentence.row_name)) & set(question_terms):
-                score *= 0.4  # one row of a reference table, not the one the question names
+            if (
+                sentence.row_name
+                and sentence.row_name != sections[sentence.passage].replace("`", "")
+                and not set(self.analyzer.terms(sentence.row_name)) & set(question_terms)
+            ):
+                # One row of a reference table, not the one the question names. A section that
+                # is one row (the book's API tables are indexed a section per row) is not: retrieval
+                # chose it for its place in the book ("Navbar dropdown > items").
+                score *= 0.4
             base.append(score)
 
         def relevance(i: int) -> float:
@@ -231,12 +257,20 @@ class OfflineAnswerer:
             self._cover(weights, sentence_terms[definition])
         best = None
         budget = sum(len(candidates[i].text) for i in chosen)
+        quoted_pages: Counter[str] = Counter(page_of[candidates[i].passage] for i in chosen)
         while len(chosen) < limit:
-            scored = [(relevance(i), -i) for i in range(len(candidates)) if i not in chosen]
+            scored = [
+                (relevance(i) * PAGE_REPEAT ** quoted_pages[page_of[candidates[i].passage]], -i)
+                for i in range(len(candidates))
+                if i not in chosen
+            ]
             if not scored:
                 break
-            score, negative = max(scored)
+            _, negative = max(scored)
             pick = -negative
+            # The page discount only orders the picks; whether a sentence is worth quoting at
+            # all is judged on its own relevance.
+            score = relevance(pick)
             if best is None:
                 best = score
             if score <= 0 or (score < KEEP_RATIO * best and len(chosen) >= MIN_SENTENCES):
@@ -244,6 +278,7 @@ class OfflineAnswerer:
             if budget + len(candidates[pick].text) > MAX_ANSWER_CHARS and len(chosen) >= MIN_SENTENCES:
                 break
             chosen.append(pick)
+            quoted_pages[page_of[candidates[pick].passage]] += 1
             budget += len(candidates[pick].text)
             self._cover(weights, sentence_terms[pick])
         if not chosen:
@@ -289,6 +324,28 @@ class OfflineAnswerer:
                 weights[term] *= 0.5
 
 
+def _passage_priors(pages: list[str], strengths: list[float]) -> list[float]:
+    """How much each passage's sentences are worth before reading them: its page's strength
+    (retrieval's page score relative to the best page's), decayed for the page's later sections."""
+    earlier: Counter[str] = Counter()
+    top = max(strengths, default=1.0) or 1.0
+    priors = []
+    for page, strength in zip(pages, strengths):
+        relative = strength / top
+        priors.append(0.0 if relative < WEAK_PAGE else relative / (1 + RANK_DECAY * earlier[page]))
+        earlier[page] += 1
+    return priors
+
+
+def _source_of(quoted: list[Sentence], passages: list[Passage]) -> int | None:
+    """The index of the first passage that holds one of the quoted sentences, if any."""
+    wanted = {s.text.casefold() for s in quoted}
+    for index, passage in enumerate(passages):
+        if wanted & {s.text.casefold() for s in passage_sentences(passage.text, index)}:
+            return index
+    return None
+
+
 def _idf(documents: list[Counter[str]]) -> dict[str, float]:
     count = len(documents)
     frequency: Counter[str] = Counter()
@@ -312,11 +369,14 @@ def _reading_order(chosen: list[Sentence], *, definition_first: bool) -> list[Se
 
 
 def _cite(sentences: list[Sentence], markdown: bool) -> str:
-    """Each sentence with its [n], numbered in order of first appearance."""
-    numbers: dict[int, int] = {}
+    """Each sentence with its [n], n the passage's number in the request (1-based).
+
+    Like a model's citations, these name passages; the chat turn's shaper renumbers them in
+    order of first appearance and lists exactly those passages as the sources.
+    """
     out = []
     for sentence in sentences:
-        n = numbers.setdefault(sentence.passage, len(numbers) + 1)
+        n = sentence.passage + 1
         text = sentence.markdown if markdown else sentence.text
         out.append(text[:-1] + f" [{n}]." if text.endswith(".") else text + f" [{n}]")
     return " ".join(out)
