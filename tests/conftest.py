@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from app.config import Settings, normalise_database_url
+from tests.support.service import parse_widget_stream  # noqa: F401  (integration tests import it from here)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_BOOK = ROOT / "tests" / "fixtures" / "book"
@@ -110,14 +111,3 @@ def app(make_settings):
 def client(app):
     """A Flask test client."""
     return app.test_client()
-
-
-def parse_widget_stream(body: str) -> list[dict]:
-    """Parse an SSE body exactly as the widget does: split on \\n, keep `data: ` lines."""
-    import json
-
-    events = []
-    for line in body.split("\n"):
-        if line.startswith("data: "):
-            events.append(json.loads(line[len("data: ") :]))
-    return events

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.test_gunicorn_service import Service, chat_then_leave, free_port, widget_chat
+from tests.support.service import Service, chat_then_leave, free_port, widget_chat
 from tests.fakes.gemini_server import FakeGeminiProcess
 
 pytestmark = pytest.mark.e2e

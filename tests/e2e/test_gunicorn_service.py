@@ -6,88 +6,17 @@ from __future__ import annotations
 
 import json
 import re
-import os
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from tests.conftest import ROOT, reset_postgres, TEST_DATABASE_URL
-from tests.processes import stop_gracefully
+from tests.support.service import GUNICORN, Service, chat_then_leave, free_port, service_env, text_of, widget_chat
 
 pytestmark = pytest.mark.e2e
-
-GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def service_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR")}
-    env.update(
-        PYTHONUNBUFFERED="1",
-        INSTANCE_PATH=str(tmp_path / "instance"),
-        DOCS_PATH=str(ROOT / "docs"),
-        WEB_CONCURRENCY="2",
-        GUNICORN_THREADS="8",
-        LOG_LEVEL="INFO",
-    )
-    if TEST_DATABASE_URL:
-        env["DATABASE_URL"] = TEST_DATABASE_URL
-    env.update(extra)
-    return env
-
-
-class Service:
-    """A gunicorn process and its base URL."""
-
-    def __init__(self, tmp_path: Path, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp_path / "gunicorn.log"
-        self._log = self.log_path.open("w")
-        self.env = service_env(tmp_path, PORT=str(self.port), **env)
-        self.proc = subprocess.Popen(
-            GUNICORN, cwd=ROOT, env=self.env,
-            stdout=self._log, stderr=subprocess.STDOUT,
-        )
-
-    def wait_healthy(self, timeout: float = 90, in_a_row: int = 6) -> dict:
-        """Wait until health is 200 `in_a_row` times: each probe may reach either worker."""
-        deadline = time.monotonic() + timeout
-        last = None
-        healthy = 0
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"gunicorn exited {self.proc.returncode}:\n{self.log()}")
-            try:
-                response = requests.get(f"{self.url}/api/health", timeout=5)
-                last = response.json()
-                healthy = healthy + 1 if response.status_code == 200 else 0
-                if healthy >= in_a_row:
-                    return last
-                if last.get("status") == "unhealthy":
-                    raise AssertionError(f"start-up failed: {last}\n{self.log()}")
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"not healthy in {timeout}s: {last}\n{self.log()}")
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
-
-    def stop(self) -> None:
-        stop_gracefully(self.proc)
-        self._log.close()
 
 
 @pytest.fixture(scope="module")
@@ -103,26 +32,6 @@ def service(tmp_path_factory):
         yield svc
     finally:
         svc.stop()
-
-
-def widget_chat(url: str, body: dict) -> list[dict]:
-    """POST like the widget and parse the stream like the widget."""
-    response = requests.post(f"{url}/api/chat", json=body, stream=True, timeout=60,
-                             headers={"Origin": "http://localhost:3000"})
-    assert response.status_code == 200, response.text
-    assert response.headers["Content-Type"].startswith("text/event-stream")
-    buffer = ""
-    events = []
-    for chunk in response.iter_content(chunk_size=None, decode_unicode=True):
-        buffer += chunk
-        lines = buffer.split("\n")
-        buffer = lines.pop()
-        events.extend(json.loads(line[6:]) for line in lines if line.startswith("data: "))
-    return events
-
-
-def text_of(events: list[dict]) -> str:
-    return "".join(e["content"] for e in events if e["type"] == "token")
 
 
 def test_health_is_200_with_every_service_up(service):
@@ -181,20 +90,6 @@ def test_selection_mode_and_bad_requests(service):
     assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
     assert requests.post(chat, json={"message": "hi", "conversation_id": "42"}, timeout=5).status_code == 422
     assert requests.get(f"{service.url}/api/conversation/42", timeout=5).status_code == 422
-
-
-def chat_then_leave(port: int, message: str, events: int = 4) -> str:
-    """Start a chat on a raw socket, read `events` events, then hang up; returns the conversation id."""
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
-        body = json.dumps({"message": message}).encode()
-        sock.sendall(
-            b"POST /api/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
-        )
-        received = b""
-        while received.count(b"data: ") < events:  # metadata and a few tokens
-            received += sock.recv(4096)
-    return json.loads(received.split(b"data: ")[1].split(b"\n")[0])["conversation_id"]
 
 
 def test_disconnect_mid_stream_stores_the_turn_as_interrupted(service):

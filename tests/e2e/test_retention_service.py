@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, select, text, update
 from app.config import normalise_database_url
 from app.models import Conversation, Message, RetentionState, utcnow
 from tests.conftest import FIXTURE_BOOK, ROOT, TEST_DATABASE_URL, reset_postgres
-from tests.e2e.test_gunicorn_service import Service, widget_chat
+from tests.support.service import Service, widget_chat
 
 pytestmark = pytest.mark.e2e
 

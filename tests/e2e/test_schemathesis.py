@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_gunicorn_service import Service
+from tests.support.service import Service
 
 pytestmark = [pytest.mark.e2e, pytest.mark.schemathesis]
 

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 from app.config import normalise_database_url
 from app.services.live_turns import CHECKPOINT_SECONDS, STALE_AFTER, SWEEP_SECONDS
 from tests.conftest import TEST_DATABASE_URL, empty_postgres_tables
-from tests.e2e.test_gunicorn_service import Service
+from tests.support.service import Service
 from tests.fakes.gemini_server import FakeGeminiProcess
 
 pytestmark = pytest.mark.e2e
