@@ -104,3 +104,19 @@ def test_real_docusaurus_docs_routes_and_anchors(make_settings):
     assert tabs["url"].startswith("https://docusaurus.io/docs/markdown-features/tabs")
     assert by_file["api/plugin-methods/README.mdx"][0]["url"].startswith("https://docusaurus.io/docs/api/plugin-methods")
     assert not any("/_" in "/" + f for f in by_file)
+
+
+def test_docs_path_is_the_book_start_up_indexes_so_another_folder_is_refused(make_settings, book, tmp_path):
+    other = tmp_path / "other-book"
+    shutil.copytree(FIXTURE_BOOK, other)
+    app = create_app(make_settings(docs_path=book))  # embedded, INDEX_ON_START=true: the defaults
+    cli = app.test_cli_runner()
+
+    refused = cli.invoke(args=["ingest", str(other), "--json"])
+    assert refused.exit_code == 1
+    assert "is not DOCS_PATH" in refused.output and "Traceback" not in refused.output
+    assert app.extensions["services"].index.count() == 0, "nothing was written"
+
+    assert cli.invoke(args=["ingest", str(other), "--dry-run"]).exit_code == 0  # changes nothing
+    assert cli.invoke(args=["ingest", str(book), "--json"]).exit_code == 0  # the book itself
+    assert summary(cli.invoke(args=["ingest", "--json"]).output)["unchanged"] > 0  # DOCS_PATH, the same
