@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.waiting import wait_until
 from tests.support.service import Service, chat_then_leave, free_port, widget_chat
 from tests.fakes.gemini_server import FakeGeminiProcess
 
@@ -81,13 +82,7 @@ def health(service: Service) -> tuple[int, dict]:
 
 
 def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(predicate, timeout, interval=0.2, message=f"timed out waiting for {what}")
 
 
 def test_postgres_stopped_under_a_running_service(throwaway_postgres, tmp_path):

@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, reset_postgres, TEST_DATABASE_URL
+from tests.support.waiting import wait_until
 from tests.support.service import GUNICORN, Service, chat_then_leave, free_port, service_env, text_of, widget_chat
 
 pytestmark = pytest.mark.e2e
@@ -95,16 +96,13 @@ def test_selection_mode_and_bad_requests(service):
 def test_disconnect_mid_stream_stores_the_turn_as_interrupted(service):
     cid = chat_then_leave(service.port, "How do I configure the service? List every variable.")
 
-    deadline = time.monotonic() + 20
-    status = None
-    while time.monotonic() < deadline:
-        messages = requests.get(f"{service.url}/api/conversation/{cid}", timeout=5).json()["messages"]
-        status = messages[1]["status"]
-        if status != "streaming":
-            break
-        time.sleep(0.2)
-    assert status == "interrupted"
-    assert messages[1]["content"], "the text streamed before the disconnect is kept"
+    def stored_answer_once_no_longer_streaming():
+        answer = requests.get(f"{service.url}/api/conversation/{cid}", timeout=5).json()["messages"][1]
+        return answer if answer["status"] != "streaming" else None
+
+    answer = wait_until(stored_answer_once_no_longer_streaming, timeout=20, interval=0.2)
+    assert answer["status"] == "interrupted"
+    assert answer["content"], "the text streamed before the disconnect is kept"
 
 
 def test_root_and_cors_preflight(service):

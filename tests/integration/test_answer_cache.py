@@ -2,7 +2,6 @@
 the same way and marked cached; a re-index (`flask ingest` after the book changed) invalidates it."""
 
 import shutil
-import time
 
 import pytest
 from sqlalchemy import select
@@ -10,6 +9,7 @@ from sqlalchemy import select
 from app.models import Message
 from app.services.answer_cache import AnswerCache, CachedAnswer, normalise_question
 from tests.conftest import FAKE_GEMINI_KEY, FIXTURE_BOOK, parse_widget_stream
+from tests.support.waiting import wait_until
 
 KEY = FAKE_GEMINI_KEY
 QUESTION = "How often should I water tomatoes?"
@@ -125,16 +125,18 @@ def test_a_failed_answer_is_not_cached(app, fake):
     assert len(calls(fake, "streamGenerateContent")) == 1
 
 
-def test_flask_ingest_of_a_changed_book_invalidates_the_cache(app, fake, book):
+def test_flask_ingest_of_a_changed_book_invalidates_the_cache(app, runner, fake, book):
     client = app.test_client()
     ask(client, message=QUESTION)
     assert ask(client, message=QUESTION)[-1]["cached"] is True
 
     page = book / "guides" / "watering.md"
     page.write_text(page.read_text().replace("two or three times a week", "every second day"))
-    result = app.test_cli_runner().invoke(args=["ingest", "--json"])
+    index = app.extensions["services"].index
+    before = index.version()
+    result = runner.invoke(args=["ingest", "--json"])
     assert result.exit_code == 0, result.output
-    time.sleep(1.1)  # serving processes follow the index's live pointer within a second
+    wait_until(lambda: index.version() != before, timeout=5)  # readers follow the live pointer within a second
 
     fake.reset()
     events = ask(client, message=QUESTION)

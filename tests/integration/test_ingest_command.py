@@ -7,6 +7,7 @@ import pytest
 
 from app import create_app
 from tests.conftest import CORPUS, FIXTURE_BOOK
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -17,14 +18,13 @@ def book(tmp_path):
 
 
 @pytest.fixture
-def runner(make_settings, book):
-    app = create_app(make_settings(docs_path=book, index_on_start=False))
-    return app, app.test_cli_runner()
+def app(make_settings, book):
+    """The app on a copy of the fixture book, nothing indexed yet (`runner` drives its commands)."""
+    return create_app(make_settings(docs_path=book, index_on_start=False))
 
 
 def ingest(runner, *args):
-    app, cli = runner
-    result = cli.invoke(args=["ingest", *args])
+    result = runner.invoke(args=["ingest", *args])
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -33,7 +33,7 @@ def summary(output):
     return json.loads(output.strip().splitlines()[-1])
 
 
-def test_dry_run_prints_one_json_object_per_chunk_and_changes_nothing(runner):
+def test_dry_run_prints_one_json_object_per_chunk_and_changes_nothing(app, runner):
     lines = ingest(runner, "--dry-run").strip().splitlines()
     chunks = [json.loads(line) for line in lines]
     assert chunks and all(set(c) == {"file", "url", "heading", "anchor", "tokens"} for c in chunks)
@@ -41,11 +41,10 @@ def test_dry_run_prints_one_json_object_per_chunk_and_changes_nothing(runner):
     assert herbs["url"] == "https://garden.example.com/guides/watering#herbs"
     assert herbs["heading"] == "Watering > Watering herbs"
     assert not any(c["file"].startswith("guides/_") for c in chunks)  # partials are not pages
-    app, _ = runner
     assert app.extensions["services"].index.count() == 0
 
 
-def test_summary_and_incremental_re_index(runner, book):
+def test_summary_and_incremental_re_index(app, runner, book):
     first = summary(ingest(runner, "--json"))
     assert set(first) >= {"files", "chunks", "added", "updated", "removed", "unchanged", "embedding_requests"}
     assert first["files"] == 3 and first["added"] == first["chunks"] > 0
@@ -62,13 +61,13 @@ def test_summary_and_incremental_re_index(runner, book):
     assert edited["removed"] == 2  # the intro page's two sections
     assert edited["unchanged"] == first["chunks"] - 3
 
-    app, _ = runner
     retriever = app.extensions["services"].retriever
-    import time
 
-    time.sleep(1.1)  # readers follow the CURRENT pointer within a second
-    passages = retriever.retrieve("How often should tomatoes be watered?").passages
-    assert "every other day" in passages[0].text
+    def best_passage_is_the_edited_one() -> bool:
+        passages = retriever.retrieve("How often should tomatoes be watered?").passages
+        return "every other day" in passages[0].text
+
+    wait_until(best_passage_is_the_edited_one, timeout=5)  # readers follow CURRENT within a second
     assert all(p.file != "intro.md" for p in retriever.retrieve("balcony garden book").passages)
 
 
