@@ -143,13 +143,21 @@ def stream_in_thread(url: str, results: list, index: int) -> threading.Thread:
     return thread
 
 
+def active_streams(url: str) -> float:
+    """The answers being streamed now, all workers (the chat_active_streams gauge)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = text_string_to_metric_families(requests.get(f"{url}/metrics", timeout=5).text)
+    return sum(s.value for family in families if family.name == "chat_active_streams" for s in family.samples)
+
+
 def test_sigterm_lets_live_streams_finish(tmp_path):
     service = Service(tmp_path, OFFLINE_TOKEN_DELAY_MS="40", GUNICORN_GRACEFUL_TIMEOUT="30", RATE_LIMIT_CHAT="10000/minute")
     try:
         service.wait_healthy()
         results: list = [None] * 4
         threads = [stream_in_thread(service.url, results, i) for i in range(4)]
-        time.sleep(1.0)  # the answers are streaming now (each takes several seconds)
+        wait_until(lambda: active_streams(service.url) >= 4, timeout=20)  # each takes several seconds
         service.proc.send_signal(signal.SIGTERM)
         for t in threads:
             t.join(60)
@@ -166,7 +174,7 @@ def test_worker_recycling_does_not_cut_streams(tmp_path):
                       RATE_LIMIT_CHAT="10000/minute")
     try:
         # One worker, and health probes count towards its 3 requests: one healthy answer will do.
-        service.wait_healthy(in_a_row=1)
+        service.wait_healthy(in_a_row=1, poll=1.0)  # a 503 probe counts too: give start-up time
         results: list = [None] * 8
         threads = []
         for i in range(8):
