@@ -22,6 +22,7 @@ import os
 import sys
 
 from app.config import ConfigError, load_settings, prepare_instance_path
+from app.logging_setup import gunicorn_logger_class
 
 try:
     _settings = load_settings()
@@ -63,6 +64,7 @@ max_requests = 0
 # line would double every request. --access-logfile - brings it back.
 accesslog = None
 errorlog = "-"
+logger_class = gunicorn_logger_class(_settings.log_format == "json")  # its lines as JSON too
 loglevel = _settings.log_level.lower()
 # No control socket: it would be created under $HOME, outside the app's folder.
 control_socket_disable = True

@@ -46,7 +46,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
 
 
 def configure_logging(settings: Settings) -> None:
-    """Logs to stdout at LOG_LEVEL, with every configured secret redacted."""
+    """Logs to stderr at LOG_LEVEL, with every configured secret redacted."""
     from app.logging_setup import configure_logging as configure
 
     secrets = [

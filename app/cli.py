@@ -45,6 +45,12 @@ def ingest(
     docs = path or settings.docs_path
     site = settings.book_site_url if site_url is None else site_url.rstrip("/")
     base = settings.book_route_base_path if route_base_path is None else route_base_path
+    if path is not None and not dry_run and _start_up_reindexes_another_book(settings, path):
+        raise click.ClickException(
+            f"{path} is not DOCS_PATH ({settings.docs_path}): start-up indexes DOCS_PATH and would remove "
+            "this book from the index. Make it the book with DOCS_PATH (in .env), then run `flask ingest`; "
+            "or set INDEX_ON_START=false."
+        )
     if dry_run or as_json:
         # Machine-readable output: keep progress lines out of stdout.
         logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
@@ -66,11 +72,10 @@ def ingest(
         )
 
 
-def _logs_to_stderr() -> None:
-    """Keep stdout for the command's own output (scripts parse it): log lines go to stderr."""
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.__stdout__):
-            handler.setStream(sys.stderr)
+def _start_up_reindexes_another_book(settings, path: Path) -> bool:  # noqa: ANN001 - Settings
+    # DOCS_PATH is the book: the embedded index is brought in line with it at every start-up, so a
+    # different folder ingested by hand would be silently replaced by DOCS_PATH on the next start.
+    return settings.embedded_index and settings.index_on_start and path.resolve() != settings.docs_path.resolve()
 
 
 def _session_factory():  # noqa: ANN202 - a sessionmaker
@@ -99,7 +104,6 @@ def report(period: tuple[str, object], as_json: bool) -> None:
     """What readers asked, what the book did not cover, and which answers they disliked."""
     from app.services.reporting import build_report, render_text
 
-    _logs_to_stderr()
     label, span = period
     until = datetime.now(timezone.utc)
     try:
@@ -133,7 +137,6 @@ def purge(days: int | None, conversation_id: uuid.UUID | None, dry_run: bool, as
 
     if (days is None) == (conversation_id is None):
         raise click.UsageError("give either --older-than DAYS or --conversation ID")
-    _logs_to_stderr()
     purger = ConversationPurger(_session_factory())
     if conversation_id is not None:
         try:

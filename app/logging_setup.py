@@ -1,9 +1,12 @@
-"""Logging to stdout (Hugging Face shows stdout in the Space's Logs panel).
+"""Logging to stderr, so that stdout holds only what a command prints (`flask ingest --dry-run`,
+`flask report --json`, `flask routes`); the Space's Logs panel shows both streams.
 
 LOG_FORMAT=json (the default) writes one JSON object per line: time, level, logger, pid,
 message, the request id of the request being served (if any), and the structured fields a log
 call passes as `extra={"fields": {...}}` (the request and chat-turn lines). LOG_FORMAT=text writes
-the classic line with those fields appended as key=value.
+the classic line with those fields appended as key=value. gunicorn's own lines ("Booting
+worker", "Listening at", its access log when enabled) take the same JSON form through
+gunicorn_logger_class.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import sys
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any
+
+from gunicorn.glogging import Logger as GunicornLogger
 
 _FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
@@ -92,12 +97,12 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(level: int, secrets: list[str], json_lines: bool = False) -> None:
-    """Send the app's logs to stdout at `level`, with secrets redacted (idempotent)."""
+    """Send the app's logs to stderr at `level`, with secrets redacted (idempotent)."""
     root = logging.getLogger()
     root.setLevel(level)
     handler = next((h for h in root.handlers if getattr(h, "_chat_handler", False)), None)
     if handler is None:
-        handler = logging.StreamHandler(sys.stdout)
+        handler = logging.StreamHandler(sys.stderr)
         handler._chat_handler = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
@@ -105,6 +110,22 @@ def configure_logging(level: int, secrets: list[str], json_lines: bool = False) 
         handler.removeFilter(old)
     handler.addFilter(RedactSecrets(secrets))
     # Library chatter that would drown the service's own lines at INFO. alembic's "setup plugin"
-    # lines come from merely loading `flask db`, so every `flask` command printed them on stdout.
+    # lines come from merely loading `flask db`, so every `flask` command printed them.
     for noisy in ("httpx", "httpx2", "httpcore", "urllib3", "google_genai", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+class JsonGunicornLogger(GunicornLogger):
+    """gunicorn's logger with its error and access lines written by JsonFormatter."""
+
+    def setup(self, cfg: Any) -> None:
+        """gunicorn's own set-up, then the JSON formatter on every handler it attached."""
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                handler.setFormatter(JsonFormatter())
+
+
+def gunicorn_logger_class(json_lines: bool) -> type[GunicornLogger]:
+    """gunicorn's `logger_class`: JSON lines like the app's when LOG_FORMAT=json, else its own."""
+    return JsonGunicornLogger if json_lines else GunicornLogger

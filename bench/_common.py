@@ -7,23 +7,21 @@ import json
 import os
 import platform
 import resource
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from tests.processes import stop_gracefully
+from tests.support import service
+from tests.support.service import base_env  # noqa: F401  (bench scripts import it from here)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpora" / "docusaurus-docs"
 EVAL_QUESTIONS = SHARED / "eval" / "docusaurus-questions.dev.jsonl"
-GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
 FAKE_KEY = "AIza-bench-key-0000"
 
 # Limits are for abusers, not for a benchmark that sends everything from 127.0.0.1: the setting,
@@ -36,7 +34,6 @@ UNLIMITED_TUNING = {
 }
 
 
-
 def ensure_corpus() -> Path:
     """The Docusaurus docs corpus (CORPUS), fetched first by scripts/fetch_corpus.py when this
     machine lacks it (that needs network and git); raises CalledProcessError if it cannot be had."""
@@ -45,58 +42,15 @@ def ensure_corpus() -> Path:
         subprocess.run(fetch, check=True)
     return CORPUS
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
+class Gunicorn(service.Gunicorn):
+    """The project's gunicorn (tests/support/service.py) with the measurements benchmarks take."""
 
-def base_env(instance: Path, **extra: str) -> dict[str, str]:
-    """A clean environment for the service: no developer keys, the given settings."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "MALLOC_ARENA_MAX")
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update(
-        PYTHONUNBUFFERED="1",
-        INSTANCE_PATH=str(instance),
-        DOCS_PATH=str(ROOT / "docs"),
-        LOG_LEVEL="INFO",
-        FLASK_APP="wsgi",
-    )
-    env.update({k: str(v) for k, v in extra.items()})
-    return env
-
-
-class Gunicorn:
-    """The project's gunicorn (gunicorn.conf.py) on 127.0.0.1, logging to a file."""
-
-    def __init__(self, instance: Path, app: str = "wsgi:app", extra_args: Sequence[str] = (), **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        instance.mkdir(parents=True, exist_ok=True)
-        self.log_path = instance / "gunicorn.log"
-        self.env = base_env(instance, PORT=str(self.port), **env)
-        self.started_at = time.perf_counter()
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            [*GUNICORN, app, "--bind", f"127.0.0.1:{self.port}", *extra_args],
-            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-        )
-
-    def wait_healthy(self, timeout: float = 120, poll: float = 0.02) -> float:
+    def wait_healthy(self, timeout: float = 120, poll: float = 0.02) -> float:  # type: ignore[override]
         """Seconds from process start to the first 200 from /api/health."""
-        deadline = time.monotonic() + timeout
-        session = requests.Session()
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited {self.proc.returncode}; see {self.log_path}")
-            try:
-                if session.get(f"{self.url}/api/health", timeout=2).status_code == 200:
-                    return time.perf_counter() - self.started_at
-            except requests.RequestException:
-                pass
-            time.sleep(poll)
-        raise RuntimeError(f"not healthy in {timeout}s; see {self.log_path}")
+        super().wait_healthy(timeout, in_a_row=1, poll=poll)
+        assert self.healthy_after is not None
+        return self.healthy_after
 
     def worker_pids(self) -> list[int]:
         """The workers (children of the master)."""
@@ -119,17 +73,6 @@ class Gunicorn:
             for family in text_string_to_metric_families(text)
             for s in family.samples
         }
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 40 s."""
-        stop_gracefully(self.proc)
-        self._log.close()
-
-    def __enter__(self) -> Gunicorn:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
 
 
 def fake_gemini(*args: str):

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from app.config import Settings, normalise_database_url
+from tests.support.service import parse_widget_stream  # noqa: F401  (integration tests import it from here)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_BOOK = ROOT / "tests" / "fixtures" / "book"
@@ -89,36 +90,71 @@ def make_settings(tmp_path: Path, database_url: str, monkeypatch):
 
 
 @pytest.fixture
-def app(make_settings):
-    """The app on a migrated database with the fixture book indexed, start-up done."""
+def make_app(make_settings):
+    """Build apps like `app` from make_settings(**overrides); each is closed after the test."""
     from app import create_app
     from app.database import upgrade_database
 
-    application = create_app(make_settings())
-    upgrade_database(application)
-    services = application.extensions["services"]
-    services.startup.run()
-    assert services.startup.state == "ready", services.startup.error
-    yield application
-    services.live_turns.stop()  # its heartbeat thread, when a chat started it
-    with application.app_context():
-        from app.extensions import db
+    built = []
 
-        db.engine.dispose()
+    def build(**overrides: object):
+        application = create_app(make_settings(**overrides))
+        built.append(application)
+        upgrade_database(application)
+        services = application.extensions["services"]
+        services.startup.run()
+        assert services.startup.state == "ready", services.startup.error
+        return application
+
+    yield build
+    for application in built:
+        application.extensions["services"].live_turns.stop()  # its heartbeat thread, when a chat started it
+        with application.app_context():
+            from app.extensions import db
+
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    """The app on a migrated database with the fixture book indexed, start-up done."""
+    return make_app()
+
+
+@pytest.fixture
+def runner(app):
+    """A runner for the app's `flask` commands (click's CliRunner, in the app's context)."""
+    return app.test_cli_runner()
+
+
+FAKE_GEMINI_KEY = "AIza-test-fake-gemini-key-0001"
+
+
+@pytest.fixture
+def fake_gemini():
+    """The fake Gemini API (tests/fakes/gemini_server.py), listening on a free port."""
+    from tests.fakes.gemini_server import FakeGemini
+
+    with FakeGemini(api_key=FAKE_GEMINI_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def make_gemini_app(make_app, fake_gemini, monkeypatch):
+    """Build an app answered by the fake Gemini (short retry waits: no test sleeps through real
+    back-off), start-up done, and the fake's start-up traffic forgotten: a test asserts on its own."""
+    monkeypatch.setattr("app.services.providers.gemini.MAX_RETRY_WAIT_SECONDS", 0.05)
+
+    def build(**overrides: object):
+        settings = {"gemini_api_key": FAKE_GEMINI_KEY, "gemini_base_url": fake_gemini.base_url, **overrides}
+        application = make_app(**settings)
+        fake_gemini.reset()
+        return application
+
+    return build
 
 
 @pytest.fixture
 def client(app):
     """A Flask test client."""
     return app.test_client()
-
-
-def parse_widget_stream(body: str) -> list[dict]:
-    """Parse an SSE body exactly as the widget does: split on \\n, keep `data: ` lines."""
-    import json
-
-    events = []
-    for line in body.split("\n"):
-        if line.startswith("data: "):
-            events.append(json.loads(line[len("data: ") :]))
-    return events

@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.test_gunicorn_service import (
-    NO_HEALTH_CACHE, Service, chat_then_leave, free_port, typing_pace, widget_chat,
-)
+from tests.support.waiting import wait_until
+from tests.support.service import NO_HEALTH_CACHE, Service, chat_then_leave, free_port, typing_pace, widget_chat
 from tests.fakes.gemini_server import FakeGeminiProcess
 
 pytestmark = pytest.mark.e2e
@@ -83,13 +82,7 @@ def health(service: Service) -> tuple[int, dict]:
 
 
 def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(predicate, timeout, interval=0.2, message=f"timed out waiting for {what}")
 
 
 def test_postgres_stopped_under_a_running_service(throwaway_postgres, tmp_path):
@@ -150,6 +143,14 @@ def stream_in_thread(url: str, results: list, index: int) -> threading.Thread:
     return thread
 
 
+def active_streams(url: str) -> float:
+    """The answers being streamed now, all workers (the chat_active_streams gauge)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = text_string_to_metric_families(requests.get(f"{url}/metrics", timeout=5).text)
+    return sum(s.value for family in families if family.name == "chat_active_streams" for s in family.samples)
+
+
 def test_sigterm_lets_live_streams_finish(tmp_path):
     service = Service(tmp_path, tuning=typing_pace(40), GUNICORN_CMD_ARGS="--graceful-timeout 30",
                       RATE_LIMIT_CHAT="10000/minute")
@@ -157,7 +158,7 @@ def test_sigterm_lets_live_streams_finish(tmp_path):
         service.wait_healthy()
         results: list = [None] * 4
         threads = [stream_in_thread(service.url, results, i) for i in range(4)]
-        time.sleep(1.0)  # the answers are streaming now (each takes several seconds)
+        wait_until(lambda: active_streams(service.url) >= 4, timeout=20)  # each takes several seconds
         service.proc.send_signal(signal.SIGTERM)
         for t in threads:
             t.join(60)
@@ -181,7 +182,7 @@ def test_worker_recycling_does_not_cut_streams(tmp_path):
     service = Service(tmp_path, tuning=typing_pace(20), GUNICORN_CMD_ARGS="--max-requests 12", WEB_CONCURRENCY="1",
                       RATE_LIMIT_CHAT="10000/minute")
     try:
-        service.wait_healthy(in_a_row=1)
+        service.wait_healthy(in_a_row=1, poll=1.0)  # a 503 probe counts too: give start-up time
         results: list = [None] * 16
         threads = []
         for i in range(16):

@@ -6,106 +6,20 @@ from __future__ import annotations
 
 import json
 import re
-import os
-import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from tests.conftest import ROOT, reset_postgres, TEST_DATABASE_URL
-from tests.processes import stop_gracefully
-from tests.tuning import tuning_env
+from tests.support.waiting import wait_until
+from tests.support.service import (
+    GUNICORN, NO_HEALTH_CACHE, NO_LIMITS, Service, chat_then_leave, free_port, service_env, text_of, typing_pace,
+    widget_chat,
+)
 
 pytestmark = pytest.mark.e2e
-
-GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
-# The same service with some tuning constants changed (tests/tuned_wsgi.py), for `Service(tuning=...)`.
-TUNED_GUNICORN = [*GUNICORN[:-1], "tests.tuned_wsgi:app"]
-
-# Tuning constants tests change in a live service ("module:NAME": value).
-NO_HEALTH_CACHE = {"app.services.health:CACHE_SECONDS": 0}  # health sees a change at once
-NO_LIMITS = {  # generated traffic from one address (rate limits have their own tests)
-    "app.api.security:RATE_LIMIT_DEFAULT": "100000/minute",
-    "app.api.security:RATE_LIMIT_HEALTH": "100000/minute",
-    "app.api.security:MAX_STREAMS_PER_CLIENT": 1000,
-}
-
-
-def typing_pace(milliseconds: float) -> dict[str, float]:
-    """Tuning for an offline answer streamed one word every `milliseconds` (long enough to interrupt)."""
-    return {"app.services.answering.offline:TOKEN_DELAY_SECONDS": milliseconds / 1000}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def service_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "SYSTEMROOT", "TMPDIR")}
-    env.update(
-        PYTHONUNBUFFERED="1",
-        INSTANCE_PATH=str(tmp_path / "instance"),
-        DOCS_PATH=str(ROOT / "docs"),
-        WEB_CONCURRENCY="2",
-        LOG_LEVEL="INFO",
-    )
-    if TEST_DATABASE_URL:
-        env["DATABASE_URL"] = TEST_DATABASE_URL
-    # gunicorn's own settings, as an operator gives them; a test's own arguments come last and win.
-    env["GUNICORN_CMD_ARGS"] = f"--threads 8 {extra.pop('GUNICORN_CMD_ARGS', '')}".strip()
-    env.update(extra)
-    return env
-
-
-class Service:
-    """A gunicorn process and its base URL."""
-
-    def __init__(self, tmp_path: Path, tuning: dict[str, object] | None = None, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp_path / "gunicorn.log"
-        self._log = self.log_path.open("w")
-        env.update(tuning_env(tuning or {}))
-        self.env = service_env(tmp_path, PORT=str(self.port), **env)
-        self.proc = subprocess.Popen(
-            TUNED_GUNICORN if tuning else GUNICORN, cwd=ROOT, env=self.env,
-            stdout=self._log, stderr=subprocess.STDOUT,
-        )
-
-    def wait_healthy(self, timeout: float = 90, in_a_row: int = 6) -> dict:
-        """Wait until health is 200 `in_a_row` times: each probe may reach either worker."""
-        deadline = time.monotonic() + timeout
-        last = None
-        healthy = 0
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"gunicorn exited {self.proc.returncode}:\n{self.log()}")
-            try:
-                response = requests.get(f"{self.url}/api/health", timeout=5)
-                last = response.json()
-                healthy = healthy + 1 if response.status_code == 200 else 0
-                if healthy >= in_a_row:
-                    return last
-                if last.get("status") == "unhealthy":
-                    raise AssertionError(f"start-up failed: {last}\n{self.log()}")
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"not healthy in {timeout}s: {last}\n{self.log()}")
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
-
-    def stop(self) -> None:
-        stop_gracefully(self.proc)
-        self._log.close()
 
 
 @pytest.fixture(scope="module")
@@ -121,26 +35,6 @@ def service(tmp_path_factory):
         yield svc
     finally:
         svc.stop()
-
-
-def widget_chat(url: str, body: dict) -> list[dict]:
-    """POST like the widget and parse the stream like the widget."""
-    response = requests.post(f"{url}/api/chat", json=body, stream=True, timeout=60,
-                             headers={"Origin": "http://localhost:3000"})
-    assert response.status_code == 200, response.text
-    assert response.headers["Content-Type"].startswith("text/event-stream")
-    buffer = ""
-    events = []
-    for chunk in response.iter_content(chunk_size=None, decode_unicode=True):
-        buffer += chunk
-        lines = buffer.split("\n")
-        buffer = lines.pop()
-        events.extend(json.loads(line[6:]) for line in lines if line.startswith("data: "))
-    return events
-
-
-def text_of(events: list[dict]) -> str:
-    return "".join(e["content"] for e in events if e["type"] == "token")
 
 
 def test_health_is_200_with_every_service_up(service):
@@ -201,33 +95,16 @@ def test_selection_mode_and_bad_requests(service):
     assert requests.get(f"{service.url}/api/conversation/42", timeout=5).status_code == 422
 
 
-def chat_then_leave(port: int, message: str, events: int = 4) -> str:
-    """Start a chat on a raw socket, read `events` events, then hang up; returns the conversation id."""
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
-        body = json.dumps({"message": message}).encode()
-        sock.sendall(
-            b"POST /api/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
-        )
-        received = b""
-        while received.count(b"data: ") < events:  # metadata and a few tokens
-            received += sock.recv(4096)
-    return json.loads(received.split(b"data: ")[1].split(b"\n")[0])["conversation_id"]
-
-
 def test_disconnect_mid_stream_stores_the_turn_as_interrupted(service):
     cid = chat_then_leave(service.port, "How do I configure the service? List every variable.")
 
-    deadline = time.monotonic() + 20
-    status = None
-    while time.monotonic() < deadline:
-        messages = requests.get(f"{service.url}/api/conversation/{cid}", timeout=5).json()["messages"]
-        status = messages[1]["status"]
-        if status != "streaming":
-            break
-        time.sleep(0.2)
-    assert status == "interrupted"
-    assert messages[1]["content"], "the text streamed before the disconnect is kept"
+    def stored_answer_once_no_longer_streaming():
+        answer = requests.get(f"{service.url}/api/conversation/{cid}", timeout=5).json()["messages"][1]
+        return answer if answer["status"] != "streaming" else None
+
+    answer = wait_until(stored_answer_once_no_longer_streaming, timeout=20, interval=0.2)
+    assert answer["status"] == "interrupted"
+    assert answer["content"], "the text streamed before the disconnect is kept"
 
 
 def test_root_and_cors_preflight(service):
@@ -279,14 +156,13 @@ def test_full_rebuild_while_serving_fails_no_query(service):
             [sys.executable, "-m", "flask", "ingest", "--full", "--json"], cwd=ROOT,
             env={**service.env, "FLASK_APP": "wsgi"}, capture_output=True, text=True, timeout=120,
         )
-        time.sleep(2.5)  # readers re-check the pointer every second
+        assert rebuild.returncode == 0, rebuild.stderr
+        new_version = json.loads(rebuild.stdout.strip().splitlines()[-1])["version"]
+        assert new_version != before
+        # Readers re-check the pointer every second; both workers (either answers health) switch.
+        wait_until(lambda: {index_version() for _ in range(6)} == {new_version}, timeout=10, interval=0.2)
     finally:
         stop.set()
         for t in askers:
             t.join()
-    assert rebuild.returncode == 0, rebuild.stderr
-    new_version = json.loads(rebuild.stdout.strip().splitlines()[-1])["version"]
     assert statuses and set(statuses) == {200}, statuses
-    assert new_version != before
-    # Both workers serve the new version: health is answered by either one.
-    assert {index_version() for _ in range(6)} == {new_version}

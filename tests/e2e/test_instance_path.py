@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.e2e.test_gunicorn_service import GUNICORN, ROOT, free_port, service_env
+from tests.support.service import GUNICORN, ROOT, free_port, service_env
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.test_gunicorn_service import NO_LIMITS, Service, typing_pace, widget_chat
+from tests.support.service import NO_LIMITS, Service, typing_pace, widget_chat
 
 pytestmark = pytest.mark.e2e
 

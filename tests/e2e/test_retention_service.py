@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import uuid
 from datetime import timedelta
 
@@ -17,7 +16,8 @@ from sqlalchemy import create_engine, select, text, update
 from app.config import normalise_database_url
 from app.models import Conversation, Message, RetentionState, utcnow
 from tests.conftest import FIXTURE_BOOK, ROOT, TEST_DATABASE_URL, reset_postgres
-from tests.e2e.test_gunicorn_service import NO_HEALTH_CACHE, Service, widget_chat
+from tests.support.waiting import wait_until
+from tests.support.service import NO_HEALTH_CACHE, Service, widget_chat
 
 pytestmark = pytest.mark.e2e
 
@@ -60,15 +60,15 @@ def test_live_service_report_and_daily_purge(tmp_path):
     second = Service(tmp_path / "second", RETENTION_DAYS="30", **common)
     try:
         second.wait_healthy()
-        deadline = time.monotonic() + 30
-        while True:
+
+        def purged_the_two_old_conversations() -> bool:
             with engine.connect() as conn:
                 left = conn.scalar(text("SELECT count(*) FROM conversations"))
                 purged = conn.execute(select(RetentionState.last_purge_conversations)).scalar()
-            if left == 1 and purged == 2:
-                break
-            assert time.monotonic() < deadline, f"{left} conversations left\n{second.log()}"
-            time.sleep(0.2)
+            return left == 1 and purged == 2
+
+        wait_until(purged_the_two_old_conversations, timeout=30, interval=0.2,
+                   message=lambda: f"the purge did not run\n{second.log()}")
         log = second.log()
     finally:
         second.stop()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_gunicorn_service import NO_LIMITS, Service
+from tests.support.service import NO_LIMITS, Service
 
 pytestmark = [pytest.mark.e2e, pytest.mark.schemathesis]
 

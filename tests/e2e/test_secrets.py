@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, TEST_DATABASE_URL
-from tests.e2e.test_gunicorn_service import GUNICORN, NO_HEALTH_CACHE, Service, free_port, service_env
+from tests.support.service import GUNICORN, NO_HEALTH_CACHE, Service, free_port, service_env
 from tests.fakes.gemini_server import FakeGeminiProcess
 
 pytestmark = pytest.mark.e2e

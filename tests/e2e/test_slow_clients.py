@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from tests.e2e.test_gunicorn_service import NO_LIMITS, Service, widget_chat
+from tests.support.service import NO_LIMITS, Service, widget_chat
 
 pytestmark = pytest.mark.e2e
 

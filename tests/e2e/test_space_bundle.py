@@ -110,6 +110,11 @@ def test_make_space_docs_bundles_another_book(tmp_path):
     assert result.returncode == 0, result.stderr
     bundled = sorted(str(p.relative_to(out / "docs")) for p in (out / "docs").rglob("*") if p.is_file())
     assert bundled == sorted(str(p.relative_to(FIXTURE_BOOK)) for p in FIXTURE_BOOK.rglob("*") if p.is_file())
+    # The Space's README fits any book: no link into a page only this project's book has.
+    readme = (out / "README.md").read_text()
+    links = re.findall(r"\]\((?!https?://)([^)#]+)", readme)
+    assert all((out / link).exists() for link in links), links
+    assert "Hugging Face Spaces?" not in readme  # the example question is not about this project
 
 
 def test_space_readme_front_matter_configures_a_docker_space(bundle):

@@ -22,7 +22,8 @@ from sqlalchemy import create_engine, text
 from app.config import normalise_database_url
 from app.services.live_turns import CHECKPOINT_SECONDS, STALE_AFTER, SWEEP_SECONDS
 from tests.conftest import TEST_DATABASE_URL, empty_postgres_tables
-from tests.e2e.test_gunicorn_service import NO_HEALTH_CACHE, Service
+from tests.support.waiting import wait_until
+from tests.support.service import NO_HEALTH_CACHE, Service
 from tests.fakes.gemini_server import FakeGeminiProcess
 
 pytestmark = pytest.mark.e2e
@@ -83,13 +84,7 @@ def answer_row(url: str, message_id: str) -> dict:
 
 
 def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_until(predicate, timeout, interval=0.2, message=f"timed out waiting for {what}")
 
 
 def kill_instance(service: Service) -> None:

@@ -2,27 +2,22 @@
 the same way and marked cached; a re-index (`flask ingest` after the book changed) invalidates it."""
 
 import shutil
-import time
 
 import pytest
 from sqlalchemy import select
 
-from app import create_app
-from app.database import upgrade_database
 from app.models import Message
 from app.services.answer_cache import AnswerCache, CachedAnswer, normalise_question
-from tests.conftest import FIXTURE_BOOK, parse_widget_stream
-from tests.fakes.gemini_server import FakeGemini
+from tests.conftest import FAKE_GEMINI_KEY, FIXTURE_BOOK, parse_widget_stream
+from tests.support.waiting import wait_until
 
-KEY = "AIza-test-cache-key-0003"
+KEY = FAKE_GEMINI_KEY
 QUESTION = "How often should I water tomatoes?"
 
 
 @pytest.fixture
-def fake(monkeypatch):
-    monkeypatch.setattr("app.services.providers.gemini.MAX_RETRY_WAIT_SECONDS", 0.05)
-    with FakeGemini(api_key=KEY) as server:
-        yield server
+def fake(fake_gemini):
+    return fake_gemini
 
 
 @pytest.fixture
@@ -32,20 +27,9 @@ def book(tmp_path):
     return copy
 
 
-def make_app(make_settings, fake, book, **overrides):
-    # MAX_RETRY_WAIT_SECONDS is short in this module (the `fake` fixture): no test sleeps through back-off.
-    app = create_app(make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, docs_path=book, **overrides))
-    upgrade_database(app)
-    services = app.extensions["services"]
-    services.startup.run()
-    assert services.startup.state == "ready", services.startup.error
-    fake.reset()
-    return app
-
-
 @pytest.fixture
-def app(make_settings, fake, book):
-    return make_app(make_settings, fake, book)
+def app(make_gemini_app, book):
+    return make_gemini_app(docs_path=book)
 
 
 def ask(client, **body):
@@ -141,16 +125,18 @@ def test_a_failed_answer_is_not_cached(app, fake):
     assert len(calls(fake, "streamGenerateContent")) == 1
 
 
-def test_flask_ingest_of_a_changed_book_invalidates_the_cache(app, fake, book):
+def test_flask_ingest_of_a_changed_book_invalidates_the_cache(app, runner, fake, book):
     client = app.test_client()
     ask(client, message=QUESTION)
     assert ask(client, message=QUESTION)[-1]["cached"] is True
 
     page = book / "guides" / "watering.md"
     page.write_text(page.read_text().replace("two or three times a week", "every second day"))
-    result = app.test_cli_runner().invoke(args=["ingest", "--json"])
+    index = app.extensions["services"].index
+    before = index.version()
+    result = runner.invoke(args=["ingest", "--json"])
     assert result.exit_code == 0, result.output
-    time.sleep(1.1)  # serving processes follow the index's live pointer within a second
+    wait_until(lambda: index.version() != before, timeout=5)  # readers follow the live pointer within a second
 
     fake.reset()
     events = ask(client, message=QUESTION)
@@ -161,9 +147,9 @@ def test_flask_ingest_of_a_changed_book_invalidates_the_cache(app, fake, book):
     assert ask(client, message=QUESTION)[-1]["cached"] is True  # cached again, for the new version
 
 
-def test_size_zero_disables_the_cache(make_settings, fake, book, monkeypatch):
+def test_size_zero_disables_the_cache(make_gemini_app, fake, book, monkeypatch):
     monkeypatch.setattr("app.services.answer_cache.MAX_ENTRIES", 0)
-    app = make_app(make_settings, fake, book)
+    app = make_gemini_app(docs_path=book)
     client = app.test_client()
     for _ in range(2):
         assert ask(client, message=QUESTION)[-1]["cached"] is False
@@ -171,13 +157,8 @@ def test_size_zero_disables_the_cache(make_settings, fake, book, monkeypatch):
     assert app.extensions["services"].answer_cache is None
 
 
-def test_offline_answers_are_cached_too(make_settings, book):
-    from app import create_app as build
-
-    app = build(make_settings(docs_path=book))
-    upgrade_database(app)
-    app.extensions["services"].startup.run()
-    client = app.test_client()
+def test_offline_answers_are_cached_too(make_app, book):
+    client = make_app(docs_path=book).test_client()
     first, second = ask(client, message=QUESTION), ask(client, message=QUESTION)
     assert (first[-1]["cached"], second[-1]["cached"]) == (False, True)
     assert text(first) == text(second)

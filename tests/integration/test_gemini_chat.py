@@ -9,40 +9,25 @@ import pytest
 
 from app import create_app
 from app.database import upgrade_database
-from tests.conftest import parse_widget_stream
-from tests.fakes.gemini_server import FakeGemini
+from tests.conftest import FAKE_GEMINI_KEY, parse_widget_stream
 
-KEY = "AIza-test-chat-key-0002"
-
-
-@pytest.fixture
-def fake():
-    with FakeGemini(api_key=KEY) as server:
-        yield server
+KEY = FAKE_GEMINI_KEY
 
 
 @pytest.fixture
-def gemini_app(make_settings, fake, monkeypatch):
-    # Short waits: a test must not sleep through real back-off pauses.
-    monkeypatch.setattr("app.services.providers.gemini.MAX_RETRY_WAIT_SECONDS", 0.05)
-    app = create_app(make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url))
-    upgrade_database(app)
-    services = app.extensions["services"]
-    services.startup.run()
-    assert services.startup.state == "ready", services.startup.error
-    fake.reset()  # forget start-up's embedding calls: each test asserts on its own traffic
-    return app
+def fake(fake_gemini):
+    return fake_gemini
 
 
 @pytest.fixture
-def strict_app(make_settings, fake, monkeypatch):
+def gemini_app(make_gemini_app):
+    return make_gemini_app()
+
+
+@pytest.fixture
+def strict_app(make_gemini_app):
     """GEMINI_FALLBACK=false: Gemini's failures are the reader's 429/503, as before the fallback."""
-    monkeypatch.setattr("app.services.providers.gemini.MAX_RETRY_WAIT_SECONDS", 0.05)
-    app = create_app(make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, gemini_fallback=False))
-    upgrade_database(app)
-    app.extensions["services"].startup.run()
-    fake.reset()
-    return app
+    return make_gemini_app(gemini_fallback=False)
 
 
 def chat(client, **body):

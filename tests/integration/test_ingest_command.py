@@ -7,6 +7,7 @@ import pytest
 
 from app import create_app
 from tests.conftest import CORPUS, FIXTURE_BOOK
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -17,14 +18,13 @@ def book(tmp_path):
 
 
 @pytest.fixture
-def runner(make_settings, book):
-    app = create_app(make_settings(docs_path=book, index_on_start=False))
-    return app, app.test_cli_runner()
+def app(make_settings, book):
+    """The app on a copy of the fixture book, nothing indexed yet (`runner` drives its commands)."""
+    return create_app(make_settings(docs_path=book, index_on_start=False))
 
 
 def ingest(runner, *args):
-    app, cli = runner
-    result = cli.invoke(args=["ingest", *args])
+    result = runner.invoke(args=["ingest", *args])
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -33,7 +33,7 @@ def summary(output):
     return json.loads(output.strip().splitlines()[-1])
 
 
-def test_dry_run_prints_one_json_object_per_chunk_and_changes_nothing(runner):
+def test_dry_run_prints_one_json_object_per_chunk_and_changes_nothing(app, runner):
     lines = ingest(runner, "--dry-run").strip().splitlines()
     chunks = [json.loads(line) for line in lines]
     assert chunks and all(set(c) == {"file", "url", "heading", "anchor", "tokens"} for c in chunks)
@@ -41,11 +41,10 @@ def test_dry_run_prints_one_json_object_per_chunk_and_changes_nothing(runner):
     assert herbs["url"] == "https://garden.example.com/guides/watering#herbs"
     assert herbs["heading"] == "Watering > Watering herbs"
     assert not any(c["file"].startswith("guides/_") for c in chunks)  # partials are not pages
-    app, _ = runner
     assert app.extensions["services"].index.count() == 0
 
 
-def test_summary_and_incremental_re_index(runner, book):
+def test_summary_and_incremental_re_index(app, runner, book):
     first = summary(ingest(runner, "--json"))
     assert set(first) >= {"files", "chunks", "added", "updated", "removed", "unchanged", "embedding_requests"}
     assert first["files"] == 3 and first["added"] == first["chunks"] > 0
@@ -62,13 +61,13 @@ def test_summary_and_incremental_re_index(runner, book):
     assert edited["removed"] == 2  # the intro page's two sections
     assert edited["unchanged"] == first["chunks"] - 3
 
-    app, _ = runner
     retriever = app.extensions["services"].retriever
-    import time
 
-    time.sleep(1.1)  # readers follow the CURRENT pointer within a second
-    passages = retriever.retrieve("How often should tomatoes be watered?").passages
-    assert "every other day" in passages[0].text
+    def best_passage_is_the_edited_one() -> bool:
+        passages = retriever.retrieve("How often should tomatoes be watered?").passages
+        return "every other day" in passages[0].text
+
+    wait_until(best_passage_is_the_edited_one, timeout=5)  # readers follow CURRENT within a second
     assert all(p.file != "intro.md" for p in retriever.retrieve("balcony garden book").passages)
 
 
@@ -104,3 +103,19 @@ def test_real_docusaurus_docs_routes_and_anchors(make_settings):
     assert tabs["url"].startswith("https://docusaurus.io/docs/markdown-features/tabs")
     assert by_file["api/plugin-methods/README.mdx"][0]["url"].startswith("https://docusaurus.io/docs/api/plugin-methods")
     assert not any("/_" in "/" + f for f in by_file)
+
+
+def test_docs_path_is_the_book_start_up_indexes_so_another_folder_is_refused(make_settings, book, tmp_path):
+    other = tmp_path / "other-book"
+    shutil.copytree(FIXTURE_BOOK, other)
+    app = create_app(make_settings(docs_path=book))  # embedded, INDEX_ON_START=true: the defaults
+    cli = app.test_cli_runner()
+
+    refused = cli.invoke(args=["ingest", str(other), "--json"])
+    assert refused.exit_code == 1
+    assert "is not DOCS_PATH" in refused.output and "Traceback" not in refused.output
+    assert app.extensions["services"].index.count() == 0, "nothing was written"
+
+    assert cli.invoke(args=["ingest", str(other), "--dry-run"]).exit_code == 0  # changes nothing
+    assert cli.invoke(args=["ingest", str(book), "--json"]).exit_code == 0  # the book itself
+    assert summary(cli.invoke(args=["ingest", "--json"]).output)["unchanged"] > 0  # DOCS_PATH, the same

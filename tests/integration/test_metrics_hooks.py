@@ -5,11 +5,9 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from app import create_app
-from app.database import upgrade_database
-from tests.fakes.gemini_server import FakeGemini
+from tests.conftest import FAKE_GEMINI_KEY
 
-KEY = "AIza-test-metrics-key-0005"
+KEY = FAKE_GEMINI_KEY
 
 
 def sample(name, **labels):
@@ -17,19 +15,14 @@ def sample(name, **labels):
 
 
 @pytest.fixture
-def fake():
-    with FakeGemini(api_key=KEY) as server:
-        yield server
+def fake(fake_gemini):
+    return fake_gemini
 
 
 @pytest.fixture
-def client(make_settings, fake, monkeypatch):
-    monkeypatch.setattr("app.services.providers.gemini.MAX_RETRY_WAIT_SECONDS", 0.01)
+def client(make_gemini_app, monkeypatch):
     monkeypatch.setattr("app.services.answer_cache.MAX_ENTRIES", 0)
-    app = create_app(make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, gemini_fallback=False))
-    upgrade_database(app)
-    app.extensions["services"].startup.run()
-    return app.test_client()
+    return make_gemini_app(gemini_fallback=False).test_client()
 
 
 def test_gemini_calls_errors_and_tokens_are_counted(client, fake):

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from datetime import timedelta
 
@@ -18,6 +17,7 @@ from app import create_app
 from app.database import upgrade_database
 from app.models import Conversation, Message, utcnow
 from tests.conftest import ROOT, TEST_DATABASE_URL, parse_widget_stream
+from tests.support.waiting import wait_until
 from tests.fakes.gemini_server import FakeGemini
 
 COVERED = "How do I water basil?"
@@ -186,10 +186,8 @@ def test_interrupted_and_gemini_failures_are_counted_by_code(make_settings, monk
         response.close()
         conversation = parse_widget_stream(first.decode() if isinstance(first, bytes) else first)[0]["conversation_id"]
         # The answer is stored as interrupted once the stream's producer sees the reader gone.
-        deadline = time.monotonic() + 10
-        while client.get(f"/api/conversation/{conversation}").get_json()["messages"][1]["status"] == "streaming":
-            assert time.monotonic() < deadline, "the interrupted answer was never stored"
-            time.sleep(0.05)
+        wait_until(lambda: client.get(f"/api/conversation/{conversation}").get_json()["messages"][1]["status"] != "streaming",
+                   timeout=10, message="the interrupted answer was never stored")
         report = json.loads(run_report(app, "--json"))
     model = app.extensions["services"].settings.gemini_model
     assert report["errors"]["gemini"] == {"quota_exhausted": 1, "stream_interrupted": 1}
