@@ -6,7 +6,8 @@ import pytest
 
 from app.services.answering.base import AnswerRequest
 from app.services.answering.shaping import AnswerShaper
-from app.services.answering.offline import NOT_COVERED, OfflineAnswerer, passage_sentences
+from app.services.answering.offline import NOT_COVERED, OfflineAnswerer
+from app.services.answering.sentences import passage_sentences
 from app.services.ingestion.docusaurus import parse_page
 from app.services.retrieval.retriever import Passage
 from tests.conftest import FIXTURE_BOOK
@@ -265,3 +266,10 @@ def test_the_quoted_selection_cites_the_section_it_comes_from():
     assert shown.startswith("From the passage you selected: Basil likes moist soil, while rosemary and thyme "
                             "prefer to dry out between waterings [1].")
     assert shaper.sources[0]["heading"] == "Watering > Watering herbs"
+
+
+def test_a_sentence_of_code_spans_is_not_quoted():
+    # A label ("Support multiple patterns:") is stripped, and what is left is code, not prose.
+    text = "Support multiple patterns: `slug: my-blog-post`, `slug: /my/path/to/blog/post`, slug: `/`."
+    assert passage_sentences(text) == []
+    assert passage_sentences("Set the `slug` front matter to change the URL of a post.") != []
