@@ -178,12 +178,9 @@ class BufferingThreadWorker(ThreadWorker):
 
     def on_request_bytes(self, conn: TConn, _sock: socket.socket) -> None:
         """Append what the client sent; hand the request on once it is whole."""
-        try:
-            data = conn.sock.recv(_RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
+        data = _receive(conn)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:  # the client went away (or reset) before finishing its request
             self.stop_reading(conn)
             self.drop(conn)
@@ -320,12 +317,9 @@ class BufferingThreadWorker(ThreadWorker):
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_linger_bytes, conn))
 
     def on_linger_bytes(self, conn: TConn, _sock: socket.socket) -> None:
-        try:
-            data = conn.sock.recv(_RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
+        data = _receive(conn)
+        if data is None:
             return
-        except OSError:
-            data = b""
         conn.drained += len(data)
         if not data or conn.drained >= _LINGER_MAX_BYTES:
             self.stop_reading(conn)
@@ -402,3 +396,14 @@ def _send_nowait(sock: socket.socket, data: bytes) -> None:
 
 def _ip(addr: Any) -> str:
     return addr[0] if isinstance(addr, tuple) and addr else str(addr)
+
+
+def _receive(conn: TConn) -> bytes | None:
+    """What a ready socket holds: b"" when the client closed or reset it, None when nothing was
+    there after all (a spurious wake-up)."""
+    try:
+        return conn.sock.recv(_RECV_BYTES)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""

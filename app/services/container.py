@@ -172,7 +172,9 @@ def build_services(
         live_turns=live_turns,
     )
     retention = RetentionScheduler(engine, settings.retention_days) if settings.retention_days else None
-    tasks = _startup_tasks(settings, schema, live_turns, index, partial(ingest_book, settings, embedder=provider), retention)
+    tasks = _startup_tasks(
+        settings, schema, live_turns, index, retriever, partial(ingest_book, settings, embedder=provider), retention
+    )
     startup = Startup(settings.instance_path / "startup.lock", tasks)
     health = HealthService(
         {
@@ -205,6 +207,7 @@ def _startup_tasks(
     schema: SchemaGuard | None,
     live_turns: LiveTurns,
     index: SearchIndex,
+    retriever: Retriever,
     ingest: Callable[[], IngestSummary],
     retention: RetentionScheduler | None,
 ) -> list[Task]:
@@ -216,6 +219,8 @@ def _startup_tasks(
     if settings.embedded_index and settings.index_on_start and settings.docs_path.is_dir():
         tasks.append(("index the book", partial(index_the_book, ingest)))
     tasks.append(("load the live index", partial(load_live_index, index)))
+    # The relevance floor's term counts: a scan of the index, paid here rather than by a reader.
+    tasks.append(("count the book's terms", retriever.warm))
     if retention is not None:
         # In the background: a purge never delays readiness. Requests check again hourly.
         tasks.append(("check whether old conversations are due for deletion", retention.maybe_start))

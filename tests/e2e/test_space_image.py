@@ -39,6 +39,7 @@ import requests
 from filelock import FileLock
 
 from tests.conftest import ROOT, TEST_DATABASE_URL
+from tests.support.service import widget_chat
 
 pytestmark = [pytest.mark.e2e, pytest.mark.image]
 
@@ -347,20 +348,6 @@ def written_outside_instance(podman: Podman, box: Container) -> list[str]:
     ]
 
 
-def widget_chat(url: str, message: str) -> list[dict]:
-    """POST like the widget and parse the stream like the widget."""
-    response = requests.post(f"{url}/api/chat", json={"message": message}, stream=True, timeout=60)
-    assert response.status_code == 200, response.text
-    assert response.headers["Content-Type"].startswith("text/event-stream")
-    buffer, events = "", []
-    for chunk in response.iter_content(chunk_size=None, decode_unicode=True):
-        buffer += chunk
-        lines = buffer.split("\n")
-        buffer = lines.pop()
-        events.extend(json.loads(line[6:]) for line in lines if line.startswith("data: "))
-    return events
-
-
 def startup_index_results(log: str) -> list[dict]:
     """The summaries of the start-up index task, one per worker."""
     results = []
@@ -445,7 +432,7 @@ def test_the_image_serves_as_uid_1000_probes_quietly_and_stops_cleanly(podman, i
         first_start = start(podman, box)  # no index yet: start-up builds it into instance/
         assert _uids(podman, box) == {UID}
         assert podman("healthcheck", "run", box.name, check=False).returncode == 0, logs(podman, box)
-        events = widget_chat(box.url, "How do I deploy to Hugging Face Spaces?")
+        events = widget_chat(box.url, {"message": "How do I deploy to Hugging Face Spaces?"})
         assert [events[0]["type"], events[-1]["type"]] == ["metadata", "done"]
         assert sum(e["type"] == "token" for e in events) > 3
         assert events[-1]["sources"] and all(
@@ -477,7 +464,7 @@ def test_the_image_runs_on_a_read_only_root_with_a_volume_for_instance(podman, i
     flags = ["--read-only", "--read-only-tmpfs=false", "--volume", f"{volume}:{INSTANCE}"]
     with container(podman, image, *flags) as box:
         seconds = start(podman, box)
-        events = widget_chat(box.url, "Which variables configure the service?")
+        events = widget_chat(box.url, {"message": "Which variables configure the service?"})
         assert events[-1]["type"] == "done" and events[-1]["sources"]
         assert stop(podman, box) == 0, logs(podman, box)
         log = logs(podman, box)
@@ -498,7 +485,7 @@ def test_the_image_runs_on_a_read_only_root_with_a_volume_for_instance(podman, i
                 start(podman, pushed)
                 answers = []
                 for _ in range(5):  # a worker that waited on the start-up lock follows within a second
-                    events = widget_chat(pushed.url, "Where do quokkas live?")
+                    events = widget_chat(pushed.url, {"message": "Where do quokkas live?"})
                     answers.append("".join(e.get("content", "") for e in events if e["type"] == "token"))
                     if "Rottnest" in answers[-1]:
                         break

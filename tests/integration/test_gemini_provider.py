@@ -6,8 +6,8 @@ import pytest
 from google.genai import types
 
 from app.services.answering.base import AnswerUnavailable
-from app.services.providers.gemini import GeminiConfig, GeminiProvider
 from tests.fakes.gemini_server import FakeGemini
+from tests.support.gemini import provider_for as support_provider_for
 
 KEY = "AIza-test-provider-key-0001"
 
@@ -19,19 +19,7 @@ def fake():
 
 
 def provider_for(fake, waits=None, **overrides):
-    config = GeminiConfig(
-        api_key=overrides.pop("api_key", KEY),
-        model="gemini-3.5-flash",
-        embedding_model="gemini-embedding-001",
-        embedding_dim=768,
-        base_url=fake.base_url,
-        timeout_seconds=overrides.pop("timeout_seconds", 5.0),
-        initial_backoff=0.01,
-        max_backoff=overrides.pop("max_backoff", 0.05),
-        **overrides,
-    )
-    recorded = waits if waits is not None else []
-    return GeminiProvider(config, sleep=recorded.append)
+    return support_provider_for(fake, KEY, waits, **overrides)
 
 
 def user(text):

@@ -9,8 +9,8 @@ from google.genai import types
 
 from app.services.answering.base import AnswerUnavailable
 from app.services.observer import Observer
-from app.services.providers.gemini import GeminiConfig, GeminiProvider
 from tests.fakes.gemini_server import FakeGemini
+from tests.support.gemini import provider_for as support_provider_for
 
 KEY = "AIza-test-raw-stream-key-0003"
 LONG_ANSWER = " ".join(f"word{i}" for i in range(200))
@@ -37,18 +37,7 @@ class RecordingObserver(Observer):
 
 
 def provider_for(fake, waits=None, **overrides):
-    config = GeminiConfig(
-        api_key=overrides.pop("api_key", KEY),
-        model="gemini-3.5-flash",
-        embedding_model="gemini-embedding-001",
-        embedding_dim=768,
-        base_url=fake.base_url,
-        timeout_seconds=overrides.pop("timeout_seconds", 5.0),
-        initial_backoff=0.01,
-        max_backoff=overrides.pop("max_backoff", 3.0),
-        **overrides,
-    )
-    provider = GeminiProvider(config, sleep=(waits if waits is not None else []).append)
+    provider = support_provider_for(fake, KEY, waits, max_backoff=overrides.pop("max_backoff", 3.0), **overrides)
     provider.observer = RecordingObserver()
     return provider
 

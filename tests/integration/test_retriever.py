@@ -42,3 +42,10 @@ def test_two_good_wordings_are_fused(retriever):
     both = retriever.retrieve("When do seedlings go outside after frost?", alternatives=["How do I water basil?"])
     assert files(frost)[0] == "api/configuration.mdx"
     assert {"api/configuration.mdx", "guides/watering.md"} <= set(files(both))
+
+
+def test_start_up_counts_the_books_terms_so_no_reader_waits_for_the_scan(app):
+    # `app` has run its start-up tasks (tests/conftest.py): the floor's counts are ready.
+    retriever = app.extensions["services"].retriever
+    assert retriever._stats is not None and retriever._stats[0] == retriever.index.version()
+    assert retriever.warm() > 0

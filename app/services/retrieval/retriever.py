@@ -141,6 +141,15 @@ class Retriever:
             return verdict, keyword
         return verdict, self.index.search(SearchRequest(sparse=sparse, dense=dense, limit=max(self.candidates, limit)))
 
+    def warm(self) -> int | None:
+        """Count the live book's terms now (start-up), so no reader's question waits for the scan;
+        the number of distinct terms, or None when the index cannot be read yet."""
+        try:
+            return len(self._term_statistics().frequencies)
+        except Exception as exc:  # noqa: BLE001 - health reports an unreachable index, not start-up
+            log.warning("could not count the book's terms yet: %s", type(exc).__name__)
+            return None
+
     def _term_statistics(self) -> TermStatistics:
         """The live book's term statistics, counted once per index version (a scan of its vectors)."""
         version = self.index.version()
