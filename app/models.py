@@ -25,6 +25,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def aware(moment: datetime) -> datetime:
+    """A stored time as UTC: SQLite returns naive datetimes, and every stored time is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 class MessageStatus(str, enum.Enum):
     """Where a turn stands: a user turn is always complete once stored."""
 

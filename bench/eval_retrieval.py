@@ -79,7 +79,7 @@ def evaluate(
         started = time.perf_counter()
         summary = make_ingester(settings).ingest(docs, site_url=site_url, route_base_path=route_base_path)
         ingest_s = time.perf_counter() - started
-        retriever = make_retriever(settings, open_index(settings), make_embedder(settings))
+        retriever = make_retriever(open_index(settings), make_embedder(settings))
         rows = []
         for q in questions:
             result = retriever.retrieve(q["question"], limit=20)  # enough passages for 10 pages

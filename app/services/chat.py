@@ -123,7 +123,7 @@ class ChatService:
             history=turn.history,
             format=question.format,
         )
-        answerer_name = self.answerer.name
+        answered_by: Answerer = self.answerer
         fallback_from: str | None = None
         try:
             stream = self.answerer.answer(request)
@@ -135,19 +135,19 @@ class ChatService:
             # The reader still gets the book's own words, with one sentence saying why.
             log.info("answerer unavailable (%s); answering with the extractive answerer", exc.code)
             fallback_from = exc.code
-            answerer_name = self.fallback.name
+            answered_by = self.fallback
             stream = OfflineAnswer(f"{FALLBACK_NOTE} {self.fallback.compose(request)}")
             first = None
         context = TurnContext(
             turn=turn,
-            answerer_name=answerer_name,
+            answerer_name=answered_by.name,
             passages=passages,
             started=started,
             retrieval_ms=retrieval.elapsed_ms,
             mode=question.mode,
             answer_format=question.format,
             selection=question.context if question.mode == "selection" else None,
-            strip_markdown=question.format == TEXT and answerer_name != OfflineAnswerer.name,
+            strip_markdown=question.format == TEXT and answered_by.writes_markdown,
             fallback_from=fallback_from,
         )
         # A fallback answer is never cached: the next reader should get Gemini's.

@@ -179,7 +179,7 @@ class ChatTurn:
         if not self.recorder.append(text):
             return False
         if len(self._outcome.sources) != self._shaper.cited_count:
-            # A new citation: a checkpoint or a shutdown cut stores the sources cited so far.
+            # A new citation: a shutdown cut stores the sources cited so far (with `done`).
             self._outcome.sources = self.sources
         return True
 

@@ -101,12 +101,12 @@ def make_embedder(settings: Settings) -> GeminiProvider | None:
     return make_gemini_provider(settings)
 
 
-def make_retriever(settings: Settings, index: SearchIndex, embedder: Any) -> Retriever:
+def make_retriever(index: SearchIndex, embedder: Any) -> Retriever:
     """The retriever the service (and the retrieval benchmark) uses."""
     return Retriever(index, Bm25Encoder(), embedder)
 
 
-def make_answerer(settings: Settings, provider: GeminiProvider | None) -> tuple[Answerer, QueryRewriter]:
+def make_answerer(provider: GeminiProvider | None) -> tuple[Answerer, QueryRewriter]:
     """Gemini answers and follow-up rewriting through `provider`; the offline answerer without."""
     if provider is None:
         offline = OfflineAnswerer(token_delay_seconds=offline_tuning.TOKEN_DELAY_SECONDS)
@@ -154,8 +154,8 @@ def build_services(
     store = ConversationStore(sessions)
     provider = make_gemini_provider(settings, observer)
     index = open_index(settings)
-    retriever = make_retriever(settings, index, provider)
-    answerer, rewriter = make_answerer(settings, provider)
+    retriever = make_retriever(index, provider)
+    answerer, rewriter = make_answerer(provider)
     cache_size = answer_cache_tuning.MAX_ENTRIES
     answer_cache = AnswerCache(cache_size) if cache_size else None
     # Gemini unavailable is not "no answer": the extractive answerer steps in unless turned off.

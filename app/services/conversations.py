@@ -9,13 +9,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Text, Uuid, bindparam, column, delete, or_, select, update, values
 from sqlalchemy.orm import Session
 
-from app.models import Conversation, Feedback, Message, MessageStatus, WorkerHeartbeat, utcnow
+from app.models import Conversation, Feedback, Message, MessageStatus, WorkerHeartbeat, aware, utcnow
 
 # Answers left `streaming` without an owning worker (stored before workers had heartbeats) are
 # taken for abandoned after this long, as before.
@@ -220,7 +220,7 @@ class ConversationStore:
                     content=row.content,
                     sources=row.sources or [],
                     status=row.status,
-                    created_at=_aware(row.created_at),
+                    created_at=aware(row.created_at),
                     mode=row.mode,
                     feedback=votes.get(row.id),
                 )
@@ -269,7 +269,3 @@ class ConversationStore:
         ).all()
         return [(role, content) for role, content in reversed(rows)]
 
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes; every stored time is UTC, so say so."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

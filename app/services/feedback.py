@@ -10,12 +10,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.models import Feedback, Message, utcnow
+from app.models import Feedback, Message, aware, utcnow
 
 
 class MessageNotFound(LookupError):
@@ -94,11 +94,8 @@ class FeedbackStore:
                 conversation_id=message.conversation_id,
                 vote=row.vote,
                 comment=row.comment,
-                created_at=_aware(row.created_at),
-                updated_at=_aware(row.updated_at),
+                created_at=aware(row.created_at),
+                updated_at=aware(row.updated_at),
                 created=created,
             )
 
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

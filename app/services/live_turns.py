@@ -79,12 +79,6 @@ class TurnRecorder:
         with self._lock:
             return list(self._pieces)
 
-    @property
-    def text(self) -> str:
-        """The text streamed so far."""
-        with self._lock:
-            return "".join(self._pieces)
-
     def append(self, piece: str) -> bool:
         """Record a piece about to be sent; False once the turn was cut (send nothing more)."""
         with self._lock:
@@ -233,12 +227,6 @@ class LiveTurns:
             with self._lock:
                 self._unstored[recorder.message_id] = outcome
             self.start()
-
-    @property
-    def live_count(self) -> int:
-        """Answers streaming in this worker now."""
-        with self._lock:
-            return len(self._live)
 
     # --- the worker's life ------------------------------------------------------------------------
     @property

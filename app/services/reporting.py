@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, distinct, func, select
 from sqlalchemy.orm import Session, aliased
 
-from app.models import Conversation, Feedback, Message, MessageStatus
+from app.models import Conversation, Feedback, Message, MessageStatus, aware
 from app.services.answer_cache import CACHE_ANSWERER, normalise_question
 from app.services.retrieval.sparse import Analyzer
 
@@ -188,7 +188,7 @@ def _gaps(session: Session, answers: ColumnElement[bool]) -> list[dict[str, Any]
     groups: dict[str, list[tuple[str, datetime]]] = defaultdict(list)
     for question, asked in rows:
         if question:
-            groups[question_key(question)].append((question.strip(), _aware(asked)))
+            groups[question_key(question)].append((question.strip(), aware(asked)))
     gaps = []
     for key, asked in groups.items():
         wordings = Counter(" ".join(text.split()) for text, _ in asked)
@@ -229,7 +229,7 @@ def _weak_answers(session: Session, answers: ColumnElement[bool]) -> dict[str, A
         listed.append({
             "message_id": str(message_id),
             "conversation_id": str(conversation_id),
-            "answered_at": _iso(_aware(created_at)),
+            "answered_at": _iso(aware(created_at)),
             "answerer": answerer,
             "question": question,
             "answer": _excerpt(content, 300),
@@ -474,12 +474,9 @@ def _most_common(counter: Counter[Any]) -> list[tuple[Any, int]]:
     return sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:LIST_LIMIT]
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
 
 def _iso(moment: datetime) -> str:
-    return _aware(moment).astimezone(timezone.utc).isoformat(timespec="seconds")
+    return aware(moment).astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
 def _parse(text: str) -> datetime:
@@ -487,4 +484,4 @@ def _parse(text: str) -> datetime:
 
 
 def _minute(moment: datetime) -> str:
-    return _aware(moment).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return aware(moment).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")

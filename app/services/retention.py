@@ -20,14 +20,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Conversation, Feedback, Message, RetentionState, utcnow
+from app.models import Conversation, Feedback, Message, RetentionState, aware, utcnow
 from app.services.conversations import ConversationNotFound
 
 log = logging.getLogger(__name__)
@@ -175,6 +175,9 @@ class RetentionScheduler:
         Cheap and non-blocking: safe to call on every request.
         """
         now = time.monotonic()
+        checked_at = self._checked_at
+        if checked_at is not None and now - checked_at < self._check_every:
+            return None  # the common case, every request: no lock taken
         with self._lock:
             if self._checked_at is not None and now - self._checked_at < self._check_every:
                 return None
@@ -229,6 +232,7 @@ class RetentionScheduler:
                 return self._record_if_due(conn, now)
 
     def _claim_sqlite(self, conn: Connection, now: datetime) -> bool:
+        patience = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()  # the engine's (app/database.py)
         conn.exec_driver_sql("PRAGMA busy_timeout=0")  # try the write lock, never queue for it
         try:
             try:
@@ -241,7 +245,7 @@ class RetentionScheduler:
             return claimed
         finally:
             conn.rollback()
-            conn.exec_driver_sql("PRAGMA busy_timeout=30000")
+            conn.exec_driver_sql(f"PRAGMA busy_timeout={int(patience)}")
             conn.commit()
 
     def _record_if_due(self, conn: Connection, now: datetime) -> bool:
@@ -249,12 +253,8 @@ class RetentionScheduler:
         if last is None:  # the migration inserts the row; recreate it if someone deleted it
             conn.execute(RetentionState.__table__.insert().values(id=1, last_purge_at=now))
             return True
-        if last[0] is not None and _aware(last[0]) > now - self._purge_every:
+        if last[0] is not None and aware(last[0]) > now - self._purge_every:
             return False
         conn.execute(update(RetentionState).where(RetentionState.id == 1).values(last_purge_at=now))
         return True
 
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite returns naive datetimes; every stored time is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

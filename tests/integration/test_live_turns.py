@@ -45,6 +45,7 @@ class StallingStream:
 
 class StallingAnswerer:
     name = "stalling"
+    writes_markdown = True  # as a model: its stream goes through the plain-text filter
 
     def __init__(self, pieces: list[str]) -> None:
         self.pieces = pieces

@@ -12,7 +12,7 @@ from tests.conftest import FIXTURE_BOOK
 def retriever(tmp_path_factory):
     settings = load_settings(instance_path=tmp_path_factory.mktemp("retriever"), qdrant_url=None, docs_path=FIXTURE_BOOK)
     make_ingester(settings).ingest(FIXTURE_BOOK)
-    return make_retriever(settings, open_index(settings), None)
+    return make_retriever(open_index(settings), None)
 
 
 def files(result):

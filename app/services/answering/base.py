@@ -48,6 +48,9 @@ class Answerer(Protocol):
     """Produces an answer stream for a request."""
 
     name: str
+    # Whether its text may hold Markdown whatever it was asked for (a model may not obey): the
+    # plain-text format then passes the stream through the Markdown filter.
+    writes_markdown: bool
 
     def answer(self, request: AnswerRequest) -> AnswerStream:
         """Start answering; errors before the first piece raise `AnswerUnavailable`."""

@@ -103,6 +103,8 @@ MAX_OUTPUT_TOKENS = 1024
 class GeminiAnswerer:
     """Streams Gemini's answer to the passages; no passages, no call."""
 
+    writes_markdown = True  # asked for plain text, a model may still write Markdown
+
     def __init__(self, provider: GeminiProvider, *, history_token_budget: int = HISTORY_TOKENS, max_output_tokens: int = MAX_OUTPUT_TOKENS) -> None:
         self.provider = provider
         self.name = f"gemini:{provider.config.model}"

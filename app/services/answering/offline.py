@@ -60,7 +60,6 @@ DEFINITION_BONUS = 2.0
 BM25_K1, BM25_B = 1.2, 0.5
 
 _PIECE = re.compile(r"\S+\s*|\s+")
-# Sentence ends: . ! ? (and a closing quote or bracket) followed by space and a capital/number/code.
 _META = re.compile(r"\b(?:this (?:section|page|guide|tutorial|document)|we will|we'll|in the following)\b", re.I)
 _POINTS_AWAY = re.compile(r"\b(?:following|below|above|as follows)\b", re.I)
 _CONTEXTUAL_START = re.compile(r"^(?:This|That|These|Those|It|They|Then|Also|However|So|Otherwise|And|But|Or|Because)\b")
@@ -108,6 +107,7 @@ class OfflineAnswerer:
     """Extractive answers: the sentences of the best passages that answer the question."""
 
     name = "offline"
+    writes_markdown = False  # it composes the requested format itself
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ A chat turn feeds every piece of the answerer's stream through an `AnswerShaper`
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from app.services.answering.citations import CitationRenumberer
@@ -17,7 +18,6 @@ from app.services.retrieval.retriever import Passage
 
 TEXT = "text"
 MARKDOWN = "markdown"
-FORMATS = (TEXT, MARKDOWN)
 
 SOURCE_TEXT_CHARS = 600  # enough of the section to read it where no link can show it
 
@@ -59,8 +59,15 @@ class AnswerShaper:
 def source_of(passage: Passage) -> dict[str, Any]:
     """A passage as a `sources` entry, its `snippet` the section's opening as plain text."""
     source = passage.source()
-    text = " ".join(markdown_to_text(passage.text).split())
-    if len(text) > SOURCE_TEXT_CHARS:
-        text = text[: SOURCE_TEXT_CHARS - 1].rsplit(" ", 1)[0] + "…"
-    source["snippet"] = text
+    source["snippet"] = _snippet(passage.text)
     return source
+
+
+@lru_cache(maxsize=1024)
+def _snippet(text: str) -> str:
+    # A section's snippet is read at every new citation of a stream and on every cached replay:
+    # the Markdown pass runs once per section text.
+    plain = " ".join(markdown_to_text(text).split())
+    if len(plain) > SOURCE_TEXT_CHARS:
+        plain = plain[: SOURCE_TEXT_CHARS - 1].rsplit(" ", 1)[0] + "…"
+    return plain

@@ -72,18 +72,14 @@ class _Version:
         self.manifest = json.loads((folder / "manifest.json").read_text())
         self.shard = qe.EdgeShard.load(str(folder / "shard"))
 
-        self._frequencies: tuple[int, dict[int, int]] | None = None
-        self._frequencies_lock = threading.Lock()
 
     @property
     def spec(self) -> IndexSpec:
         return IndexSpec(dense_dim=self.manifest.get("dense_dim"), meta=self.manifest.get("meta", {}))
 
     def term_frequencies(self) -> tuple[int, dict[int, int]]:
-        with self._frequencies_lock:  # a version never changes: count its sparse vectors once
-            if self._frequencies is None:
-                self._frequencies = _count_terms(self.shard)
-            return self._frequencies
+        # A scan of the version's sparse vectors; the retriever keeps the result per version.
+        return _count_terms(self.shard)
 
 
 class EdgeIndex:
@@ -148,7 +144,7 @@ class EdgeIndex:
         return _scroll_all(self._require_live().shard, _files_filter(files))
 
     def term_frequencies(self) -> tuple[int, dict[int, int]]:
-        """(points, term id → points holding it) of the live version, counted once per version."""
+        """(points, term id → points holding it) of the live version (a scan: callers keep it)."""
         return self._require_live().term_frequencies()
 
     def count(self) -> int:
