@@ -635,9 +635,10 @@ def corpus_pages() -> dict[str, Page]:
     return {page.file: page for page in read_book(CORPUS_DOCS, site_url=SITE_URL, route_base_path="docs")}
 
 
-def eval_anchor_cases() -> list[tuple[str, str]]:
+def eval_anchor_cases() -> list:
     if not EVAL_QUESTIONS.is_file():
-        return []
+        # One skipped case that says why, rather than pytest's "empty parameter set".
+        return [pytest.param("", "", marks=pytest.mark.skip(reason=f"no eval questions at {EVAL_QUESTIONS}"))]
     cases = []
     for line in EVAL_QUESTIONS.read_text(encoding="utf-8").splitlines():
         question = json.loads(line)
