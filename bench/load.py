@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,7 @@ from bench._common import (
     peak_rss_mb,
     percentile,
     process_cpu_seconds,
+    rss_mb,
 )
 from tests.tuning import tuning_env
 
@@ -103,7 +105,8 @@ class Level:
     fake_first: list[float] = field(default_factory=list)
     wall: float = 0.0
     generator_cpu: float = 0.0
-    rss_mb: list[float | None] = field(default_factory=list)
+    rss_mb: list[float | None] = field(default_factory=list)  # peak since the worker started (VmHWM)
+    rss_during_mb: list[float] = field(default_factory=list)  # highest VmRSS sampled during the level
     pool_peak: float | None = None
     pool_after: float | None = None  # connections still checked out a second after the level
     service_cpu: float = 0.0  # cores used by the gunicorn workers during the level
@@ -174,7 +177,7 @@ async def fake_stream(client: httpx.AsyncClient, base_url: str) -> float | None:
 
 
 async def run_level(url: str, fake_url: str, streams: int, rounds: int, ramp: float,
-                    service_cpu: Any = lambda: (0.0, 0.0)) -> Level:
+                    service_cpu: Any = lambda: (0.0, 0.0), worker_pids: Sequence[int] = ()) -> Level:
     level = Level(streams)
     limits = httpx.Limits(max_connections=streams + 8, max_keepalive_connections=streams + 8)
     timeout = httpx.Timeout(120.0)
@@ -193,11 +196,17 @@ async def run_level(url: str, fake_url: str, streams: int, rounds: int, ramp: fl
 
         done = asyncio.Event()
 
+        level.rss_during_mb = [0.0] * len(worker_pids)
+
         async def lag_monitor() -> None:
+            # Also samples the workers' resident memory: VmHWM alone would report the peak of
+            # start-up (the worker that built the index), not the memory the streams hold.
             while not done.is_set():
                 before = time.perf_counter()
                 await asyncio.sleep(0.05)
                 level.loop_lag_max = max(level.loop_lag_max, time.perf_counter() - before - 0.05)
+                for i, pid in enumerate(worker_pids):
+                    level.rss_during_mb[i] = max(level.rss_during_mb[i], rss_mb(pid) or 0.0)
 
         monitor = asyncio.create_task(lag_monitor())
         cpu_before, wall_before, service_before = cpu_seconds(), time.perf_counter(), service_cpu()
@@ -246,6 +255,7 @@ def summarise(level: Level) -> dict[str, Any]:
         "wall_s": round(level.wall, 2),
         "generator_cpu_pct": round(level.generator_cpu * 100),
         "peak_rss_mb_per_worker": [round(r, 1) if r else None for r in level.rss_mb],
+        "rss_during_level_mb_per_worker": [round(r, 1) for r in level.rss_during_mb],
         "db_pool_checked_out_peak": level.pool_peak,
         "db_pool_checked_out_after": level.pool_after,
         "generator_loop_lag_max_ms": ms(level.loop_lag_max),
@@ -348,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
                     saves_before = checkpoint_counts(service)
                     profiler = start_profiler(args.profile, workers[0], variant, streams) if args.profile else None
                     level = asyncio.run(run_level(service.url, fake.base_url, streams, args.rounds, args.ramp,
-                                                  service.cpu_times))
+                                                  service.cpu_times, workers))
                     if profiler is not None:
                         profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
                         profiler.wait(timeout=60)
@@ -378,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.copy(service.log_path, f"{args.keep_log}.{variant}.{threads or 'default'}")
 
     headers = ["config", "streams", "chats", "errors", "service CPU ms/answer (system)", "metadata p50/p95/p99 ms", "first token p50/p95/p99 ms",
-               "fake alone p50/p95 ms", "overhead p50/p95 ms", "total p50/p95 ms", "peak RSS/worker MB",
+               "fake alone p50/p95 ms", "overhead p50/p95 ms", "total p50/p95 ms",
+               "RSS/worker MB: max during level (peak since start)",
                "DB conns peak / after", "checkpoints: tx/s / rows/s", "CPU: service / fake / generator",
                "generator lag max ms", "load avg"]
 
@@ -388,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         [r["config"], r["streams"], r["chats"], r["errors"], f'{r["service_cpu_ms_per_answer"]} ({r["service_system_cpu_ms_per_answer"]})', trio(r, "metadata"), trio(r, "first_token"),
          trio(r, "fake_first", (50, 95)), trio(r, "overhead", (50, 95)), trio(r, "total", (50, 95)),
-         " / ".join(f"{m:.0f}" for m in r["peak_rss_mb_per_worker"] if m), f'{r["db_pool_checked_out_peak"]} / {r["db_pool_checked_out_after"]}',
+         " / ".join(f"{d:.0f} ({m:.0f})" for d, m in zip(r["rss_during_level_mb_per_worker"], r["peak_rss_mb_per_worker"])
+                    if m), f'{r["db_pool_checked_out_peak"]} / {r["db_pool_checked_out_after"]}',
          f'{r["checkpoint_tx_per_s"]} / {r["checkpoint_rows_per_s"]}',
          f"{r['service_cpu_pct']}% / {r['fake_cpu_pct']}% / {r['generator_cpu_pct']}%",
          r["generator_loop_lag_max_ms"], r["loadavg_1m"]]

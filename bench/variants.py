@@ -12,6 +12,7 @@ service: they measure what that work costs, to decide whether a lever there can 
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,6 +28,8 @@ ENV: dict[str, dict[str, str]] = {
     "no-db-writes": {},
     "memo-retrieval": {},
     "quiet-logs": {"LOG_LEVEL": "WARNING"},
+    "switch-1ms": {},
+    "switch-0.5ms": {},
 }
 
 
@@ -84,7 +87,7 @@ def no_db_writes() -> None:
     """The question and the answer are not stored (new ids, no history): what the two writes cost."""
     from app.services.conversations import ConversationStore, OpenTurn
 
-    def open_turn(self: Any, conversation_id: Any, message: str, mode: str, context: Any) -> OpenTurn:
+    def open_turn(self: Any, conversation_id: Any, message: str, mode: str, context: Any, worker_id: Any = None) -> OpenTurn:
         return OpenTurn(conversation_id or uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), [])
 
     ConversationStore.open_turn = open_turn  # type: ignore[method-assign]
@@ -98,10 +101,10 @@ def memo_retrieval() -> None:
     original = Retriever.retrieve
     memo: dict[tuple[str, Any], Any] = {}
 
-    def retrieve(self: Any, question: str, *, limit: int | None = None) -> Any:
-        key = (question, limit)
+    def retrieve(self: Any, question: str, *, limit: int | None = None, alternatives: Any = ()) -> Any:
+        key = (question, limit, tuple(alternatives))
         if key not in memo:
-            memo[key] = original(self, question, limit=limit)
+            memo[key] = original(self, question, limit=limit, alternatives=alternatives)
         return memo[key]
 
     Retriever.retrieve = retrieve  # type: ignore[method-assign]
@@ -114,7 +117,15 @@ def no_keepalive_thread() -> None:
     sse.KEEPALIVE_SECONDS = 0
 
 
+def switch_interval(seconds: float) -> Callable[[], None]:
+    """The interpreter's GIL switch interval (default 5 ms): how long a thread that wants the GIL
+    back (after a socket or SQLite call) may wait while others compute."""
+    return lambda: sys.setswitchinterval(seconds)
+
+
 PATCHES: dict[str, Callable[[], None]] = {
+    "switch-1ms": switch_interval(0.001),
+    "switch-0.5ms": switch_interval(0.0005),
     "sdk-stream": sdk_stream,
     "no-query-embedding": no_query_embedding,
     "no-db-writes": no_db_writes,
