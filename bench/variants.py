@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -28,6 +29,13 @@ ENV: dict[str, dict[str, str]] = {
     "no-db-writes": {},
     "memo-retrieval": {},
     "quiet-logs": {"LOG_LEVEL": "WARNING"},
+    "timeline": {"BENCH_TIMELINE": "/tmp/bench-timeline"},
+    "arena-2": {"MALLOC_ARENA_MAX": "2"},
+    "gate-2": {"BENCH_TIMELINE": "/tmp/bench-timeline"},
+    "accept-1": {"BENCH_TIMELINE": "/tmp/bench-timeline"},
+    "accept-4": {"BENCH_TIMELINE": "/tmp/bench-timeline"},
+    "accept-1-gate-2": {"BENCH_TIMELINE": "/tmp/bench-timeline"},
+    "gate-4": {"BENCH_TIMELINE": "/tmp/bench-timeline"},
     "switch-1ms": {},
     "switch-0.5ms": {},
 }
@@ -123,7 +131,138 @@ def switch_interval(seconds: float) -> Callable[[], None]:
     return lambda: sys.setswitchinterval(seconds)
 
 
+_TIMELINE = threading.local()
+
+
+def timeline() -> None:
+    """Each chat's timeline, one JSON line per chat in $BENCH_TIMELINE.<pid>: when its connection
+    was accepted, its request whole and queued for a thread, taken by a thread, seen by Flask;
+    the question stored, the passages found, Gemini's first piece in; the first byte handed to
+    gunicorn. Wall-clock seconds (time.time), so several workers' lines share one clock."""
+    import json
+    import time
+
+    from gunicorn.workers import gthread
+
+    from app.services.conversations import ConversationStore
+    from app.services.providers.gemini import GeminiProvider
+    from app.services.retrieval.retriever import Retriever
+
+    out = open(f"{os.environ.get('BENCH_TIMELINE', '/tmp/timeline')}.{os.getpid()}", "a", buffering=1)  # noqa: SIM115
+
+    def stamp(name: str) -> None:
+        marks = getattr(_TIMELINE, "marks", None)
+        if marks is not None:
+            marks[name] = time.time()
+
+    def stamped(cls: Any, method: str, name: str) -> None:
+        original = getattr(cls, method)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)
+            stamp(name)
+            return result
+
+        setattr(cls, method, wrapper)
+
+    conn_init = gthread.TConn.__init__
+
+    def tconn_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        conn_init(self, *args, **kwargs)
+        self.t_accept = time.time()
+
+    enqueue = gthread.ThreadWorker.enqueue_req
+
+    def enqueue_req(self: Any, conn: Any) -> None:
+        conn.t_queued = time.time()
+        enqueue(self, conn)
+
+    handle = gthread.ThreadWorker.handle_request
+
+    def handle_request(self: Any, req: Any, conn: Any) -> Any:
+        _TIMELINE.marks = {"accept": getattr(conn, "t_accept", None), "queued": getattr(conn, "t_queued", None),
+                           "thread": time.time()}
+        return handle(self, req, conn)
+
+    gthread.TConn.__init__ = tconn_init  # type: ignore[method-assign]
+    gthread.ThreadWorker.enqueue_req = enqueue_req  # type: ignore[method-assign]
+    gthread.ThreadWorker.handle_request = handle_request  # type: ignore[method-assign]
+    stamped(ConversationStore, "open_turn", "stored")
+    stamped(GeminiProvider, "embed_query", "embedded")
+    stamped(Retriever, "retrieve", "retrieved")
+    stamped(GeminiProvider, "stream", "first_piece")
+
+    def middleware(app: Any) -> Any:
+        def wsgi(environ: dict, start_response: Any) -> Any:
+            stamp("flask")
+            marks = getattr(_TIMELINE, "marks", {})
+            body = app(environ, start_response)
+
+            def chunks() -> Any:
+                first = True
+                try:
+                    for chunk in body:
+                        if first:
+                            marks["first_byte"] = time.time()
+                            first = False
+                        yield chunk
+                finally:
+                    if hasattr(body, "close"):
+                        body.close()
+                    if environ.get("PATH_INFO") == "/api/chat":
+                        out.write(json.dumps({"pid": os.getpid(), **marks}) + "\n")
+
+            return chunks()
+
+        return wsgi
+
+    _WRAPPERS.append(middleware)
+
+
+_WRAPPERS: list[Callable[[Any], Any]] = []
+
+
+def gate(slots: int) -> Callable[[], None]:
+    """Experiment: at most `slots` threads per worker storing a question or retrieving at once."""
+
+    def patch() -> None:
+        from app.services.conversations import ConversationStore
+        from app.services.retrieval.retriever import Retriever
+
+        semaphore = threading.Semaphore(slots)
+        for cls, method in ((ConversationStore, "open_turn"), (Retriever, "retrieve")):
+            original = getattr(cls, method)
+
+            def wrapper(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+                with semaphore:
+                    return __original(*args, **kwargs)
+
+            setattr(cls, method, wrapper)
+        timeline()
+
+    return patch
+
+
+def accept_batch(size: int, *then: Callable[[], None]) -> Callable[[], None]:
+    """Experiment: connections a worker accepts per pass of its main loop."""
+
+    def patch() -> None:
+        from app import gunicorn_worker
+
+        gunicorn_worker._ACCEPT_BATCH = size
+        for more in then or (timeline,):
+            more()
+
+    return patch
+
+
 PATCHES: dict[str, Callable[[], None]] = {
+    "accept-1": accept_batch(1),
+    "accept-4": accept_batch(4),
+    "accept-1-gate-2": accept_batch(1, gate(2)),
+    "timeline": timeline,
+    "gate-2": gate(2),
+    "gate-4": gate(4),
     "switch-1ms": switch_interval(0.001),
     "switch-0.5ms": switch_interval(0.0005),
     "sdk-stream": sdk_stream,
@@ -147,5 +286,8 @@ apply_tuning()  # the constants bench.load changes for every variant (limits, an
 apply(os.environ.get("BENCH_VARIANTS", ""))
 
 from wsgi import app  # noqa: E402 - the app is built after the patches, in each worker
+
+for _wrap in _WRAPPERS:
+    app.wsgi_app = _wrap(app.wsgi_app)  # type: ignore[method-assign]
 
 __all__ = ["app"]

@@ -64,6 +64,18 @@ def test_hybrid_search_fuses_dense_and_keyword(engine):
     assert len(hits) == 3
 
 
+@pytest.mark.parametrize("dense", [None, [1.0, 1.0, 0.5]])
+def test_search_returns_only_the_fields_asked_for_and_payloads_fetch_the_rest(engine, dense):
+    reader, writer = engine
+    writer.write(IndexSpec(dense_dim=3), points(), [], full=True)
+    hits = reader.search(SearchRequest(sparse=ENCODER.query("sidebar"), dense=dense, limit=3, fields=("file",)))
+    assert hits[0].payload == {"file": "sidebar.md"}
+    ids = [hit.id for hit in hits] + [point_id("gone.md")]
+    payloads = reader.payloads(ids)
+    assert set(payloads) == {hit.id for hit in hits}  # a point no longer there is left out
+    assert payloads[hits[0].id]["text"] == DOCS["sidebar.md"]
+
+
 def test_term_frequencies_count_the_sections_holding_each_term(engine):
     reader, writer = engine
     writer.write(IndexSpec(dense_dim=3), points(), [], full=True)

@@ -51,7 +51,8 @@ class IndexHit:
 @dataclass(frozen=True)
 class SearchRequest:
     """A query: sparse and/or dense; `files` restricts to those source files; `with_terms`
-    returns each hit's keyword term ids (its sparse vector's indices)."""
+    returns each hit's keyword term ids (its sparse vector's indices); `fields` names the payload
+    keys to return (None: the whole payload)."""
 
     sparse: SparseVector | None
     dense: list[float] | None = None
@@ -59,6 +60,7 @@ class SearchRequest:
     prefetch_limit: int = 50
     files: tuple[str, ...] | None = None
     with_terms: bool = False
+    fields: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,10 @@ class SearchIndex(Protocol):
 
     def search(self, request: SearchRequest) -> list[IndexHit]:
         """Best points for the request, best first (RRF when both vectors are given)."""
+        ...
+
+    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The whole payload of each point still in the live version, by id."""
         ...
 
     def scroll(self, files: tuple[str, ...] | None = None) -> list[IndexHit]:

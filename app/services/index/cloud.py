@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -49,6 +50,7 @@ class QdrantIndex:
         if spec is None:
             raise IndexNotReady(f"Qdrant has no collection or alias {self.alias!r} (run: flask ingest)")
         flt = _files_filter(request.files)
+        payload: bool | list[str] = True if request.fields is None else list(request.fields)
         sparse = (
             models.SparseVector(indices=list(request.sparse.indices), values=list(request.sparse.values))
             if request.sparse
@@ -64,7 +66,7 @@ class QdrantIndex:
                 ],
                 query=models.FusionQuery(fusion=models.Fusion.RRF),
                 limit=request.limit,
-                with_payload=True,
+                with_payload=payload,
             )
         elif use_dense or sparse is not None:
             response = self.client.query_points(
@@ -73,7 +75,7 @@ class QdrantIndex:
                 using=DENSE_VECTOR if use_dense else SPARSE_VECTOR,
                 query_filter=flt,
                 limit=request.limit,
-                with_payload=True,
+                with_payload=payload,
                 with_vectors=[SPARSE_VECTOR] if request.with_terms and not use_dense else False,
             )
         else:
@@ -83,6 +85,11 @@ class QdrantIndex:
             IndexHit(str(p.id), float(p.score), dict(p.payload or {}), _terms(p.vector) if with_terms else None)
             for p in response.points
         ]
+
+    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The whole payload of each point still in the collection, by id."""
+        records = self.client.retrieve(self.alias, ids=list(ids), with_payload=True, with_vectors=False)
+        return {str(r.id): dict(r.payload or {}) for r in records}
 
     def scroll(self, files: tuple[str, ...] | None = None) -> list[IndexHit]:
         """Every chunk point (optionally of some files), without vectors."""

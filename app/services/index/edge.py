@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,10 @@ RRF_K = 60  # the constant of the RRF paper and of Qdrant server's default
 def _edge_config(dense_dim: int | None) -> qe.EdgeConfig:
     vectors = {}
     if dense_dim:
-        vectors[DENSE_VECTOR] = qe.EdgeVectorParams(size=dense_dim, distance=qe.Distance.Cosine)
+        # Cold: the vectors' file is paged in as searches read it. The default (Cached) loads the
+        # whole preallocated file (32 MB for a few hundred vectors, mostly zeros) into every
+        # worker's resident memory (bench/README.md, "CPU per answer": RSS).
+        vectors[DENSE_VECTOR] = qe.EdgeVectorParams(size=dense_dim, distance=qe.Distance.Cosine, memory=qe.Memory.Cold)
     return qe.EdgeConfig(
         vectors=vectors,
         sparse_vectors={SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
@@ -97,6 +101,7 @@ class EdgeIndex:
         """Sparse, dense or hybrid (RRF) search over the live version."""
         live = self._require_live()
         flt = _files_filter(request.files)
+        payload = True if request.fields is None else qe.PayloadSelector.Include(list(request.fields))
         use_dense = request.dense is not None and live.spec.dense_dim
         sparse = request.sparse if request.sparse else None
         if use_dense and sparse:
@@ -115,21 +120,21 @@ class EdgeIndex:
                     ),
                 ],
                 query=qe.Fusion.Rrf(k=RRF_K),
-                with_payload=True,
+                with_payload=payload,
             )
         elif use_dense:
             query = qe.QueryRequest(
                 limit=request.limit,
                 query=qe.Query.Nearest(list(request.dense), using=DENSE_VECTOR),
                 filter=flt,
-                with_payload=True,
+                with_payload=payload,
             )
         elif sparse:
             query = qe.QueryRequest(
                 limit=request.limit,
                 query=qe.Query.Nearest(_to_edge_sparse(sparse), using=SPARSE_VECTOR),
                 filter=flt,
-                with_payload=True,
+                with_payload=payload,
                 with_vector=[SPARSE_VECTOR] if request.with_terms else None,
             )
         else:
@@ -138,6 +143,11 @@ class EdgeIndex:
             IndexHit(str(p.id), float(p.score), dict(p.payload or {}), _terms(p.vector) if request.with_terms else None)
             for p in live.shard.query(query)
         ]
+
+    def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The whole payload of each point still in the live version, by id."""
+        records = self._require_live().shard.retrieve([_edge_id(i) for i in ids], with_payload=True, with_vector=False)
+        return {str(r.id): dict(r.payload or {}) for r in records}
 
     def scroll(self, files: tuple[str, ...] | None = None) -> list[IndexHit]:
         """Every point (optionally of some files), without vectors."""

@@ -70,6 +70,10 @@ class RetrievalResult:
 # Passages per answer (and `sources`): five sections from up to three pages cover what a question
 # needs; more dilute the prompt and the extractive answer. Calibrated with the relevance floor.
 TOP_K = 5
+# What ranking reads of each of the 100 candidates; the text and the rest of the payload are
+# fetched for the passages returned only. Copying whole payloads (a section's text, its heading
+# path, ...) of every candidate was a third of a search's CPU (bench/README.md, "CPU per answer").
+RANKING_FIELDS = ("file", "anchor")
 
 
 class Retriever:
@@ -123,7 +127,7 @@ class Retriever:
             if hits:
                 ranked.append(hits)
         hits = ranked[0] if len(ranked) == 1 else _fuse(ranked)
-        passages = self._shape(hits, limit) if hits else []
+        passages = self._passages(self._shape(hits, limit)) if hits else []
         return RetrievalResult(passages, int((time.perf_counter() - started) * 1000), verdict)
 
     def _search(self, query: str, limit: int) -> tuple[FloorVerdict, list[IndexHit]]:
@@ -132,14 +136,18 @@ class Retriever:
         sparse = self.encoder.query(query)
         if not sparse:
             return FloorVerdict(False), []
-        keyword = self.index.search(SearchRequest(sparse=sparse, limit=max(self.candidates, limit), with_terms=True))
+        keyword = self.index.search(
+            SearchRequest(sparse=sparse, limit=max(self.candidates, limit), with_terms=True, fields=RANKING_FIELDS)
+        )
         verdict = self.floor.judge(query, keyword, self._term_statistics())
         if not verdict.covered:
             return verdict, []
         dense = self._embed(query)
         if dense is None:
             return verdict, keyword
-        return verdict, self.index.search(SearchRequest(sparse=sparse, dense=dense, limit=max(self.candidates, limit)))
+        return verdict, self.index.search(
+            SearchRequest(sparse=sparse, dense=dense, limit=max(self.candidates, limit), fields=RANKING_FIELDS)
+        )
 
     def warm(self) -> int | None:
         """Count the live book's terms now (start-up), so no reader's question waits for the scan;
@@ -191,7 +199,8 @@ class Retriever:
         nearby.sort(key=lambda hit: hit.payload.get("chunk_index", 0))
         return [_passage(best, similarity=1.0)] + [_passage(hit, similarity=0.5) for hit in nearby]
 
-    def _shape(self, hits: list[IndexHit], limit: int) -> list[Passage]:
+    def _shape(self, hits: list[IndexHit], limit: int) -> list[tuple[IndexHit, float]]:
+        """The hits to answer from, best page first, each with its page's score relative to the best."""
         by_page: dict[str, list[IndexHit]] = {}
         for hit in hits:
             by_page.setdefault(hit.payload.get("file", ""), []).append(hit)
@@ -201,7 +210,7 @@ class Retriever:
             for page, page_hits in by_page.items()
         }
         top = max(page_score.values())
-        passages: list[Passage] = []
+        chosen: list[tuple[IndexHit, float]] = []
         for page in sorted(by_page, key=lambda p: -page_score[p]):
             seen_sections: set[str | None] = set()
             for hit in by_page[page]:
@@ -209,12 +218,22 @@ class Retriever:
                 if anchor in seen_sections:
                     continue
                 seen_sections.add(anchor)
-                passages.append(_passage(hit, similarity=page_score[page] / top))
-                if len(passages) == limit:
-                    return passages
+                chosen.append((hit, page_score[page] / top))
+                if len(chosen) == limit:
+                    return chosen
                 if len(seen_sections) == self.per_page:
                     break
-        return passages
+        return chosen
+
+    def _passages(self, chosen: list[tuple[IndexHit, float]]) -> list[Passage]:
+        # One fetch of the chosen sections' whole payloads; a section gone since the search (a
+        # re-index went live in between) is left out.
+        payloads = self.index.payloads([hit.id for hit, _ in chosen])
+        return [
+            _passage(IndexHit(hit.id, hit.score, payloads[hit.id]), similarity)
+            for hit, similarity in chosen
+            if hit.id in payloads
+        ]
 
 
 def _fuse(ranked: list[list[IndexHit]], k: int = 60) -> list[IndexHit]:
