@@ -21,9 +21,9 @@ QUESTIONS = [
 
 def plain(text: str) -> str:
     """Markdown as the reader sees it, one space between words, any case: links as their text,
-    no code or bold markers."""
+    no code, bold or italic markers."""
     text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", text)
-    text = re.sub(r"`|\*\*", "", text)
+    text = re.sub(r"`|\*+", "", text)
     return " ".join(text.split()).casefold()
 
 

@@ -225,6 +225,20 @@ def test_a_strong_second_page_contributes_a_cited_sentence():
     assert 2 <= len(sentences(shown)) <= 5
 
 
+def test_a_lesser_page_that_shares_the_question_topic_is_still_quoted():
+    # Its sentence scores about a quarter of the best one (a page at 0.55 of the best, one question
+    # word): readers' gold pages are often such second pages, so it is quoted, cited apart.
+    passages = [
+        page_passage(TOMATO_PAGE, "tomatoes.md", "Tomatoes > Watering", 1.0),
+        page_passage("Mulch keeps the soil cool in summer.", "mulch.md", "Mulch > Pots", 0.55),
+    ]
+    answer = OfflineAnswerer().compose(
+        AnswerRequest(question="How often do tomatoes in pots need watering in summer?", passages=passages)
+    )
+    assert "Mulch keeps the soil cool in summer [2]." in answer
+    assert answer.startswith("Tomatoes need deep watering")
+
+
 def test_a_weak_page_is_not_quoted_however_well_its_words_match():
     passages = [
         page_passage(TOMATO_PAGE, "tomatoes.md", "Tomatoes > Watering", 1.0),

@@ -12,9 +12,30 @@ def test_stopwords_and_question_words_are_dropped():
     assert Analyzer().terms("How do I deploy the site?") == ["deploy", "site"]
 
 
-def test_query_vector_has_each_term_once():
-    vector = Bm25Encoder(bigrams=False).query("deploy deploy deploying")
-    assert vector.indices == [term_id("deploy")] and vector.values == [1.0]
+def test_query_vector_has_each_term_once_weighted_by_saturating_count():
+    encoder = Bm25Encoder(bigrams=False)
+    once, thrice = encoder.query("deploy"), encoder.query("deploy deploy deploying")
+    assert once.indices == thrice.indices == [term_id("deploy")] and once.values == [1.0]
+    assert 1.0 < thrice.values[0] < 2.0  # more weight, but three mentions are not three words
+
+
+def _score(query, document) -> float:
+    weights = dict(zip(document.indices, document.values))
+    return sum(value * weights.get(index, 0.0) for index, value in zip(query.indices, query.values))
+
+
+def test_a_long_question_is_matched_on_the_word_it_repeats():
+    encoder = Bm25Encoder(avgdl=8)
+    # An issue that says "code" four times and its other words once each: the section about code
+    # wins over one holding more of the once-said words.
+    question = "Load code files: we need our code samples hosted, the code reused, code in one file."
+    about_code = encoder.document([("Code snippets from a file.", 1.0)])
+    about_hosting = encoder.document([("Hosted samples we need.", 1.0)])
+    assert _score(encoder.query(question), about_code) > _score(encoder.query(question), about_hosting)
+
+
+def test_an_acronym_in_the_plural_is_one_word():
+    assert Analyzer().terms("Doc URLs and APIs") == ["doc", "url", "api"]
 
 
 def test_adjacent_terms_are_indexed_as_pairs():

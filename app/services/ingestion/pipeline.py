@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 EMBED_BATCH = 100  # the embedding API's limit per request; also the progress bar's step
 # Bump when the keyword analysis changes: a live index built differently is then rebuilt whole.
-SPARSE_SCHEME = "bm25-fields-bigrams-v2"
+SPARSE_SCHEME = "bm25-fields-bigrams-v3"
 
 
 class DocumentEmbedder(Protocol):
