@@ -107,6 +107,7 @@ class Level:
     generator_cpu: float = 0.0
     rss_mb: list[float | None] = field(default_factory=list)  # peak since the worker started (VmHWM)
     rss_during_mb: list[float] = field(default_factory=list)  # highest VmRSS sampled during the level
+    rss_before_mb: list[float] = field(default_factory=list)  # VmRSS as the level starts (threads of the warm-up live)
     pool_peak: float | None = None
     pool_after: float | None = None  # connections still checked out a second after the level
     service_cpu: float = 0.0  # cores used by the gunicorn workers during the level
@@ -197,6 +198,7 @@ async def run_level(url: str, fake_url: str, streams: int, rounds: int, ramp: fl
         done = asyncio.Event()
 
         level.rss_during_mb = [0.0] * len(worker_pids)
+        level.rss_before_mb = [rss_mb(pid) or 0.0 for pid in worker_pids]
 
         async def lag_monitor() -> None:
             # Also samples the workers' resident memory: VmHWM alone would report the peak of
@@ -256,6 +258,7 @@ def summarise(level: Level) -> dict[str, Any]:
         "generator_cpu_pct": round(level.generator_cpu * 100),
         "peak_rss_mb_per_worker": [round(r, 1) if r else None for r in level.rss_mb],
         "rss_during_level_mb_per_worker": [round(r, 1) for r in level.rss_during_mb],
+        "rss_before_level_mb_per_worker": [round(r, 1) for r in level.rss_before_mb],
         "db_pool_checked_out_peak": level.pool_peak,
         "db_pool_checked_out_after": level.pool_after,
         "generator_loop_lag_max_ms": ms(level.loop_lag_max),

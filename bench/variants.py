@@ -31,6 +31,7 @@ ENV: dict[str, dict[str, str]] = {
     "quiet-logs": {"LOG_LEVEL": "WARNING"},
     "timeline": {"BENCH_TIMELINE": "/tmp/bench-timeline"},
     "arena-2": {"MALLOC_ARENA_MAX": "2"},
+    "arena-2-trim": {"MALLOC_ARENA_MAX": "2"},
     "gate-2": {"BENCH_TIMELINE": "/tmp/bench-timeline"},
     "accept-1": {"BENCH_TIMELINE": "/tmp/bench-timeline"},
     "accept-4": {"BENCH_TIMELINE": "/tmp/bench-timeline"},
@@ -256,7 +257,27 @@ def accept_batch(size: int, *then: Callable[[], None]) -> Callable[[], None]:
     return patch
 
 
+def malloc_trim_every(seconds: float) -> Callable[[], None]:
+    """Experiment: glibc's malloc_trim(0) (free pages of every arena back to the kernel) on a timer."""
+
+    def patch() -> None:
+        import ctypes
+        import time
+
+        libc = ctypes.CDLL("libc.so.6")
+
+        def trim() -> None:
+            while True:
+                time.sleep(seconds)
+                libc.malloc_trim(0)
+
+        threading.Thread(target=trim, name="malloc-trim", daemon=True).start()
+
+    return patch
+
+
 PATCHES: dict[str, Callable[[], None]] = {
+    "arena-2-trim": malloc_trim_every(1.0),
     "accept-1": accept_batch(1),
     "accept-4": accept_batch(4),
     "accept-1-gate-2": accept_batch(1, gate(2)),

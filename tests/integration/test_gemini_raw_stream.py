@@ -77,6 +77,30 @@ def test_the_request_is_the_one_google_genai_sends(fake):
     assert ours.body == sdks.body
 
 
+def test_the_query_embedding_request_is_the_one_google_genai_sends(fake):
+    provider = provider_for(fake)
+    vector = provider.embed_query("How do I deploy to Spaces?")
+    config = types.EmbedContentConfig(task_type="RETRIEVAL_QUERY", output_dimensionality=provider.dim)
+    sdk = provider.client.models.embed_content(model=provider.model, contents=["How do I deploy to Spaces?"], config=config)
+    ours, sdks = [r for r in fake.requests if r.method_name == "batchEmbedContents"]
+    assert (ours.method, ours.path, ours.query) == (sdks.method, sdks.path, sdks.query)
+    assert list(ours.headers.items()) == list(sdks.headers.items())
+    assert ours.body == sdks.body
+    norm = sum(v * v for v in sdk.embeddings[0].values) ** 0.5
+    assert vector == pytest.approx([v / norm for v in sdk.embeddings[0].values])
+
+
+def test_query_embedding_failures_are_retried_then_given_the_readers_code(fake):
+    provider = provider_for(fake)
+    fake.fail_next(1, 429, method="batchEmbedContents", retry_delay="0.01s")
+    assert len(provider.embed_query("sidebar")) == provider.dim  # retried once
+    assert [c for c in provider.observer.calls if c[0] == "call"] == [("call", "embedding", "429"), ("call", "embedding", "ok")]
+    fake.fail_next(10, 503, method="batchEmbedContents")
+    with pytest.raises(AnswerUnavailable) as failure:
+        provider.embed_query("sidebar")
+    assert failure.value.code == "model_unavailable"
+
+
 def test_a_stream_gives_the_text_in_order_then_usage_and_finish_reason(fake):
     fake.reply_with("one two three four five")
     fake.chunk_words = 2

@@ -29,6 +29,7 @@ message, which can quote the request.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
@@ -40,7 +41,7 @@ from typing import Any, TypeVar
 
 import httpx2
 from google import genai
-from google.genai import types
+from google.genai import errors, types
 
 from app.services.answering.base import AnswerUnavailable
 from app.services.observer import NULL_OBSERVER, Observer
@@ -54,7 +55,9 @@ from app.services.providers.gemini_failures import (
 from app.services.providers.gemini_stream import (
     GeminiStream,
     StreamPiece,
+    model_path,
     read_pieces,
+    request_target,
     stream_body,
     stream_request_target,
 )
@@ -117,6 +120,7 @@ class GeminiProvider:
             http_options.base_url = config.base_url
         self.client = genai.Client(api_key=config.api_key, http_options=http_options)
         self._stream_url, self._stream_headers = stream_request_target(config)
+        self._embed_url, self._embed_headers = request_target(config, config.embedding_model, "batchEmbedContents")
 
     # --- answers ----------------------------------------------------------------------------
     def stream(
@@ -184,8 +188,30 @@ class GeminiProvider:
         return vectors
 
     def embed_query(self, text: str) -> list[float]:
-        """The vector of a question."""
-        return self._embed([text], "RETRIEVAL_QUERY")[0]
+        """The vector of a question: one call per reader's question, so sent and read here, like the
+        stream, rather than through the SDK's request and response models (the same request, byte
+        for byte; 2.1-2.5 -> 1.5 ms of CPU on a quiet thread, bench.cpu_parts)."""
+        model = model_path(self.config.embedding_model)
+        body = json.dumps({"requests": [{
+            "content": {"parts": [{"text": text}], "role": "user"},
+            "taskType": "RETRIEVAL_QUERY",
+            "outputDimensionality": self.config.embedding_dim,
+            "model": model,
+        }]}).encode()
+
+        def call() -> list[Any]:
+            with self._requests_lock:
+                self._embedding_requests += 1
+            response = self.http.post(self._embed_url, content=body, headers=self._embed_headers)
+            errors.APIError.raise_for_response(response)
+            return response.json().get("embeddings") or []
+
+        embeddings = self._with_retries(call, what="embedding")
+        self.breaker.record_success()
+        values = embeddings[0].get("values") if len(embeddings) == 1 and isinstance(embeddings[0], dict) else None
+        if not values:
+            raise AnswerUnavailable("embedding_failed", "The embedding service returned an unexpected answer.")
+        return _unit(values)
 
     def _embed(self, texts: list[str], task_type: str) -> list[list[float]]:
         config = types.EmbedContentConfig(task_type=task_type, output_dimensionality=self.config.embedding_dim)

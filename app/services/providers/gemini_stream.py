@@ -148,10 +148,19 @@ def stream_request_target(config: StreamTarget) -> tuple[str, dict[str, str]]:
 
     The key travels only in x-goog-api-key, as with the SDK; these headers are never logged.
     """
-    model = config.model if config.model.startswith(("models/", "tunedModels/")) else f"models/{config.model}"
+    return request_target(config, config.model, "streamGenerateContent?alt=sse")
+
+
+def model_path(model: str) -> str:
+    """`models/<id>`, as the SDK writes a bare model id in URLs and bodies."""
+    return model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
+
+
+def request_target(config: StreamTarget, model: str, method: str) -> tuple[str, dict[str, str]]:
+    """The URL and headers google-genai would send to call `method` of `model`."""
     # GOOGLE_GEMINI_BASE_URL: the SDK's own fallback when no base URL is given, honoured alike.
     base = (config.base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-    url = f"{base}/{API_VERSION}/{model}:streamGenerateContent?alt=sse"
+    url = f"{base}/{API_VERSION}/{model_path(model)}:{method}"
     label = f"google-genai-sdk/{genai_version.__version__} gl-python/{sys.version.split()[0]}"
     headers = {
         "Content-Type": "application/json",
