@@ -7,10 +7,10 @@ happens. Two workers use both cores (each is one GIL); 128 threads each give 256
 for 200 concurrent readers with the uneven split between the two workers. Measured side by side
 at 200 streams: 2 × 64 threads queued readers for seconds and dropped one; 2 × 128 served all.
 Threads cost little while they wait (a worker's RSS grew 20-40 MB from 50 to 200 streams).
-The limit past ~100 streams is CPU, not threads: about 36 ms of CPU per Gemini answer (mostly the
-google-genai SDK building a model object per streamed chunk), so 2 cores serve about 50 answers
-a second. gevent was not adopted: the embedded index and SQLite are native calls that would block
-its one loop, and threads are not what runs out.
+The limit past ~100 streams is CPU, not threads: 13-15 ms of CPU per Gemini answer in a burst
+(36 ms before issue 14), so 2 cores have CPU for about 130 answers a second. gevent was not
+adopted: the embedded index and SQLite are native calls that would block its one loop, and
+threads are not what runs out.
 
 Every value below is a default an operator overrides the way gunicorn itself reads them, not
 through variables of ours: GUNICORN_CMD_ARGS (for example "--workers 4 --threads 64

@@ -6,7 +6,10 @@ project's code with exactly those changes. `current` changes nothing. Settings-o
 (quiet logs) are environment overrides, applied by bench.load, listed in ENV.
 
 Variants that remove work (no database writes, memoised retrieval) are not options for the
-service: they measure what that work costs, to decide whether a lever there can pay.
+service: they measure what that work costs, to decide whether a lever there can pay. Others are
+experiments measured and not kept (bench/README.md, "CPU per answer": the GIL switch interval,
+an admission gate, the accept batch, malloc_trim). `timeline` is an instrument: it stamps each
+chat's steps (summarised by bench/timeline.py).
 """
 
 from __future__ import annotations
@@ -30,8 +33,7 @@ ENV: dict[str, dict[str, str]] = {
     "memo-retrieval": {},
     "quiet-logs": {"LOG_LEVEL": "WARNING"},
     "timeline": {"BENCH_TIMELINE": "/tmp/bench-timeline"},
-    "arena-2": {"MALLOC_ARENA_MAX": "2"},
-    "arena-2-trim": {"MALLOC_ARENA_MAX": "2"},
+    "malloc-trim": {},
     "gate-2": {"BENCH_TIMELINE": "/tmp/bench-timeline"},
     "accept-1": {"BENCH_TIMELINE": "/tmp/bench-timeline"},
     "accept-4": {"BENCH_TIMELINE": "/tmp/bench-timeline"},
@@ -277,7 +279,7 @@ def malloc_trim_every(seconds: float) -> Callable[[], None]:
 
 
 PATCHES: dict[str, Callable[[], None]] = {
-    "arena-2-trim": malloc_trim_every(1.0),
+    "malloc-trim": malloc_trim_every(1.0),
     "accept-1": accept_batch(1),
     "accept-4": accept_batch(4),
     "accept-1-gate-2": accept_batch(1, gate(2)),

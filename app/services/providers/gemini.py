@@ -1,4 +1,5 @@
-"""Google Gemini: one HTTP client per container, shared by threads; `google-genai` for all but the stream.
+"""Google Gemini: one HTTP client per container, shared by threads; `google-genai` for all but the
+two calls every reader's question makes (the stream and the query embedding).
 
 Streamed answers are read straight off the wire (gemini_stream.py), not through the SDK. The SDK turns every SSE
 event of `streamGenerateContent` into a `GenerateContentResponse` (json.loads, json.dumps,
@@ -14,7 +15,9 @@ event, `python -m bench.gemini_stream`); the service in a burst of 100 chats (`b
 The request is byte for byte the SDK's (URL, headers, JSON body; a test compares them on the
 fake's records), and HTTP errors become the SDK's own `errors.APIError` classes through its
 public `raise_for_response`/`raise_error`, so retries and error codes are one code path.
-Everything else (embeddings, the non-streamed rewrite call) stays on `google-genai`.
+The query embedding (one call per question) is sent and read the same way (a test compares it
+with the SDK's too). The book's embeddings at ingestion and the non-streamed rewrite call stay on
+`google-genai`.
 
 The SDK has no timeout and no retries by default, and when retries are switched on it ignores
 the server's RetryInfo / Retry-After. So this module sets an explicit timeout and retries
