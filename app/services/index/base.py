@@ -39,27 +39,29 @@ class IndexPoint:
 class IndexHit:
     """A search result: the point's id, its score and its payload.
 
-    `terms`: the keyword term ids its sparse vector holds, when the search asked for them.
+    `terms`: those of the request's `match_terms` that its sparse vector holds, when it asked.
     """
 
     id: str
     score: float
     payload: dict[str, Any]
-    terms: Sequence[int] | None = None
+    terms: frozenset[int] | None = None
 
 
 @dataclass(frozen=True)
 class SearchRequest:
-    """A query: sparse and/or dense; `files` restricts to those source files; `with_terms`
-    returns each hit's keyword term ids (its sparse vector's indices); `fields` names the payload
-    keys to return (None: the whole payload)."""
+    """A query: sparse and/or dense; `files` restricts to those source files; `match_terms` asks
+    which of these keyword term ids each hit's sparse vector holds (keyword-only searches);
+    `fields` names the payload keys to return (None: the whole payload)."""
 
     sparse: SparseVector | None
     dense: list[float] | None = None
     limit: int = 10
     prefetch_limit: int = 50
     files: tuple[str, ...] | None = None
-    with_terms: bool = False
+    # Only the matches are kept, not every hit's term ids: 100 candidates' ids were ~0.5 MB of
+    # Python ints per question in flight (bench/README.md, "CPU per answer": RSS).
+    match_terms: frozenset[int] | None = None
     fields: tuple[str, ...] | None = None
 
 

@@ -76,13 +76,13 @@ class QdrantIndex:
                 query_filter=flt,
                 limit=request.limit,
                 with_payload=payload,
-                with_vectors=[SPARSE_VECTOR] if request.with_terms and not use_dense else False,
+                with_vectors=[SPARSE_VECTOR] if request.match_terms is not None and not use_dense else False,
             )
         else:
             return []
-        with_terms = request.with_terms and not use_dense
+        wanted = None if use_dense else request.match_terms
         return [
-            IndexHit(str(p.id), float(p.score), dict(p.payload or {}), _terms(p.vector) if with_terms else None)
+            IndexHit(str(p.id), float(p.score), dict(p.payload or {}), None if wanted is None else _matches(p.vector, wanted))
             for p in response.points
         ]
 
@@ -224,9 +224,9 @@ class QdrantIndex:
                 return hits
 
 
-def _terms(vectors: Any) -> list[int]:
+def _matches(vectors: Any, wanted: frozenset[int]) -> frozenset[int]:
     sparse = vectors.get(SPARSE_VECTOR) if isinstance(vectors, dict) else None
-    return list(sparse.indices) if sparse is not None else []
+    return wanted.intersection(sparse.indices) if sparse is not None else frozenset()
 
 
 def _is_missing(exc: Exception) -> bool:

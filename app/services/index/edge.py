@@ -135,12 +135,13 @@ class EdgeIndex:
                 query=qe.Query.Nearest(_to_edge_sparse(sparse), using=SPARSE_VECTOR),
                 filter=flt,
                 with_payload=payload,
-                with_vector=[SPARSE_VECTOR] if request.with_terms else None,
+                with_vector=[SPARSE_VECTOR] if request.match_terms is not None else None,
             )
         else:
             return []
+        wanted = request.match_terms
         return [
-            IndexHit(str(p.id), float(p.score), dict(p.payload or {}), _terms(p.vector) if request.with_terms else None)
+            IndexHit(str(p.id), float(p.score), dict(p.payload or {}), None if wanted is None else _matches(p.vector, wanted))
             for p in live.shard.query(query)
         ]
 
@@ -336,6 +337,6 @@ def _count_terms(shard: qe.EdgeShard) -> tuple[int, dict[int, int]]:
             return points, dict(counts)
 
 
-def _terms(vectors: Any) -> list[int]:
+def _matches(vectors: Any, wanted: frozenset[int]) -> frozenset[int]:
     sparse = (vectors or {}).get(SPARSE_VECTOR)
-    return list(sparse.indices) if sparse is not None else []
+    return wanted.intersection(sparse.indices) if sparse is not None else frozenset()
