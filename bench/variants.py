@@ -39,6 +39,8 @@ ENV: dict[str, dict[str, str]] = {
     "accept-4": {"BENCH_TIMELINE": "/tmp/bench-timeline"},
     "accept-1-gate-2": {"BENCH_TIMELINE": "/tmp/bench-timeline"},
     "gate-4": {"BENCH_TIMELINE": "/tmp/bench-timeline"},
+    "gate-cpu-2": {},
+    "gate-cpu-1": {},
     "switch-1ms": {},
     "switch-0.5ms": {},
 }
@@ -246,6 +248,30 @@ def gate(slots: int) -> Callable[[], None]:
     return patch
 
 
+def cpu_gate(slots: int) -> Callable[[], None]:
+    """Experiment: at most `slots` threads per worker in retrieval's CPU-only steps at once (the
+    index searches, the floor, shaping); storing the question and the embedding call, which wait
+    on a network in production, stay outside."""
+
+    def patch() -> None:
+        from app.services.index.edge import EdgeIndex
+        from app.services.retrieval.floor import RelevanceFloor
+        from app.services.retrieval.retriever import Retriever
+
+        semaphore = threading.Semaphore(slots)
+        for cls, method in ((EdgeIndex, "search"), (RelevanceFloor, "judge"), (Retriever, "_shape"),
+                            (Retriever, "_passages")):
+            original = getattr(cls, method)
+
+            def wrapper(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+                with semaphore:
+                    return __original(*args, **kwargs)
+
+            setattr(cls, method, wrapper)
+
+    return patch
+
+
 def accept_batch(size: int, *then: Callable[[], None]) -> Callable[[], None]:
     """Experiment: connections a worker accepts per pass of its main loop."""
 
@@ -280,6 +306,8 @@ def malloc_trim_every(seconds: float) -> Callable[[], None]:
 
 PATCHES: dict[str, Callable[[], None]] = {
     "malloc-trim": malloc_trim_every(1.0),
+    "gate-cpu-2": cpu_gate(2),
+    "gate-cpu-1": cpu_gate(1),
     "accept-1": accept_batch(1),
     "accept-4": accept_batch(4),
     "accept-1-gate-2": accept_batch(1, gate(2)),
