@@ -37,31 +37,23 @@ class IndexPoint:
 
 @dataclass(frozen=True)
 class IndexHit:
-    """A search result: the point's id, its score and its payload.
-
-    `terms`: those of the request's `match_terms` that its sparse vector holds, when it asked.
-    """
+    """A search result: the point's id, its score and its payload."""
 
     id: str
     score: float
     payload: dict[str, Any]
-    terms: frozenset[int] | None = None
 
 
 @dataclass(frozen=True)
 class SearchRequest:
-    """A query: sparse and/or dense; `files` restricts to those source files; `match_terms` asks
-    which of these keyword term ids each hit's sparse vector holds (keyword-only searches);
-    `fields` names the payload keys to return (None: the whole payload)."""
+    """A query: sparse and/or dense; `files` restricts to those source files; `fields` names the
+    payload keys to return (None: the whole payload)."""
 
     sparse: SparseVector | None
     dense: list[float] | None = None
     limit: int = 10
     prefetch_limit: int = 50
     files: tuple[str, ...] | None = None
-    # Only the matches are kept, not every hit's term ids: 100 candidates' ids were ~0.5 MB of
-    # Python ints per question in flight (bench/README.md, "CPU per answer": RSS).
-    match_terms: frozenset[int] | None = None
     fields: tuple[str, ...] | None = None
 
 
@@ -86,6 +78,13 @@ class SearchIndex(Protocol):
 
     def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The whole payload of each point still in the live version, by id."""
+        ...
+
+    def matching_terms(self, ids: Sequence[str], wanted: frozenset[int]) -> dict[str, frozenset[int]]:
+        """Of the keyword term ids `wanted`, those each point's sparse vector holds, by id (points
+        gone from the live version are left out). The relevance floor asks it of the candidates
+        it weighs, not of every search's hits: converting 100 sparse vectors to Python was most
+        of a keyword search's CPU, and only the matches are kept (bench/README.md, "CPU per answer")."""
         ...
 
     def scroll(self, files: tuple[str, ...] | None = None) -> list[IndexHit]:

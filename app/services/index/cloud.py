@@ -76,20 +76,20 @@ class QdrantIndex:
                 query_filter=flt,
                 limit=request.limit,
                 with_payload=payload,
-                with_vectors=[SPARSE_VECTOR] if request.match_terms is not None and not use_dense else False,
             )
         else:
             return []
-        wanted = None if use_dense else request.match_terms
-        return [
-            IndexHit(str(p.id), float(p.score), dict(p.payload or {}), None if wanted is None else _matches(p.vector, wanted))
-            for p in response.points
-        ]
+        return [IndexHit(str(p.id), float(p.score), dict(p.payload or {})) for p in response.points]
 
     def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The whole payload of each point still in the collection, by id."""
         records = self.client.retrieve(self.alias, ids=list(ids), with_payload=True, with_vectors=False)
         return {str(r.id): dict(r.payload or {}) for r in records}
+
+    def matching_terms(self, ids: Sequence[str], wanted: frozenset[int]) -> dict[str, frozenset[int]]:
+        """Of `wanted`, the term ids each point's sparse vector holds, by id (one request)."""
+        records = self.client.retrieve(self.alias, ids=list(ids), with_payload=False, with_vectors=[SPARSE_VECTOR])
+        return {str(r.id): _matches(r.vector, wanted) for r in records}
 
     def scroll(self, files: tuple[str, ...] | None = None) -> list[IndexHit]:
         """Every chunk point (optionally of some files), without vectors."""

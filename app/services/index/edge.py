@@ -60,6 +60,11 @@ def _edge_config(dense_dim: int | None) -> qe.EdgeConfig:
         sparse_vectors={SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
         # No WAL: no lock, so every worker can open the (never again written) shard.
         wal_enabled=False,
+        # One search thread: the pool splits one query's per-segment reads across threads, and a
+        # book is a segment or two, so the default pool (one thread per CPU) only added hand-offs:
+        # a keyword search of 100 candidates cost 2.9 ms of CPU with it and 1.6 ms with one thread
+        # (bench/README.md, "CPU per answer"). Queries still run in parallel from request threads.
+        max_search_threads=1,
     )
 
 
@@ -75,7 +80,8 @@ class _Version:
         self.name = name
         self.manifest = json.loads((folder / "manifest.json").read_text())
         self.shard = qe.EdgeShard.load(str(folder / "shard"))
-
+        self._fields: dict[tuple[str, ...], dict[Any, tuple[str, dict[str, Any]]]] = {}
+        self._fields_lock = threading.Lock()
 
     @property
     def spec(self) -> IndexSpec:
@@ -84,6 +90,21 @@ class _Version:
     def term_frequencies(self) -> tuple[int, dict[int, int]]:
         # A scan of the version's sparse vectors; the retriever keeps the result per version.
         return _count_terms(self.shard)
+
+    def fields(self, names: tuple[str, ...]) -> dict[Any, tuple[str, dict[str, Any]]]:
+        """Edge's point id → (id, {name: value}) of every point, read once per set of names.
+
+        Searches ask for a few small fields of 100 candidates (the ranking's file and anchor);
+        reading them from the shard's payload storage on every search was most of a search's
+        CPU, and the version never changes. The dicts are shared: callers must not change them.
+        """
+        table = self._fields.get(names)
+        if table is None:
+            with self._fields_lock:
+                table = self._fields.get(names)
+                if table is None:
+                    table = self._fields[names] = _read_fields(self.shard, names)
+        return table
 
 
 class EdgeIndex:
@@ -101,7 +122,8 @@ class EdgeIndex:
         """Sparse, dense or hybrid (RRF) search over the live version."""
         live = self._require_live()
         flt = _files_filter(request.files)
-        payload = True if request.fields is None else qe.PayloadSelector.Include(list(request.fields))
+        table = None if request.fields is None else live.fields(request.fields)
+        payload = table is None
         use_dense = request.dense is not None and live.spec.dense_dim
         sparse = request.sparse if request.sparse else None
         if use_dense and sparse:
@@ -135,20 +157,29 @@ class EdgeIndex:
                 query=qe.Query.Nearest(_to_edge_sparse(sparse), using=SPARSE_VECTOR),
                 filter=flt,
                 with_payload=payload,
-                with_vector=[SPARSE_VECTOR] if request.match_terms is not None else None,
             )
         else:
             return []
-        wanted = request.match_terms
-        return [
-            IndexHit(str(p.id), float(p.score), dict(p.payload or {}), None if wanted is None else _matches(p.vector, wanted))
-            for p in live.shard.query(query)
-        ]
+        points = live.shard.query(query)
+        if table is None:
+            return [IndexHit(str(p.id), float(p.score), dict(p.payload or {})) for p in points]
+        hits = []
+        for p in points:
+            point_id, fields = table[p.id]
+            hits.append(IndexHit(point_id, p.score, fields))
+        return hits
 
     def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The whole payload of each point still in the live version, by id."""
         records = self._require_live().shard.retrieve([_edge_id(i) for i in ids], with_payload=True, with_vector=False)
         return {str(r.id): dict(r.payload or {}) for r in records}
+
+    def matching_terms(self, ids: Sequence[str], wanted: frozenset[int]) -> dict[str, frozenset[int]]:
+        """Of `wanted`, the term ids each point's sparse vector holds, by id."""
+        records = self._require_live().shard.retrieve(
+            [_edge_id(i) for i in ids], with_payload=False, with_vector=[SPARSE_VECTOR]
+        )
+        return {str(r.id): _matches(r.vector, wanted) for r in records}
 
     def scroll(self, files: tuple[str, ...] | None = None) -> list[IndexHit]:
         """Every point (optionally of some files), without vectors."""
@@ -320,6 +351,18 @@ def _scroll_all(shard: qe.EdgeShard, flt: qe.Filter | None) -> list[IndexHit]:
         if offset is None:
             break
     return hits
+
+
+def _read_fields(shard: qe.EdgeShard, names: tuple[str, ...]) -> dict[Any, tuple[str, dict[str, Any]]]:
+    table: dict[Any, tuple[str, dict[str, Any]]] = {}
+    selector = qe.PayloadSelector.Include(list(names))
+    offset = None
+    while True:
+        records, offset = shard.scroll(qe.ScrollRequest(offset=offset, limit=512, with_payload=selector, with_vector=False))
+        for record in records:
+            table[record.id] = (str(record.id), dict(record.payload or {}))
+        if offset is None:
+            return table
 
 
 def _count_terms(shard: qe.EdgeShard) -> tuple[int, dict[int, int]]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -30,6 +30,10 @@ from typing import Any
 from app.services.index.base import IndexHit
 from app.services.retrieval import sparse
 from app.services.retrieval.sparse import Analyzer, term_id
+
+# Which of the question's term ids each candidate section holds, by hit id (the index's own terms:
+# SearchIndex.matching_terms). Without it, the floor analyses each candidate's payload text.
+TermsOf = Callable[[list[str]], Mapping[str, frozenset[int]]]
 
 _CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
@@ -92,7 +96,9 @@ class RelevanceFloor:
     def __init__(self, analyzer: Analyzer) -> None:
         self.analyzer = analyzer
 
-    def judge(self, question: str, hits: Sequence[IndexHit], stats: TermStatistics) -> FloorVerdict:
+    def judge(
+        self, question: str, hits: Sequence[IndexHit], stats: TermStatistics, terms_of: TermsOf | None = None
+    ) -> FloorVerdict:
         """Whether keyword `hits` (best first, from a keyword-only query) cover `question`."""
         if not hits:
             return FloorVerdict(False)
@@ -117,7 +123,7 @@ class RelevanceFloor:
                 return FloorVerdict(False, foreign=True)
         weights = {t: stats.idf(t) for t in terms}
         total = sum(weights.values())
-        page, matched = self._best_page(terms, weights, hits)
+        page, matched = self._best_page(terms, weights, hits, terms_of)
         share = sum(weights[t] for t in matched) / total
         strength = hits[0].score / total
         if foreign:
@@ -128,7 +134,7 @@ class RelevanceFloor:
         return FloorVerdict(covered, round(share, 3), round(strength, 3), len(terms), foreign, page)
 
     def _best_page(
-        self, terms: list[str], weights: dict[str, float], hits: Sequence[IndexHit]
+        self, terms: list[str], weights: dict[str, float], hits: Sequence[IndexHit], terms_of: TermsOf | None
     ) -> tuple[str | None, set[str]]:
         pages: list[str] = []
         for hit in hits:
@@ -139,18 +145,14 @@ class RelevanceFloor:
                 break
         ids = {term_id(t): t for t in terms}
         found: dict[str, set[str]] = {page: set() for page in pages}
-        for hit in hits:  # every candidate section of those pages: a page answers as a whole
-            page = hit.payload.get("file", "")
-            if page in found and len(found[page]) < len(ids):
-                found[page].update(ids[i] for i in ids.keys() & self._section_terms(hit))
+        # Every candidate section of those pages: a page answers as a whole.
+        sections = [hit for hit in hits if hit.payload.get("file", "") in found]
+        held = terms_of([hit.id for hit in sections]) if terms_of is not None else None
+        for hit in sections:
+            section_terms = held.get(hit.id, frozenset()) if held is not None else self._analyzed(searchable_text(hit.payload))
+            found[hit.payload.get("file", "")].update(ids[i] for i in ids.keys() & section_terms)
         best = max(pages, key=lambda p: sum(weights[t] for t in found[p]))
         return best, found[best]
-
-    def _section_terms(self, hit: IndexHit) -> Iterable[int]:
-        # The index's own terms of the section when the search returned them (no analysis).
-        if hit.terms is not None:
-            return hit.terms
-        return self._analyzed(searchable_text(hit.payload))
 
     def _analyzed(self, text: str) -> frozenset[int]:
         return frozenset(term_id(t) for t in self.analyzer.terms(text))

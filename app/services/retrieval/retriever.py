@@ -137,14 +137,12 @@ class Retriever:
         if not sparse:
             return FloorVerdict(False), []
         keyword = self.index.search(
-            SearchRequest(
-                sparse=sparse,
-                limit=max(self.candidates, limit),
-                match_terms=frozenset(sparse.indices),  # the floor asks which of its words each holds
-                fields=RANKING_FIELDS,
-            )
+            SearchRequest(sparse=sparse, limit=max(self.candidates, limit), fields=RANKING_FIELDS)
         )
-        verdict = self.floor.judge(query, keyword, self._term_statistics())
+        wanted = frozenset(sparse.indices)
+        verdict = self.floor.judge(
+            query, keyword, self._term_statistics(), lambda ids: self.index.matching_terms(ids, wanted)
+        )
         if not verdict.covered:
             return verdict, []
         dense = self._embed(query)
