@@ -43,6 +43,8 @@ ENV: dict[str, dict[str, str]] = {
     "gate-cpu-1": {},
     "switch-1ms": {},
     "switch-0.5ms": {},
+    "switch-20ms": {},
+    "switch-50ms": {},
 }
 
 
@@ -316,6 +318,8 @@ PATCHES: dict[str, Callable[[], None]] = {
     "gate-4": gate(4),
     "switch-1ms": switch_interval(0.001),
     "switch-0.5ms": switch_interval(0.0005),
+    "switch-20ms": switch_interval(0.020),
+    "switch-50ms": switch_interval(0.050),
     "sdk-stream": sdk_stream,
     "no-query-embedding": no_query_embedding,
     "no-db-writes": no_db_writes,
