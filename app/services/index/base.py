@@ -81,10 +81,11 @@ class SearchIndex(Protocol):
         ...
 
     def matching_terms(self, ids: Sequence[str], wanted: frozenset[int]) -> dict[str, frozenset[int]]:
-        """Of the keyword term ids `wanted`, those each point's sparse vector holds, by id (points
-        gone from the live version are left out). The relevance floor asks it of the candidates
-        it weighs, not of every search's hits: converting 100 sparse vectors to Python was most
-        of a keyword search's CPU, and only the matches are kept (bench/README.md, "CPU per answer")."""
+        """Of the keyword term ids `wanted`, those each point's sparse vector holds, by id (a point
+        holding none, or gone from the live version, may be left out). The relevance floor asks
+        it of the candidates it weighs, for the terms it weighs, not of every search's hits:
+        converting 100 sparse vectors to Python was most of a keyword search's CPU
+        (bench/README.md, "CPU per answer")."""
         ...
 
     def scroll(self, files: tuple[str, ...] | None = None) -> list[IndexHit]:

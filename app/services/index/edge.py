@@ -175,11 +175,28 @@ class EdgeIndex:
         return {str(r.id): dict(r.payload or {}) for r in records}
 
     def matching_terms(self, ids: Sequence[str], wanted: frozenset[int]) -> dict[str, frozenset[int]]:
-        """Of `wanted`, the term ids each point's sparse vector holds, by id."""
-        records = self._require_live().shard.retrieve(
-            [_edge_id(i) for i in ids], with_payload=False, with_vector=[SPARSE_VECTOR]
-        )
-        return {str(r.id): _matches(r.vector, wanted) for r in records}
+        """Of `wanted`, the term ids each point's sparse vector holds, by id (points holding none
+        are left out): one single-term query per wanted term among those points, in one batch.
+        Only ids come back, where reading the points' sparse vectors into Python cost twice as
+        much (0.7-1.1 against 1.4-1.5 ms for a question's candidates, bench/README.md)."""
+        if not ids or not wanted:
+            return {}
+        among = qe.Filter(must=[qe.HasIdCondition({_edge_id(i) for i in ids})])
+        terms = list(wanted)
+        batch = qe.QueryBatchRequest([
+            qe.QueryRequest(
+                limit=len(ids),
+                query=qe.Query.Nearest(qe.SparseVector(indices=[term], values=[1.0]), using=SPARSE_VECTOR),
+                filter=among,
+                with_payload=False,
+            )
+            for term in terms
+        ])
+        held: dict[str, set[int]] = {}
+        for term, points in zip(terms, self._require_live().shard.query_batch(batch)):
+            for point in points:
+                held.setdefault(str(point.id), set()).add(term)
+        return {point_id: frozenset(found) for point_id, found in held.items()}
 
     def scroll(self, files: tuple[str, ...] | None = None) -> list[IndexHit]:
         """Every point (optionally of some files), without vectors."""
@@ -378,8 +395,3 @@ def _count_terms(shard: qe.EdgeShard) -> tuple[int, dict[int, int]]:
                 counts.update(vector.indices)
         if offset is None:
             return points, dict(counts)
-
-
-def _matches(vectors: Any, wanted: frozenset[int]) -> frozenset[int]:
-    sparse = (vectors or {}).get(SPARSE_VECTOR)
-    return wanted.intersection(sparse.indices) if sparse is not None else frozenset()

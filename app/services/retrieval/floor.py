@@ -31,9 +31,9 @@ from app.services.index.base import IndexHit
 from app.services.retrieval import sparse
 from app.services.retrieval.sparse import Analyzer, term_id
 
-# Which of the question's term ids each candidate section holds, by hit id (the index's own terms:
+# Of these term ids, those each of these sections holds, by hit id (the index's own terms:
 # SearchIndex.matching_terms). Without it, the floor analyses each candidate's payload text.
-TermsOf = Callable[[list[str]], Mapping[str, frozenset[int]]]
+TermsOf = Callable[[list[str], frozenset[int]], Mapping[str, frozenset[int]]]
 
 _CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
@@ -147,7 +147,7 @@ class RelevanceFloor:
         found: dict[str, set[str]] = {page: set() for page in pages}
         # Every candidate section of those pages: a page answers as a whole.
         sections = [hit for hit in hits if hit.payload.get("file", "") in found]
-        held = terms_of([hit.id for hit in sections]) if terms_of is not None else None
+        held = terms_of([hit.id for hit in sections], frozenset(ids)) if terms_of is not None else None
         for hit in sections:
             section_terms = held.get(hit.id, frozenset()) if held is not None else self._analyzed(searchable_text(hit.payload))
             found[hit.payload.get("file", "")].update(ids[i] for i in ids.keys() & section_terms)

@@ -139,10 +139,7 @@ class Retriever:
         keyword = self.index.search(
             SearchRequest(sparse=sparse, limit=max(self.candidates, limit), fields=RANKING_FIELDS)
         )
-        wanted = frozenset(sparse.indices)
-        verdict = self.floor.judge(
-            query, keyword, self._term_statistics(), lambda ids: self.index.matching_terms(ids, wanted)
-        )
+        verdict = self.floor.judge(query, keyword, self._term_statistics(), self.index.matching_terms)
         if not verdict.covered:
             return verdict, []
         dense = self._embed(query)
