@@ -194,6 +194,18 @@ def test_a_slow_first_event_times_out_after_the_retries(fake):
     assert len(stream_calls(fake)) == 2
 
 
+def test_gemini_unreachable_is_retried_then_reported_as_unavailable(fake):
+    provider = provider_for(fake, max_attempts=2)
+    fake.stop()  # nothing listens on its port any more: connections are refused
+    waits = []
+    provider._sleep = waits.append
+    for call in (lambda: provider.stream(conversation(), system_instruction="s"), lambda: provider.embed_query("q")):
+        with pytest.raises(AnswerUnavailable) as info:
+            call()
+        assert info.value.code == "model_unavailable"
+    assert len(waits) == 2  # one retry each
+
+
 def test_the_key_is_never_logged(fake, caplog):
     caplog.set_level(logging.DEBUG)
     fake.fail_next(1, 429, retry_delay="0.01s")

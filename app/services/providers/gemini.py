@@ -5,16 +5,15 @@ Streamed answers are read straight off the wire (gemini_stream.py), not through 
 event of `streamGenerateContent` into a `GenerateContentResponse` (json.loads, json.dumps,
 json.loads again, then a pydantic model with its converters), about 0.25 ms of CPU per event
 on a quiet thread and more under load; an answer has 20-40 events, and that was the largest
-part of the service's CPU per answer. Here the same request goes out on the same httpx2 client
-(the SDK is handed that client, so embeddings, the follow-up rewrite and the stream share one
-connection pool), each `data:` line is parsed with json.loads, and only
+part of the service's CPU per answer. Here the same request goes out through urllib3's pool
+(cheaper per event than httpx2's layers: gemini_stream.py), each `data:` line is parsed with json.loads, and only
 candidates[0].content.parts[*].text, finishReason and usageMetadata are read. Measured side by side, same process setup (bench/README.md, "CPU per answer"): one
 thread reading a 40-event answer, 9.9 ms of CPU through the SDK, 1.8 ms here (250 -> 44 us per
 event, `python -m bench.gemini_stream`); the service in a burst of 100 chats (`bench.load
 --variants current,sdk-stream`), 34-51 ms -> 21-31 ms of CPU per answer, on a loaded machine.
 The request is byte for byte the SDK's (URL, headers, JSON body; a test compares them on the
 fake's records), and HTTP errors become the SDK's own `errors.APIError` classes through its
-public `raise_for_response`/`raise_error`, so retries and error codes are one code path.
+public `raise_error`, so retries and error codes are one code path.
 The query embedding (one call per question) is sent and read the same way (a test compares it
 with the SDK's too). The book's embeddings at ingestion and the non-streamed rewrite call stay on
 `google-genai`.
@@ -59,6 +58,8 @@ from app.services.providers.gemini_stream import (
     GeminiStream,
     StreamPiece,
     model_path,
+    connection_pool,
+    post,
     read_pieces,
     request_target,
     stream_body,
@@ -99,7 +100,7 @@ class GeminiConfig:
     max_backoff: float = 8.0  # the longest single wait; a server asking for more is not retried
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
-    max_connections: int = 256  # httpx2's default of 100 would queue the 101st stream
+    max_connections: int = 256  # connections kept per pool; httpx2's default of 100 would queue the 101st stream
 
 
 class GeminiProvider:
@@ -113,7 +114,9 @@ class GeminiProvider:
         self._sleep = sleep
         self._requests_lock = threading.Lock()
         self._embedding_requests = 0
-        # One pool for the SDK's calls and the streams read here (the SDK is handed this client).
+        # The two calls of every question (stream, query embedding) use their own pool; the
+        # SDK's calls (ingestion's embeddings, the follow-up rewrite) are handed this client.
+        self.pool = connection_pool(config.max_connections, config.timeout_seconds)
         self.http = httpx2.Client(
             timeout=config.timeout_seconds,
             limits=httpx2.Limits(max_connections=config.max_connections, max_keepalive_connections=config.max_connections),
@@ -138,7 +141,7 @@ class GeminiProvider:
         body = stream_body(contents, system_instruction, temperature, max_output_tokens)
 
         def start() -> tuple[StreamPiece | None, Iterator[StreamPiece]]:
-            pieces = read_pieces(self.http, self._stream_url, self._stream_headers, body, self.config.timeout_seconds)
+            pieces = read_pieces(self.pool, self._stream_url, self._stream_headers, body)
             try:
                 first = next(pieces)  # the request is sent lazily, on the first next()
             except StopIteration:
@@ -205,9 +208,8 @@ class GeminiProvider:
         def call() -> list[Any]:
             with self._requests_lock:
                 self._embedding_requests += 1
-            response = self.http.post(self._embed_url, content=body, headers=self._embed_headers)
-            errors.APIError.raise_for_response(response)
-            return response.json().get("embeddings") or []
+            response = post(self.pool, self._embed_url, self._embed_headers, body, stream=False)
+            return json.loads(response.data).get("embeddings") or []
 
         embeddings = self._with_retries(call, what="embedding")
         self.breaker.record_success()

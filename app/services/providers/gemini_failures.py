@@ -11,12 +11,24 @@ import time
 
 import httpx2
 from google.genai import errors
+from urllib3 import exceptions as urllib3_errors
 
 from app.services.answering.base import AnswerUnavailable
 
 log = logging.getLogger("app.services.providers.gemini")
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+
+# Transport failures of both clients: httpx2 (the SDK's calls) and urllib3 (the stream and the
+# query embedding, gemini_stream.py). urllib3's refused or unresolvable connection is a subclass
+# of its connect timeout, so it is told apart first.
+_UNREACHABLE = (httpx2.ConnectError, urllib3_errors.NewConnectionError)
+_TIMEOUT = (httpx2.TimeoutException, urllib3_errors.TimeoutError)
+_TRANSPORT = (httpx2.TransportError, urllib3_errors.HTTPError)
+
+
+def _timed_out(exc: BaseException) -> bool:
+    return isinstance(exc, _TIMEOUT) and not isinstance(exc, _UNREACHABLE)
 
 
 class CircuitBreaker:
@@ -75,7 +87,7 @@ def retry_decision(exc: BaseException) -> tuple[bool, float | None]:
     """(retry?, the server's requested delay in seconds if it gave one)."""
     if isinstance(exc, errors.APIError):
         return (exc.code or 0) in RETRYABLE_STATUS, server_delay(exc)
-    if isinstance(exc, (httpx2.TimeoutException, httpx2.ConnectError)):
+    if isinstance(exc, _TIMEOUT + _UNREACHABLE):
         return True, None
     return False, None
 
@@ -99,9 +111,9 @@ def outcome_code(exc: BaseException) -> str:
     """A metric label for a failed attempt: the HTTP status, or the kind of transport failure."""
     if isinstance(exc, errors.APIError):
         return str(exc.code or "error")
-    if isinstance(exc, httpx2.TimeoutException):
+    if _timed_out(exc):
         return "timeout"
-    if isinstance(exc, httpx2.TransportError):
+    if isinstance(exc, _TRANSPORT):
         return "transport"
     return "error"
 
@@ -136,10 +148,10 @@ def classify(exc: BaseException, *, streaming: bool) -> AnswerUnavailable:
             "The answering service is unavailable right now; please try again shortly.",
             retry_after=retry_after,
         )
-    if isinstance(exc, httpx2.TimeoutException):
+    if _timed_out(exc):
         return AnswerUnavailable("timeout", "The answering service took too long to respond.")
-    if streaming and isinstance(exc, httpx2.TransportError):
+    if streaming and isinstance(exc, _TRANSPORT) and not isinstance(exc, _UNREACHABLE):
         return AnswerUnavailable("stream_interrupted", "The connection to the answering service was lost.")
-    if isinstance(exc, httpx2.TransportError):
+    if isinstance(exc, _TRANSPORT):
         return AnswerUnavailable("model_unavailable", "The answering service cannot be reached right now.")
     return AnswerUnavailable("model_error", "The answering service failed unexpectedly.")
