@@ -4,8 +4,9 @@
 
 One thread, no contention: the fake Gemini (its own process, no pacing) streams an answer of
 --events SSE events; this process's CPU time (user + system, `time.process_time`) per answer is
-measured for the provider's own reader (`current`) and for the same provider with the SDK's
-`generate_content_stream` (`sdk-stream`, bench/variants.py), in alternating blocks so that any
+measured for the provider's own reader (`current`: urllib3), the same reader over an httpx2
+client (`httpx2-stream`, the reader before) and the same provider with the SDK's
+`generate_content_stream` (`sdk-stream`; both in bench/variants.py), in alternating blocks so that any
 drift in the machine hits both alike. What is measured is what the service does per answer on
 the Gemini side: build the request, send it, read and parse every event, close.
 """
@@ -64,9 +65,19 @@ def main(argv: list[str] | None = None) -> int:
     variants.sdk_stream()
     sdk_stream_method = gemini.GeminiProvider.stream
     gemini.GeminiProvider.stream = raw_stream  # the class keeps the raw reader; each method is called explicitly
+    urllib3_reader = gemini.read_pieces
+    variants.httpx2_stream()
+    httpx2_reader, gemini.read_pieces = gemini.read_pieces, urllib3_reader
+
+    def over_httpx2(target, contents, **options):
+        gemini.read_pieces = httpx2_reader
+        try:
+            yield from raw_stream(target, contents, **options)
+        finally:
+            gemini.read_pieces = urllib3_reader
 
     words = " ".join(f"w{i}" for i in range(args.events * 5))
-    readers = {"current": raw_stream, "sdk-stream": sdk_stream_method}
+    readers = {"current": raw_stream, "httpx2-stream": over_httpx2, "sdk-stream": sdk_stream_method}
     results: dict[str, list[float]] = {name: [] for name in readers}
     with fake_gemini("--chunk-words", "5", "--reply-text", words) as fake:
         target = provider(fake.base_url)

@@ -27,6 +27,7 @@ from tests.tuning import apply_tuning
 ENV: dict[str, dict[str, str]] = {
     "current": {},
     "sdk-stream": {},
+    "httpx2-stream": {},
     "no-query-embedding": {},
     "no-keepalive-thread": {},
     "no-db-writes": {},
@@ -89,6 +90,36 @@ def sdk_stream() -> None:
         return gemini_stream.StreamPiece(chunk.text or "", counts, None if finish is None else str(finish))
 
     gemini.GeminiProvider.stream = stream  # type: ignore[method-assign]
+
+
+def httpx2_stream() -> None:
+    """Answers read off the wire as now, but over an httpx2 client (the reader before urllib3)."""
+    import json
+
+    import httpx2
+    from google.genai import errors
+
+    from app.services.providers import gemini, gemini_stream
+
+    client = httpx2.Client(timeout=30.0, limits=httpx2.Limits(max_connections=256, max_keepalive_connections=256))
+
+    def read_pieces(pool: Any, url: str, headers: dict[str, str], body: bytes) -> Iterator[gemini_stream.StreamPiece]:
+        response = client.send(client.build_request("POST", url, content=body, headers=headers), stream=True)
+        try:
+            errors.APIError.raise_for_response(response)
+            data: list[str] = []
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    data.append(line[6:] if line.startswith("data: ") else line[5:])
+                elif not line and data:
+                    yield gemini_stream.parse_event(json.loads("\n".join(data)), response)
+                    data = []
+            if data:
+                yield gemini_stream.parse_event(json.loads("\n".join(data)), response)
+        finally:
+            response.close()
+
+    gemini.read_pieces = read_pieces  # type: ignore[assignment]
 
 
 def no_query_embedding() -> None:
@@ -321,6 +352,7 @@ PATCHES: dict[str, Callable[[], None]] = {
     "switch-20ms": switch_interval(0.020),
     "switch-50ms": switch_interval(0.050),
     "sdk-stream": sdk_stream,
+    "httpx2-stream": httpx2_stream,
     "no-query-embedding": no_query_embedding,
     "no-db-writes": no_db_writes,
     "memo-retrieval": memo_retrieval,
