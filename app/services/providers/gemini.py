@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 
 import httpx2
 from google import genai
-from google.genai import errors, types
+from google.genai import types
 
 from app.services.answering.base import AnswerUnavailable
 from app.services.observer import NULL_OBSERVER, Observer
