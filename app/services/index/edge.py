@@ -63,7 +63,7 @@ def _edge_config(dense_dim: int | None) -> qe.EdgeConfig:
         # One search thread: the pool splits one query's per-segment reads across threads, and a
         # book is a segment or two, so the default pool (one thread per CPU) only added hand-offs:
         # a keyword search of 100 candidates cost 2.9 ms of CPU with it and 1.6 ms with one thread
-        # (bench/README.md, "CPU per answer"). Queries still run in parallel from request threads.
+        # (bench/README.md, "Third pass"). Queries still run in parallel from request threads.
         max_search_threads=1,
     )
 
@@ -177,8 +177,8 @@ class EdgeIndex:
     def matching_terms(self, ids: Sequence[str], wanted: frozenset[int]) -> dict[str, frozenset[int]]:
         """Of `wanted`, the term ids each point's sparse vector holds, by id (points holding none
         are left out): one single-term query per wanted term among those points, in one batch.
-        Only ids come back, where reading the points' sparse vectors into Python cost twice as
-        much (0.7-1.1 against 1.4-1.5 ms for a question's candidates, bench/README.md)."""
+        Only ids come back: reading those points' sparse vectors into Python instead made the
+        floor cost 1.2-1.9 ms a question, against 0.8-1.2 (bench/README.md, "Third pass")."""
         if not ids or not wanted:
             return {}
         among = qe.Filter(must=[qe.HasIdCondition({_edge_id(i) for i in ids})])
