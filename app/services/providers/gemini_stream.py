@@ -7,9 +7,9 @@ the SDK's own `errors.APIError` classes through its public `raise_error`, so ret
 codes are one code path with the SDK's calls.
 
 The two calls of every question (this stream and the query embedding) go through urllib3's
-connection pool rather than the SDK's httpx2 client: reading a 40-event answer cost 2.1-3.4 ms
-of CPU through httpx2 (its line, text, byte and h11 layers per event) and 1.0-1.7 ms through
-urllib3, and the embedding call 1.1-1.2 against 0.9 ms (bench/README.md, "CPU per answer").
+connection pool rather than the SDK's httpx2 client: reading a 40-event answer cost 3.5 ms of
+CPU through httpx2 (its line, text, byte and h11 layers per event) and 1.9 ms through urllib3
+(`python -m bench.gemini_stream`), the embedding call 1.40 against 1.17 ms (`bench.cpu_parts`).
 """
 
 from __future__ import annotations
