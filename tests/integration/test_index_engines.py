@@ -76,6 +76,21 @@ def test_search_returns_only_the_fields_asked_for_and_payloads_fetch_the_rest(en
     assert payloads[hits[0].id]["text"] == DOCS["sidebar.md"]
 
 
+def test_the_fields_searches_return_follow_each_new_version(engine):
+    reader, writer = engine
+    writer.write(IndexSpec(dense_dim=None), points(dense=False), [], full=True)
+    asked = SearchRequest(sparse=ENCODER.query("sidebar"), limit=1, fields=("file",))
+    assert reader.search(asked)[0].payload == {"file": "sidebar.md"}
+    moved = IndexPoint(
+        id=point_id("sidebar.md"),
+        sparse=ENCODER.document([(DOCS["sidebar.md"], 1.0)]),
+        payload={"file": "guides/sidebar.md", "content_hash": "moved", "text": DOCS["sidebar.md"]},
+    )
+    writer.write(IndexSpec(dense_dim=None), [moved], [], full=False)
+    reader.refresh()
+    assert reader.search(asked)[0].payload == {"file": "guides/sidebar.md"}  # not the old version's, kept in memory
+
+
 def test_term_frequencies_count_the_sections_holding_each_term(engine):
     reader, writer = engine
     writer.write(IndexSpec(dense_dim=3), points(), [], full=True)
