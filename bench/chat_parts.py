@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import importlib
 import sys
 import tempfile
 import threading
@@ -126,8 +127,6 @@ def main(argv: list[str] | None = None) -> int:
             for n in range(20):  # warm-up: imports, first connections, caches
                 chat(n)
             meter = Meter()
-            import importlib
-
             for path, method, label in STEPS:
                 module, _, owner = path.partition(":")
                 meter.wrap(getattr(importlib.import_module(module), owner), method, label)

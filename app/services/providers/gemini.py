@@ -57,8 +57,8 @@ from app.services.providers.gemini_failures import (
 from app.services.providers.gemini_stream import (
     GeminiStream,
     StreamPiece,
-    model_path,
     connection_pool,
+    model_path,
     post,
     read_pieces,
     request_target,

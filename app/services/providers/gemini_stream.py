@@ -135,16 +135,14 @@ def connection_pool(max_connections: int, timeout: float) -> urllib3.PoolManager
 
 
 def post(pool: urllib3.PoolManager, url: str, headers: dict[str, str], body: bytes, *, stream: bool) -> Any:
-    """Send the request as httpx2 would (its default headers first, Content-Length last); a
-    non-200 answer raises the SDK's ClientError/ServerError with its body read."""
-    host = url.split("://", 1)[-1].split("/", 1)[0]
-    wire = {"host": host, "accept": "*/*", "accept-encoding": "gzip, deflate", "connection": "keep-alive"}
-    wire.update(headers)
-    wire["content-length"] = str(len(body))
-    response = pool.request("POST", url, body=body, headers=wire, preload_content=not stream)
+    """Send `request_target`'s headers, then Content-Length (last, as httpx2 sends it); a non-200
+    answer raises the SDK's ClientError/ServerError with its body read."""
+    response = pool.request(
+        "POST", url, body=body, headers={**headers, "content-length": str(len(body))}, preload_content=not stream
+    )
     if response.status != 200:
         try:
-            raw = response.data if not stream else response.read()
+            raw = response.data  # read now if the body was left to stream
             try:
                 details: Any = json.loads(raw)
             except ValueError:
@@ -198,12 +196,17 @@ def model_path(model: str) -> str:
 
 
 def request_target(config: StreamTarget, model: str, method: str) -> tuple[str, dict[str, str]]:
-    """The URL and headers google-genai would send to call `method` of `model`."""
+    """The URL and headers google-genai would send to call `method` of `model`, in its order
+    (its httpx2 client's own headers first; `post` adds Content-Length)."""
     # GOOGLE_GEMINI_BASE_URL: the SDK's own fallback when no base URL is given, honoured alike.
     base = (config.base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
     url = f"{base}/{API_VERSION}/{model_path(model)}:{method}"
     label = f"google-genai-sdk/{genai_version.__version__} gl-python/{sys.version.split()[0]}"
     headers = {
+        "host": base.split("://", 1)[-1].split("/", 1)[0],
+        "accept": "*/*",
+        "accept-encoding": "gzip, deflate",
+        "connection": "keep-alive",
         "Content-Type": "application/json",
         "x-goog-api-key": config.api_key,
         "user-agent": label,
