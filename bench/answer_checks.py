@@ -27,8 +27,9 @@ _MARKDOWN = {
 _BROKEN = {
     # "Accepted fields: [1]" -- a list or table stood after the colon.
     "dangling colon": re.compile(r":\s*\[\d+\]"),
-    # "`--host 0.0.0.0`.. [1]", ",," or ".," -- an ellipsis ("...") and "e.g.," are fine.
-    "doubled punctuation": re.compile(r"(?<!\.)\.\.(?!\.)|,,|;;|(?<!\b\w)\.,|[,;:]\s*\."),
+    # "`--host 0.0.0.0`.. [1]", ",," or ".," -- an ellipsis ("..."), "e.g.,", a relative path
+    # ("../docs") and a dot that starts a word (": .venv/bin/flask" in a quoted command) are fine.
+    "doubled punctuation": re.compile(r"(?<!\.)\.\.(?![./])|,,|;;|(?<!\b\w)\.,|[,;:]\s*\.(?![\w./])"),
     # "(an example; see the section)" -- a stand-in for something not shown.
     "placeholder": re.compile(r"\((an example|example omitted|see (the )?(section|table|code|example|below))", re.I),
     # "Name — Type — Default — Description." -- a table row flattened into a sentence.
@@ -63,3 +64,16 @@ def cites_gold_page(text: str, sources: list[dict], gold_files: Iterable[str]) -
     """Whether a source the text cites is one of the pages that answer the question."""
     gold = set(gold_files)
     return any(1 <= n <= len(sources) and sources[n - 1].get("file") in gold for n in cited_numbers(text))
+
+
+def key_facts_held(text: str, key_facts: list[str], any_of: list[str] | None = None) -> list[bool]:
+    """For each key fact, whether the answer holds it (case-insensitive substring). `any_of` lists
+    other spellings of one key fact, that key fact included: any of them stands in for it
+    (../shared/eval/README.md, "Key facts")."""
+    folded = text.casefold()
+    spellings = [s.casefold() for s in any_of or []]
+    held = []
+    for fact in key_facts:
+        options = spellings if fact.casefold() in spellings else [fact.casefold()]
+        held.append(any(option in folded for option in options))
+    return held

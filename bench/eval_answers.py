@@ -16,9 +16,14 @@ text and the `done` event's sources:
 - uncited_sources: answers listing a source they never cite (target 0);
 - gold_cited: share of answered real questions citing a page that answers them (target ≥ 0.85);
 - real_refused: real questions answered "not in the book" (target 0);
-- offtopic_refused: share of off-topic questions refused (target ≥ 0.9).
+- offtopic_refused: share of off-topic questions refused (target ≥ 0.9);
+- all_facts, facts_share: over the real questions that have key facts (the strings an
+  actionable answer must contain: `key_facts` in the question's line, or in a `.keyfacts.jsonl`
+  beside the questions file, matched by id), the share of answers holding all of them and the
+  mean share held (targets ≥ 0.5 and ≥ 0.7 on the dev questions).
 
-Prints a table, the worst examples of each problem, then one JSON line.
+Prints a table, the worst examples of each problem, then one JSON line. `--dump FILE` writes
+every answer (question, text, sources, key facts held) as JSONL, to read them as a reader would.
 """
 
 from __future__ import annotations
@@ -29,10 +34,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.answer_checks import broken_text, cites_gold_page, markdown_markers, uncited_sources
+from bench.answer_checks import broken_text, cites_gold_page, key_facts_held, markdown_markers, uncited_sources
 from bench.eval_retrieval import docs_folder, label_path, read_questions
 
-METRICS = ("real", "offtopic", "markdown", "broken", "uncited_sources", "gold_cited", "real_refused", "offtopic_refused")
+METRICS = (
+    "real", "offtopic", "markdown", "broken", "uncited_sources", "gold_cited", "real_refused", "offtopic_refused",
+    "keyfacts", "all_facts", "facts_share", "longest",
+)
 
 
 def ask_all(docs: Path, questions: list[dict], offtopic: list[dict], *, site_url: str, route_base_path: str) -> dict:
@@ -52,7 +60,7 @@ def ask_all(docs: Path, questions: list[dict], offtopic: list[dict], *, site_url
         services = app.extensions["services"]
         services.ingest_book()
         hybrid = services.settings.gemini_enabled
-        chat = ChatService(services.store, services.retriever, OfflineAnswerer())
+        chat = ChatService(services.store, services.retriever, OfflineAnswerer(book_idf=services.retriever.book_idf))
         answers = []
         for kind, group in (("real", questions), ("offtopic", offtopic)):
             for q in group:
@@ -64,7 +72,8 @@ def ask_all(docs: Path, questions: list[dict], offtopic: list[dict], *, site_url
                         sources, grounded = event["sources"], event["grounded"]
                 gold = [label_path(f, docs) for f in q.get("expected_files", [])]
                 answers.append({"id": q["id"], "kind": kind, "question": q["question"], "text": text,
-                                "sources": sources, "grounded": grounded, "gold": gold})
+                                "sources": sources, "grounded": grounded, "gold": gold,
+                                "key_facts": q.get("key_facts"), "any_of": q.get("any_of")})
         with app.app_context():
             db.engine.dispose()
     return {"mode": "hybrid" if hybrid else "keyword", "answers": answers}
@@ -91,7 +100,25 @@ def score(answers: list[dict]) -> dict:
         "real_refused": sum(1 for a in real if not a["grounded"]),
         "offtopic_refused": round(sum(1 for a in off if not a["grounded"]) / max(1, len(off)), 3),
     }
+    with_facts = [a for a in real if a.get("key_facts")]
+    for a in with_facts:
+        a["facts_held"] = key_facts_held(a["text"], a["key_facts"], a.get("any_of"))
+    metrics["keyfacts"] = len(with_facts)
+    metrics["all_facts"] = round(sum(all(a["facts_held"]) for a in with_facts) / max(1, len(with_facts)), 3)
+    metrics["facts_share"] = round(
+        sum(sum(a["facts_held"]) / len(a["facts_held"]) for a in with_facts) / max(1, len(with_facts)), 3
+    )
+    metrics["longest"] = max((len(a["text"]) for a in answered), default=0)
     return {"metrics": metrics, "problems": problems}
+
+
+def with_key_facts(questions: list[dict], path: Path | None) -> list[dict]:
+    """The questions, each with the `key_facts` (and `any_of`) of its id in the JSONL at `path`."""
+    if path is None or not path.exists():
+        return questions
+    facts = {row["id"]: row for row in read_questions(path)}
+    return [{**q, **{k: facts[q["id"]][k] for k in ("key_facts", "any_of") if k in facts.get(q["id"], {})}}
+            for q in questions]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,9 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default="keyword", help="comma-separated: keyword, hybrid (MiniLM)")
     parser.add_argument("--site-url", default="https://docusaurus.io")
     parser.add_argument("--route-base-path", default="docs")
+    parser.add_argument("--keyfacts", type=Path, help="JSONL of key facts by id (default: QUESTIONS' .keyfacts.jsonl)")
     parser.add_argument("--examples", type=int, default=3, help="answers shown per problem")
+    parser.add_argument("--dump", type=Path, help="write every answer as JSONL here")
     args = parser.parse_args(argv)
-    questions, offtopic = read_questions(args.questions), read_questions(args.offtopic)
+    keyfacts = args.keyfacts or args.questions.with_name(args.questions.name.replace(".jsonl", ".keyfacts.jsonl"))
+    questions = with_key_facts(read_questions(args.questions), keyfacts)
+    offtopic = read_questions(args.offtopic)
     docs = docs_folder(args.docs)
 
     results = {}
@@ -115,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         with embeddings(mode):
             run = ask_all(docs, questions, offtopic, site_url=args.site_url, route_base_path=args.route_base_path)
         results[mode] = score(run["answers"])
+        if args.dump:
+            dump = args.dump if len(results) == 1 else args.dump.with_suffix(f".{mode}.jsonl")
+            dump.write_text("".join(json.dumps(a, ensure_ascii=False) + "\n" for a in run["answers"]))
 
     print("| mode | " + " | ".join(METRICS) + " |")
     print("|---" * (len(METRICS) + 1) + "|")

@@ -106,10 +106,13 @@ def make_retriever(index: SearchIndex, embedder: Any) -> Retriever:
     return Retriever(index, Bm25Encoder(), embedder)
 
 
-def make_answerer(provider: GeminiProvider | None) -> tuple[Answerer, QueryRewriter]:
-    """Gemini answers and follow-up rewriting through `provider`; the offline answerer without."""
+def make_answerer(provider: GeminiProvider | None, retriever: Retriever | None = None) -> tuple[Answerer, QueryRewriter]:
+    """Gemini answers and follow-up rewriting through `provider`; the offline answerer without
+    (weighing words by the book's IDF, from `retriever`)."""
     if provider is None:
-        offline = OfflineAnswerer(token_delay_seconds=offline_tuning.TOKEN_DELAY_SECONDS)
+        offline = OfflineAnswerer(
+            token_delay_seconds=offline_tuning.TOKEN_DELAY_SECONDS, book_idf=retriever.book_idf if retriever else None
+        )
         return offline, ConcatenatingRewriter()
     from app.services.answering import gemini
 
@@ -155,11 +158,11 @@ def build_services(
     provider = make_gemini_provider(settings, observer)
     index = open_index(settings)
     retriever = make_retriever(index, provider)
-    answerer, rewriter = make_answerer(provider)
+    answerer, rewriter = make_answerer(provider, retriever)
     cache_size = answer_cache_tuning.MAX_ENTRIES
     answer_cache = AnswerCache(cache_size) if cache_size else None
     # Gemini unavailable is not "no answer": the extractive answerer steps in unless turned off.
-    fallback = OfflineAnswerer() if provider is not None and settings.gemini_fallback else None
+    fallback = OfflineAnswerer(book_idf=retriever.book_idf) if provider is not None and settings.gemini_fallback else None
     live_turns = LiveTurns(store, observer=observer)
     chat = ChatService(
         store,

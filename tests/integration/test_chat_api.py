@@ -62,7 +62,8 @@ def test_selection_mode_answers_from_the_selected_text(client):
         ask(client, message="Which herbs like dry soil?", mode="selection", context=selection).get_data(as_text=True)
     )
     answer = "".join(e["content"] for e in events if e["type"] == "token")
-    assert "rosemary and thyme" in answer
+    assert "rosemary and thyme prefer" not in answer  # explained from the book, not echoed
+    assert "if it is dry two centimetres down, it is time to water" in answer
     assert any(s["file"] == "guides/watering.md" for s in events[-1]["sources"])
 
 

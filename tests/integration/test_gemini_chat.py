@@ -281,3 +281,15 @@ def test_a_client_asking_for_markdown_gets_it(gemini_app, fake):
     assert events[-1]["format"] == "markdown" and len(events[-1]["sources"]) == 1
     system = [r for r in fake.requests if r.method_name == "streamGenerateContent"][0].body["systemInstruction"]
     assert "Write Markdown" in system["parts"][0]["text"]
+
+
+def test_the_prompt_keeps_the_sections_code_and_asks_for_the_exact_command(gemini_app, fake):
+    fake.reply_with("Run echo water the basil [1].")
+    _, events = chat(gemini_app.test_client(), message="Which script reminds me to water the basil?")
+    call = [r for r in fake.requests if r.method_name == "streamGenerateContent"][0]
+    prompt = call.body["contents"][-1]["parts"][0]["text"]
+    # The herbs section's code block reaches the model as the book has it, fence and all.
+    assert '```bash\n# a reminder script for the watering schedule\necho "water the basil"\n```' in prompt
+    system = call.body["systemInstruction"]["parts"][0]["text"]
+    assert "give the exact command, option, value or configuration" in system
+    assert events[-1]["sources"][0]["file"] == "guides/watering.md"

@@ -1,6 +1,7 @@
 """docs/intro.md's promise about the offline answerer, checked on the bundled book: its sentences
-are the book's own, whole, each cited; the only words it adds are a table row's name and default
-in front of the row it quotes (and the fixed sentences for selections and refusals)."""
+and code are the book's own, each cited; the only words it adds are labels: a table row's name and
+default, an option's name, what introduces a code excerpt ("For example", "In <file>", "From
+“<heading>”"), the "…" where an excerpt is cut (and the fixed sentences for refusals)."""
 
 from __future__ import annotations
 
@@ -44,8 +45,10 @@ def test_every_sentence_of_an_offline_answer_is_quoted_from_the_book(book_app):
         for sentence in sentences:
             assert re.search(r"\[\d+\]\.?$", sentence), f"an uncited sentence: {sentence!r}"
             quoted = re.sub(r"\s*\[\d+\]\.?$", "", sentence)
-            quoted = re.sub(r"^[\w.-]+ \(default [^)]*\): ", "", quoted).rstrip(".")  # a table row's name
-            # A sentence ending in a colon may be completed by the one-line command under it.
-            parts = [quoted] if plain(quoted) in book else quoted.rsplit(": ", 1)
-            for part in parts:
-                assert plain(part) in book, f"{question!r}: not the book's words: {part!r}"
+            quoted = re.sub(r"^[\w.-]+ \([^)]*\): ", "", quoted).rstrip(".")  # a table row's name
+            quoted = re.sub(r"^(?:For example(?:, in \S+)?|In \S+|From “[^”]+”): ", "", quoted)  # a code lead
+            quoted = re.sub(r"^[\w.@/-]+: (?=[A-Z])", "", quoted)  # the option a description belongs to
+            # A code excerpt follows the sentence that introduces it ("...: code"), cut with "…".
+            parts = [quoted] if plain(quoted) in book else quoted.split(": ", 1)
+            for part in (piece for p in parts for piece in p.split("…")):
+                assert not part.strip() or plain(part) in book, f"{question!r}: not the book's words: {part!r}"

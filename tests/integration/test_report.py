@@ -104,7 +104,7 @@ def test_weak_answers_show_question_comment_and_cited_sections(app, seeded):
     assert answer["message_id"] == seeded["selection"][0]["message_id"]
     assert (answer["question"], answer["comment"]) == ("What does this mean?", "Too vague")
     cited = {(s["file"], s["heading"]) for s in answer["sections"]}
-    assert ("guides/watering.md", "Watering > Watering herbs") in cited
+    assert cited and {file for file, _ in cited} == {"guides/watering.md"}
     assert cited == {(s["file"], s["heading"]) for s in seeded["selection"][-1]["sources"]}
     assert {(s["file"], s["heading"]) for s in weak["sections"]} == cited
     assert all(s["count"] == 1 for s in weak["sections"])

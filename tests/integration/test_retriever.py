@@ -49,3 +49,26 @@ def test_start_up_counts_the_books_terms_so_no_reader_waits_for_the_scan(app):
     retriever = app.extensions["services"].retriever
     assert retriever._stats is not None and retriever._stats[0] == retriever.index.version()
     assert retriever.warm() > 0
+
+
+def test_a_long_section_is_one_passage_with_its_parts_joined(tmp_path):
+    # A section longer than a chunk is indexed in parts; the answerer is given the section, so
+    # "Options" whose command sits in its second part is answered with the command.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    filler = " ".join(f"The greenhouse heater keeps seedling trays warm in week {n} of spring." for n in range(40))
+    (docs / "heater.md").write_text(
+        "# Greenhouse heater\n\n## Heater options\n\n"
+        f"The greenhouse heater reads its options from the command line.\n\n{filler}\n\n"
+        "To run the greenhouse heater on a timer, use this command:\n\n```bash\nheater --timer 6h\n```\n"
+    )
+    (docs / "other.md").write_text("# Watering\n\n## Tomatoes\n\nTomatoes need deep watering twice a week.\n")
+    settings = load_settings(instance_path=tmp_path / "instance", qdrant_url=None, docs_path=docs)
+    summary = make_ingester(settings).ingest(docs)
+    assert summary.chunks >= 3  # the heater section is more than one part
+    result = make_retriever(open_index(settings), None).retrieve("greenhouse heater options command")
+    heater = [p for p in result.passages if p.file == "heater.md"]
+    assert len(heater) == 1  # one section, one passage
+    text = heater[0].text
+    assert text.startswith("The greenhouse heater reads its options") and "heater --timer 6h" in text
+    assert text.count("week 20 of spring") == 1  # the overlap between parts is not repeated

@@ -1,4 +1,5 @@
-"""The offline answerer: whole, clean sentences from the book that answer the question, each cited."""
+"""The offline answerer: the section that answers, quoted whole sentence by sentence with its
+command or snippet, each piece cited; follow-ups that add, selections explained."""
 
 import re
 
@@ -7,7 +8,7 @@ import pytest
 from app.services.answering.base import AnswerRequest
 from app.services.answering.shaping import AnswerShaper
 from app.services.answering.offline import NOT_COVERED, OfflineAnswerer
-from app.services.answering.sentences import passage_sentences
+from app.services.answering.units import passage_sentences, passage_units
 from app.services.ingestion.docusaurus import parse_page
 from app.services.retrieval.retriever import Passage
 from tests.conftest import FIXTURE_BOOK
@@ -17,9 +18,15 @@ def passage(text, heading="Watering > Watering tomatoes", file="guides/watering.
     return Passage(file=file, title="Watering", heading=heading, anchor="x", url="u", text=text, score=1.0, similarity=1.0)
 
 
+def answerer():
+    # Every word the book knows weighs the same (a book's IDF, without a book): these tests are
+    # about composing, not about weighing words.
+    return OfflineAnswerer(book_idf=lambda: lambda term: 1.0)
+
+
 def compose(question, *texts, **request):
     passages = [passage(t, heading=f"Page {i} > Section") if isinstance(t, str) else t for i, t in enumerate(texts)]
-    return OfflineAnswerer().compose(AnswerRequest(question=question, passages=passages, **request))
+    return answerer().compose(AnswerRequest(question=question, passages=passages, **request))
 
 
 def sentences(answer):
@@ -57,25 +64,28 @@ def test_each_citation_names_the_passage_its_sentence_was_quoted_from():
         passage("To deploy the site to GitHub Pages, run the deploy command with your GitHub user name.",
                 heading="GitHub Pages > Deploy", file="github.md"),
     ]
-    answer = OfflineAnswerer().compose(AnswerRequest(question="How do I deploy the site to GitHub Pages?", passages=passages))
+    answer = answerer().compose(AnswerRequest(question="How do I deploy the site to GitHub Pages?", passages=passages))
     assert answer.startswith("To deploy the site to GitHub Pages") and " [3]." in answer
+    assert "Netlify" not in answer and "Surge" not in answer  # "the site" is no link to the question
     shaper = AnswerShaper(passages, strip_markdown=False)
     shown = shaper.feed(answer) + shaper.finish()
     assert shown.startswith("To deploy the site to GitHub Pages, run the deploy command with your GitHub user name [1].")
-    assert [source["file"] for source in shaper.sources][0] == "github.md"
+    assert [source["file"] for source in shaper.sources] == ["github.md"]
 
 
-def test_tables_code_and_dangling_colons_are_never_quoted():
+def test_table_rows_are_quoted_by_their_option_and_the_example_config_inline():
     answer = compose(
         "Which fields does the analytics plugin accept?",
         "Accepted fields:\n\n| Name | Type | Default | Description |\n| --- | --- | --- | --- |\n"
         "| `trackingID` | `string` | **Required** | The tracking ID of your analytics service. |\n"
         "| `anonymizeIP` | `boolean` | `false` | Whether the IP should be anonymized when sending requests. |\n\n"
-        "```js\nmodule.exports = {trackingID: 'x'};\n```\n\nThe analytics plugin accepts a tracking ID and an IP option.",
+        "Example configuration:\n\n```js title=\"docusaurus.config.js\"\nmodule.exports = {\n  trackingID: 'x',\n};\n```\n\n"
+        "The analytics plugin accepts a tracking ID and an IP option.",
     )
-    assert "|" not in answer and "—" not in answer and "module.exports" not in answer
+    assert "|" not in answer and "—" not in answer and "`" not in answer  # no row flattened, no Markdown
     assert "Accepted fields" not in answer and ":[" not in answer and ": [" not in answer
-    assert "trackingID (default Required): The tracking ID of your analytics service [1]." in answer
+    assert "trackingID (string, default Required): The tracking ID of your analytics service [1]." in answer
+    assert "Example configuration: module.exports = { trackingID: 'x', }; [1]." in answer
 
 
 def test_a_list_introduced_by_a_colon_is_folded_into_its_sentence():
@@ -114,30 +124,30 @@ def test_between_two_and_five_sentences():
     assert 2 <= len(sentences(compose("When do tomatoes need watering?", many))) <= 5
 
 
-def test_a_section_of_only_code_is_pointed_to_by_name():
+def test_a_section_of_only_code_is_quoted_under_its_heading():
     answer = compose("example", passage("```bash\nmake run\n```", heading="Guide > Running > Example"))
-    assert answer == "The book covers this in the section “Running > Example” [1]."
+    assert answer == "From “Example”: make run [1]."
 
 
 def test_streamed_pieces_add_up_to_the_composed_answer():
-    answerer = OfflineAnswerer()
+    answerer = globals()['answerer']()
     request = AnswerRequest(question="basil", passages=[passage("Basil likes moist soil. It grows fast in a warm place.")])
     assert "".join(answerer.answer(request)) == answerer.compose(request)
 
 
 def test_no_passages_says_the_book_does_not_cover_it():
-    assert OfflineAnswerer().compose(AnswerRequest(question="quarks", passages=[])) == NOT_COVERED
+    assert answerer().compose(AnswerRequest(question="quarks", passages=[])) == NOT_COVERED
 
 
-def test_selection_is_quoted_first_and_code_is_not_quoted_inline():
-    answer = compose(
-        "What do rosemary and thyme prefer?",
-        "Intro.\n\n```bash\nrm -rf /\n```\n\nRosemary and thyme prefer dry soil between waterings.",
-        mode="selection",
-        selection="Basil likes moist soil, while rosemary and thyme prefer to dry out between waterings.",
+def test_a_selection_is_explained_from_its_section_not_echoed():
+    selection = "Basil likes moist soil, while rosemary and thyme prefer to dry out between waterings."
+    section = (
+        f"{selection} Water herbs in pots when the top two centimetres of soil are dry. "
+        "Herbs that dry out between waterings grow a stronger scent."
     )
-    assert answer.startswith("From the passage you selected: Basil likes moist soil, while rosemary")
-    assert "rm -rf" not in answer and "[1]" in answer
+    answer = compose("What does this mean?", section, mode="selection", selection=selection)
+    assert "Basil likes moist soil" not in answer and "rosemary and thyme prefer" not in answer
+    assert "Water herbs in pots when the top two centimetres of soil are dry [1]." in answer
 
 
 def book_sections():
@@ -158,16 +168,58 @@ def test_every_section_of_the_fixture_book_reads_as_plain_cited_prose(heading, t
         assert sentence.text.count("(") == sentence.text.count(")")
 
 
-def test_a_one_line_command_after_a_colon_completes_its_sentence():
-    answer = compose(
-        "How do I start the dev server?",
+def test_a_how_to_answer_carries_the_sections_command():
+    text = (
         "To start the dev server of your site, run this command:\n\n```bash\nnpm run start\n```\n\n"
-        "To see every option of the dev server, run this command:\n\n```js\nconsole.log(options);\n```\n",
+        "The dev server reloads the page when a file of the site changes."
     )
-    assert answer == "To start the dev server of your site, run this command: npm run start [1]."
-    markdown = compose("How do I start the dev server?", "To start the dev server, run this command:\n\n```bash\nnpm run start\n```\n",
-                       format="markdown")
-    assert markdown == "To start the dev server, run this command: `npm run start` [1]."
+    answer = compose("How do I start the dev server?", text)
+    assert answer.startswith("To start the dev server of your site, run this command: npm run start [1].")
+    markdown = compose("How do I start the dev server?", text, format="markdown")
+    assert markdown.startswith("To start the dev server of your site, run this command [1]:\n\n```bash\nnpm run start\n```")
+
+
+def test_a_long_code_block_is_trimmed_to_the_lines_that_matter():
+    config = "\n".join(["export default {"] + [f"  option{n}: {n}," for n in range(30)] + ["  announcementBar: {id: 'x'},", "};"])
+    text = f"Add an announcement bar to the top of every page:\n\n```js\n{config}\n```\n"
+    answer = compose("How do I add an announcement bar?", text, format="markdown")
+    code = answer.split("```js\n", 1)[1].split("\n```", 1)[0].splitlines()
+    assert "announcementBar: {id: 'x'}," in code and len(code) <= 10
+    assert code[0] == "…"  # where the excerpt starts inside the block
+
+
+def test_an_option_description_keeps_its_option_and_type():
+    text = "- Type: `'ignore' | 'log' | 'warn' | 'throw'`\n\nThe behavior of Docusaurus when it detects any broken link."
+    option = Passage(file="config.md", title="Config", heading="docusaurus.config.js > Optional fields > onBrokenLinks",
+                     anchor="onBrokenLinks", url="u", text=text, score=1.0, similarity=1.0)
+    answer = answerer().compose(AnswerRequest(question="Can the build fail on broken links?", passages=[option]))
+    assert answer.startswith("onBrokenLinks: The behavior of Docusaurus when it detects any broken link [1].")
+    assert "Type: 'ignore' | 'log' | 'warn' | 'throw' [1]." in answer
+
+
+def test_no_orphan_connective_survives():
+    text = (
+        "Here are two approaches to deploying your docs with GitHub Actions.\n\n"
+        "However, the deploy job needs a token with write access to deploy the docs."
+    )
+    answer = compose("How do I deploy the docs with GitHub Actions?", text, "GitHub Actions deploy the docs from a workflow file.")
+    assert "Here are two approaches" not in answer  # what it announces is not quoted
+    assert "However" not in answer  # what it continues is not quoted
+    assert answer == "GitHub Actions deploy the docs from a workflow file [2]."
+
+
+def test_a_follow_up_adds_instead_of_repeating_its_predecessor():
+    text = (
+        "To start the dev server of your site, run the start script of the project. "
+        "The dev server reloads the page when a file of the site changes.\n\n"
+        "Run this command:\n\n```bash\nnpm run start -- --port 3001\n```\n"
+    )
+    first = compose("What does the dev server do when a file changes?", text)
+    history = [("user", "What does the dev server do when a file changes?"), ("assistant", first)]
+    follow_up = compose("Can you give an example?", text, history=history)
+    assert "npm run start -- --port 3001" in follow_up
+    for sentence in sentences(first):
+        assert sentence not in follow_up
 
 
 def test_an_admonition_title_is_a_label_not_the_start_of_a_sentence():
@@ -181,7 +233,7 @@ def test_an_admonition_title_is_a_label_not_the_start_of_a_sentence():
 def test_what_the_selection_already_says_is_not_quoted_again_from_the_book():
     text = "Basil likes moist soil and a sunny window sill. Rosemary prefers to dry out between waterings."
     answer = compose("What does basil like?", text, mode="selection", selection=text)
-    assert answer.count("Basil likes moist soil") == 1
+    assert "Basil likes moist soil" not in answer
 
 
 def test_with_no_word_in_common_the_best_passage_opens_the_answer():
@@ -209,33 +261,30 @@ TOMATO_CARE = (
 )
 
 
-def test_a_strong_second_page_contributes_a_cited_sentence():
-    # Retrieval gives the best page's two sections first; the second page scores 0.8 of it.
+def test_a_strong_second_page_contributes_what_the_first_lacks():
+    # The first page answers how often; the second, strong too, says what else the question asked.
     passages = [
         page_passage(TOMATO_PAGE, "tomatoes.md", "Tomatoes > Watering", 1.0),
-        page_passage(TOMATO_CARE, "tomatoes.md", "Tomatoes > Care", 1.0),
-        page_passage("Tomato seedlings need watering with a fine spray twice a day.", "seedlings.md", "Seedlings > Spraying", 0.8),
+        page_passage("Tomato seedlings need spraying with a fine mist twice a day.", "seedlings.md", "Seedlings > Spraying", 0.8),
     ]
-    request = AnswerRequest(question="How often do tomatoes need watering?", passages=passages)
+    request = AnswerRequest(question="How often do tomatoes need watering, and how are seedlings sprayed?", passages=passages)
     shaper = AnswerShaper(passages, strip_markdown=False)
-    shown = shaper.feed(OfflineAnswerer().compose(request)) + shaper.finish()
+    shown = shaper.feed(answerer().compose(request)) + shaper.finish()
     cited = {source["file"]: n for n, source in enumerate(shaper.sources, 1)}
-    assert set(cited) == {"tomatoes.md", "seedlings.md"}
-    assert f"Tomato seedlings need watering with a fine spray twice a day [{cited['seedlings.md']}]." in shown
+    assert list(cited) == ["tomatoes.md", "seedlings.md"]
+    assert f"Tomato seedlings need spraying with a fine mist twice a day [{cited['seedlings.md']}]." in shown
     assert 2 <= len(sentences(shown)) <= 5
 
 
-def test_a_lesser_page_that_shares_the_question_topic_is_still_quoted():
-    # Its sentence scores about a quarter of the best one (a page at 0.55 of the best, one question
-    # word): readers' gold pages are often such second pages, so it is quoted, cited apart.
+def test_a_sentence_linked_to_the_question_by_one_common_word_is_not_quoted():
     passages = [
         page_passage(TOMATO_PAGE, "tomatoes.md", "Tomatoes > Watering", 1.0),
         page_passage("Mulch keeps the soil cool in summer.", "mulch.md", "Mulch > Pots", 0.55),
     ]
-    answer = OfflineAnswerer().compose(
+    answer = answerer().compose(
         AnswerRequest(question="How often do tomatoes in pots need watering in summer?", passages=passages)
     )
-    assert "Mulch keeps the soil cool in summer [2]." in answer
+    assert "Mulch" not in answer and "[2]" not in answer
     assert answer.startswith("Tomatoes need deep watering")
 
 
@@ -245,7 +294,7 @@ def test_a_weak_page_is_not_quoted_however_well_its_words_match():
         page_passage("Watering seedlings and tomatoes too often drowns their seedlings roots.",
                      "seedlings.md", "Seedlings > Watering", 0.3),
     ]
-    answer = OfflineAnswerer().compose(
+    answer = answerer().compose(
         AnswerRequest(question="How often does watering tomatoes and seedlings need?", passages=passages)
     )
     assert "drowns" not in answer and "[2]" not in answer
@@ -264,21 +313,22 @@ def test_a_section_that_is_one_table_row_is_quoted_for_its_place_in_the_book():
         page_passage("The version dropdown lists every docs version. Each version in the dropdown links to its docs. "
                      "The dropdown is placed in the navbar by default.", "versioning.md", "Versioning > Versions", 0.6),
     ]
-    answer = OfflineAnswerer().compose(AnswerRequest(question="Can a navbar dropdown be nested?", passages=passages))
-    assert answer.startswith("items (default Required): The items to be contained in the navbar dropdown [1].")
+    answer = answerer().compose(AnswerRequest(question="Can a navbar dropdown be nested?", passages=passages))
+    assert answer.startswith("items (LinkLikeItem[], default Required): The items to be contained in the navbar dropdown [1].")
 
 
-def test_the_quoted_selection_cites_the_section_it_comes_from():
-    herbs = page_passage("Basil likes moist soil, while rosemary and thyme prefer to dry out between waterings.",
+def test_a_selection_answer_cites_the_section_it_explains_from():
+    selection = "Basil likes moist soil, while rosemary and thyme prefer to dry out between waterings."
+    herbs = page_passage(f"{selection} Herbs in pots need watering when their soil is dry at the top.",
                          "guides/watering.md", "Watering > Watering herbs", 1.0)
     tomatoes = page_passage(TOMATO_PAGE, "guides/watering.md", "Watering > Watering tomatoes", 0.5)
     passages = [herbs, tomatoes]
-    request = AnswerRequest(question="What does this mean?", passages=passages, mode="selection",
-                            selection="Basil likes moist soil, while rosemary and thyme prefer to dry out between waterings.")
+    request = AnswerRequest(question="What does this mean for herbs in pots?", passages=passages, mode="selection",
+                            selection=selection)
     shaper = AnswerShaper(passages, strip_markdown=False)
-    shown = shaper.feed(OfflineAnswerer().compose(request)) + shaper.finish()
-    assert shown.startswith("From the passage you selected: Basil likes moist soil, while rosemary and thyme "
-                            "prefer to dry out between waterings [1].")
+    shown = shaper.feed(answerer().compose(request)) + shaper.finish()
+    assert shown.startswith("Herbs in pots need watering when their soil is dry at the top [1].")
+    assert selection[:30] not in shown
     assert shaper.sources[0]["heading"] == "Watering > Watering herbs"
 
 

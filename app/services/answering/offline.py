@@ -1,40 +1,41 @@
-"""The answerer that needs no keys: an extractive summary of the best passages, each sentence cited.
+"""The answerer that needs no keys: an extractive answer from the section that answers the question.
 
-It never invents text: every sentence it shows is a whole sentence copied from the book (or from
-the reader's selection), so its answers are grounded by construction. How it chooses:
+It never invents text: every sentence, option row and code line it shows is copied from the book,
+so its answers are grounded by construction. How it chooses (section first):
 
-1. Each passage is parsed with markdown-it into blocks; only prose is quoted (paragraphs, and
-   list items that are whole sentences). Code, tables, HTML and headings are never quoted; a
-   short list introduced by "...:" is folded into its sentence ("options: A, B and C.").
-2. Prose is split into sentences, and a sentence is kept only if it reads on its own: it ends
-   with a full stop (no dangling "Accepted fields:"), has a few words, and is not cut.
-3. Sentences are scored against the question, BM25-style, with the IDF taken from the sentences
-   of these passages (a word every sentence has says nothing), the section's own heading
-   counted as a field of each of its sentences, and a prior for the passage: its page's
-   strength (retrieval's page score relative to the best page's), less for the page's later
-   sections; a page under half the best one's score is not quoted.
-   Each pick halves the weight of the question words it covered, so the next one adds something,
-   and discounts further sentences of its page (MMR-style), so a strong second or third page
-   contributes its best sentence instead of a fourth sentence of the first page.
-4. For "what is X?", the sentence that defines X ("X is ...", "X, which allows ...") comes first.
-5. 2-5 sentences, grouped by passage, each ending with its citation: "... the docs folder [1]."
+1. The question is read (question.py): its ask (how-to, what-is, which-option, why-error,
+   is-it-possible, example) and its words, weighted by how specific they are to the book.
+2. Each passage (a section) is split into units (units.py): sentences, option rows, fields and
+   code blocks. The section that answers is the one whose heading and units hold the most of the
+   question's weight, times its retrieval prior (its page's strength, less for the page's later
+   sections; a page under half the best page's score is not quoted).
+3. From that section, in its own order: its sentences that answer (BM25 over the weighted words,
+   the section's heading a field of each), what each needs to make sense (the sentence a
+   "However, ..." continues; the option a description belongs to: "onBrokenLinks: The behavior
+   ..."), and, when the question asks how, which or for an example, the section's command or
+   snippet, trimmed to the lines that matter. A sentence that points at something not shown
+   ("the following example") is kept only with what it points at.
+4. Another section is added only when it holds question words the first lacks; never a sentence
+   whose only link to the question is a common word.
+5. A follow-up never repeats the previous answer, and keeps its topic: "an example?" gets the
+   same section's example. A selection is explained from its section and the sections that
+   define its words, not quoted back.
+6. Text format (the widget's): plain prose, code inline and plain, one paragraph; Markdown
+   format: code spans, and code as a fenced block. Each unit ends with its citation [n].
 """
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import replace
-
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from app.services.answering.base import AnswerRequest, Usage
-from app.services.answering.sentences import (
-    Sentence,
-    passage_sentences,
-)
+from app.services.answering.composing import NOT_PLAIN, Quote, Section, dedent, normalised, one_line, render
+from app.services.answering.question import EXAMPLE, WHAT, WHICH, Reading, local_idf, read_question
+from app.services.answering.units import Unit, passage_units
 from app.services.retrieval.retriever import Passage
 from app.services.retrieval.sparse import Analyzer
 
@@ -46,40 +47,43 @@ NOT_COVERED = (
 # Pause between streamed words: none, the extractive answer is ready at once. Tests that need a
 # stream long enough to interrupt set it (monkeypatch, or tests/tuned_wsgi.py for a live service).
 TOKEN_DELAY_SECONDS = 0.0
-MAX_SENTENCES = 5
-MIN_SENTENCES = 2
-MAX_ANSWER_CHARS = 900
-# A sentence scoring under this share of the best one adds noise, not answer. A second or third
-# page's best sentence often scores 0.2-0.35 of the first page's (its prior is its page's lesser
-# strength) and is where readers' answers are: 0.1-0.2 is the plateau (bench/README.md, "Answers");
-# its middle, not its edge, for questions not seen in calibration (4.2 sentences against 3.0 at 0.35).
-KEEP_RATIO = 0.15
-# A passage's prior is its page's strength (retrieval's page score / the best page's, the
-# `similarity` of the passage) decayed for the page's later sections: 1 / (1 + RANK_DECAY * k).
-RANK_DECAY = 0.4
+MAX_SECTIONS = 3
+SENTENCES = (3, 2, 1)  # sentences quoted from the first, second and third section at most
+MAX_ANSWER_CHARS = 900  # the widget's panel: about a screen of text
+# A sentence of the answering section scoring under this share of its best one adds noise.
+KEEP_RATIO = 0.35
+# Another section is quoted when it scores close to the first (CLOSE_SECOND of its score), or when
+# it holds question weight the answer so far lacks (ADD_SHARE of it) and scores ADD_FLOOR of the first.
+CLOSE_SECOND = 0.5
+ADD_SHARE = 0.1
+ADD_FLOOR = 0.3
+SPECIFIC = 0.75  # a word weighing this share of the question's heaviest names its topic on its own
+CODE_LINES = 8  # a quoted code excerpt: the lines that matter, not the whole block
+RANK_DECAY = 0.4  # a page's k-th section is worth 1 / (1 + RANK_DECAY * k) of its first
 WEAK_PAGE = 0.5  # a page under half the best page's score is not quoted from
-PAGE_REPEAT = 0.7  # each sentence already quoted from a page scales that page's next one by this
-HEADING_TF = 0.5  # a question word in the section's heading counts as half an occurrence in each sentence
-DEFINITION_BONUS = 2.0
+HEADING_TF = 0.5  # a question word in the section's heading counts as half an occurrence in each unit
+SELECTION_WEIGHT = 0.7  # the selection's own words, beside the reader's question
+TOPIC_BOOST = 2.0  # a follow-up with no words of its own stays with the section answered before
 BM25_K1, BM25_B = 1.2, 0.5
+ROW_ASKED = 1.5
 
 _PIECE = re.compile(r"\S+\s*|\s+")
 _META = re.compile(r"\b(?:this (?:section|page|guide|tutorial|document)|we will|we'll|in the following)\b", re.I)
-_POINTS_AWAY = re.compile(r"\b(?:following|below|above|as follows)\b", re.I)
-_CONTEXTUAL_START = re.compile(r"^(?:This|That|These|Those|It|They|Then|Also|However|So|Otherwise|And|But|Or|Because)\b")
+_POINTS_AWAY = re.compile(
+    r"\b(?:following|below|above|as follows|here (?:are|is)|these (?:steps|options)|two approaches|several ways)\b", re.I
+)
+_CONTEXTUAL_START = re.compile(
+    r"^(?!It(?:'s| is| was) (?:\w+ )?(?:to|that|possible|recommended|easy|important)\b)"  # "It is easy to ..." refers to nothing
+    r"(?:This|That|These|Those|It|Its|They|Them|Then|Also|However|So|Otherwise|And|But|Or|Because|Instead|"
+    r"Alternatively|Similarly|Likewise|In that case|In this case|For (?:this|that) reason)\b"
+)
 _WHAT_IS = re.compile(
     r"^\s*(?:what|who)(?:'s|\s+is|\s+are|\s+was|\s+were|\s+does)\s+(?:an?\s+|the\s+)?(?P<subject>.+?)"
     r"(?:\s+(?:mean|do|stand for))?\s*\??\s*$",
     re.IGNORECASE,
 )
-# Words a question uses to ask rather than to name its topic ("how do I *add* search"): they
-# count for little, whatever their rarity among a handful of passages.
-_GENERIC = frozenset(
-    "add use creat make set get want need work way chang possibl support allow like help show tri "
-    "would should could also new pleas know configur doc page site file".split()
-)
-GENERIC_WEIGHT = 0.3
 _DEFINING = r"(?:is|are|means|refers to|lets|allows|permits|enables|provides|which|that)"
+
 
 
 class OfflineAnswer:
@@ -108,7 +112,7 @@ class OfflineAnswer:
 
 
 class OfflineAnswerer:
-    """Extractive answers: the sentences of the best passages that answer the question."""
+    """Extractive answers: the units of the section that answers the question, then what it lacks."""
 
     name = "offline"
     writes_markdown = False  # it composes the requested format itself
@@ -119,197 +123,337 @@ class OfflineAnswerer:
         *,
         max_passages: int = 5,
         token_delay_seconds: float = 0.0,
+        book_idf: Callable[[], Callable[[str], float] | None] | None = None,
     ) -> None:
         self.analyzer = analyzer or Analyzer()
         self.max_passages = max_passages
         self.token_delay_seconds = token_delay_seconds
+        # The live book's IDF (retrieval's term statistics), read once per answer; without it,
+        # an IDF over the passages' own units.
+        self.book_idf = book_idf
 
     def answer(self, request: AnswerRequest) -> OfflineAnswer:
         """Compose the answer text now; it is streamed as the caller iterates."""
         return OfflineAnswer(self.compose(request), self.token_delay_seconds)
 
     def compose(self, request: AnswerRequest) -> str:
-        """The whole answer as text (plain prose, or Markdown with code spans when asked)."""
+        """The whole answer as text (plain prose, or Markdown with code when asked)."""
         markdown = request.format == "markdown"
-        parts: list[str] = []
-        quoted_already: set[str] = set()
-        if request.mode == "selection" and request.selection:
-            chosen = self.select(request.question, [request.selection], limit=3)
-            quoted_already = {s.text.casefold() for s in chosen}
-            source = _source_of(chosen, request.passages[: self.max_passages])
-            if source is not None:
-                # The selection's sentences are the book's: cite the passage they come from.
-                quoted = _cite([replace(s, passage=source) for s in chosen], markdown)
-            else:
-                quoted = " ".join(s.markdown if markdown else s.text for s in chosen)
-            if not quoted:
-                quoted = " ".join(request.selection.split())
-            parts.append(f"From the passage you selected: {quoted}")
         passages = request.passages[: self.max_passages]
+        selection = request.selection if request.mode == "selection" and request.selection else None
         if not passages:
-            return parts[0] if parts else NOT_COVERED
-        limit = MAX_SENTENCES - 2 if parts else MAX_SENTENCES
-        chosen = self.select(
-            request.question,
-            [p.text for p in passages],
-            headings=[_label(p) for p in passages],
-            pages=[p.file for p in passages],
-            strengths=[p.similarity for p in passages],
-            exclude=quoted_already,
-            limit=limit,
-        )
-        if not chosen:
-            parts.append(f"The book covers this in the section {_quoted(_label(passages[0]))} [1].")
-            return " ".join(parts)
-        parts.append(_cite(chosen, markdown))
-        return ("\n\n" if markdown else " ").join(parts)
+            if selection:
+                return "The book has no section that explains the passage you selected."
+            return NOT_COVERED
+        sections = self._sections(passages)
+        reading = self._read(request.question, sections, request.history, selection)
+        seen = normalised(" ".join(text for role, text in request.history if role != "user")[-4000:])
+        said = _Said(seen, normalised(selection or ""))
+        plan = self._plan(sections, reading, said, markdown, _topic_of(sections, seen))
+        if not plan:
+            if seen:
+                return f"The book says no more on this than the answer above: see {_quoted(_label(passages[0]))} [1]."
+            return f"The book covers this in the section {_quoted(_label(passages[0]))} [1]."
+        text = render(plan, markdown)
+        while not markdown and len(text) > MAX_ANSWER_CHARS and sum(len(q.units) for q in plan) > 1:
+            # The estimate left out leads and citations: the last unit goes until it fits.
+            last = plan[-1]
+            plan = plan[:-1] + ([Quote(last.section, last.units[:-1], last.excerpts)] if len(last.units) > 1 else [])
+            text = render(plan, markdown)
+        return text
 
-    # --- choosing sentences ---------------------------------------------------------------------
-    def select(
-        self,
-        question: str,
-        texts: list[str],
-        *,
-        headings: list[str] | None = None,
-        pages: list[str] | None = None,
-        strengths: list[float] | None = None,
-        exclude: set[str] | None = None,
-        limit: int = MAX_SENTENCES,
-    ) -> list[Sentence]:
-        """The sentences of `texts` that best answer `question`, in reading order (definition first);
-        sentences in `exclude` (case-folded, e.g. already quoted from the selection) are skipped."""
-        candidates: list[Sentence] = []
-        seen: set[str] = set(exclude or ())
-        for index, text in enumerate(texts):
-            for sentence in passage_sentences(text, index):
-                key = sentence.text.casefold()
-                if key not in seen:
-                    seen.add(key)
-                    candidates.append(sentence)
-        if not candidates:
-            return []
-        question_terms = Counter(self.analyzer.terms(question))
-        sentence_terms = [Counter(self.analyzer.terms(s.text)) for s in candidates]
-        idf = _idf(sentence_terms)
-        average_length = sum(sum(t.values()) for t in sentence_terms) / len(sentence_terms) or 1.0
-        # The section's own heading is a field of every sentence under it (BM25F-style):
-        # "Installation" makes its sentences about installing even when they do not repeat the
-        # word. The page title above it is left out: it is the same for every section of a page.
-        sections = [h.split(" > ")[-1] for h in (headings or [""] * len(texts))]
-        heading_terms = [set(self.analyzer.terms(section)) for section in sections]
-        subject = self._subject(question)
+    # --- reading ------------------------------------------------------------------------------
+    def _sections(self, passages: list[Passage]) -> list[Section]:
+        priors = _passage_priors([p.file for p in passages], [p.similarity for p in passages])
+        sections = []
+        for index, passage in enumerate(passages):
+            units = passage_units(passage.text, index)
+            heading = (passage.heading or passage.title or "").split(" > ")[-1]
+            sections.append(Section(
+                index, passage, units, [Counter(self.analyzer.terms(_unit_words(u))) for u in units],
+                heading, set(self.analyzer.terms(heading)), priors[index],
+            ))
+        return sections
 
-        weights = {term: idf.get(term, 0.0) * (GENERIC_WEIGHT if term in _GENERIC else 1.0) for term in question_terms}
-        page_of = pages or [str(i) for i in range(len(texts))]
-        prior = _passage_priors(page_of, strengths or [1.0] * len(texts))
-        base = []
-        for sentence, terms in zip(candidates, sentence_terms):
-            score = prior[sentence.passage]
-            if _META.search(sentence.text):
-                score *= 0.5
-            if _POINTS_AWAY.search(sentence.text):
-                score *= 0.35  # it points at an example or list that is not quoted
-            if _CONTEXTUAL_START.match(sentence.text):
-                score *= 0.8
-            if sentence.position == 0:
-                score *= 1.1
-            if (
-                sentence.row_name
-                and sentence.row_name != sections[sentence.passage].replace("`", "")
-                and not set(self.analyzer.terms(sentence.row_name)) & set(question_terms)
-            ):
-                # One row of a reference table, not the one the question names. A section that
-                # is one row (the book's API tables are indexed a section per row) is not: retrieval
-                # chose it for its place in the book ("Navbar dropdown > items").
-                score *= 0.4
-            base.append(score)
+    def _read(self, question: str, sections: list[Section], history, selection: str | None) -> Reading:  # noqa: ANN001
+        idf = self.book_idf() if self.book_idf is not None else None
+        if idf is None:
+            idf = local_idf([list(t.elements()) for s in sections for t in s.terms])
+        previous = next((text for role, text in reversed(history) if role == "user"), None)
+        reading = read_question(question, self.analyzer, idf, previous=previous)
+        if selection:
+            weights = dict(reading.weights)
+            for term in set(self.analyzer.terms(selection)):
+                weights[term] = max(weights.get(term, 0.0), SELECTION_WEIGHT * max(0.0, idf(term)))
+            reading = Reading(reading.ask, weights, reading.own_weight, reading.question)
+        return reading
 
-        def relevance(i: int) -> float:
-            terms = sentence_terms[i]
-            heading = heading_terms[candidates[i].passage]
-            length = sum(terms.values()) or 1
-            total = 0.0
-            for term, weight in weights.items():
-                tf = terms.get(term, 0) + (HEADING_TF if term in heading else 0.0)
-                if tf:
-                    total += weight * tf * (BM25_K1 + 1) / (tf + BM25_K1 * (1 - BM25_B + BM25_B * length / average_length))
-            return total * base[i]
+    # --- choosing -----------------------------------------------------------------------------
+    def _plan(
+        self, sections: list[Section], reading: Reading, said: _Said, markdown: bool, topic: int | None
+    ) -> list[Quote]:
+        weights = reading.weights
+        total = sum(weights.values()) or 1.0
 
-        definition = self._definition(subject, candidates, relevance) if subject else None
-        chosen: list[int] = [] if definition is None else [definition]
+        def coverage(section: Section, covered: set[str]) -> float:
+            held = section.heading_terms.union(*section.terms) if section.terms else set(section.heading_terms)
+            return sum(w for t, w in weights.items() if t in held and t not in covered) / total
+
+        def score(section: Section) -> float:
+            value = section.prior * (0.5 + coverage(section, set()))
+            if topic is not None and section.index == topic and reading.own_weight < 0.5:
+                value *= TOPIC_BOOST  # "an example?": the section answered before
+            return value
+
+        # The answering section is one of the best page's (retrieval weighed every page's evidence;
+        # the answerer only picks among its sections); other pages follow by their score.
+        # Pages retrieval could not tell apart (the same strength) are the answerer's to choose from.
+        top = max(s.passage.similarity for s in sections)
+        top_pages = {s.passage.file for s in sections if s.passage.similarity >= top - 1e-6}
+        ranked = sorted((s for s in sections if s.prior > 0), key=lambda s: (-score(s), s.index))
+        opening = next((s for s in ranked if s.passage.file in top_pages), None)
+        if opening is not None:
+            ranked = [opening] + [s for s in ranked if s is not opening]
+        plan: list[Quote] = []
+        budget = MAX_ANSWER_CHARS
+        covered: set[str] = set()
+        for section in ranked:
+            if len(plan) == MAX_SECTIONS or budget < 120:
+                break
+            first = not plan
+            if not first:
+                ratio = score(section) / (score(plan[0].section) or 1.0)
+                adds = coverage(section, covered) >= ADD_SHARE
+                if not (ratio >= CLOSE_SECOND or (adds and ratio >= ADD_FLOOR)):
+                    continue  # neither as strong as the first nor adding what it lacks
+            quote = self._quote(
+                section, reading, said, markdown, budget, first=first, covered=covered, sentences=SENTENCES[len(plan)]
+            )
+            if quote is None:
+                continue
+            plan.append(quote)
+            budget -= quote.length(markdown)
+            # What this answer has quoted is not quoted again (a page's example repeated on another).
+            quoted = " ".join(" ".join(u.code) if u.kind == "code" else u.text for u in quote.units)
+            said = _Said(f"{said.previous} {normalised(quoted)}", said.selection)
+            for unit in quote.units:
+                covered |= set(section.terms[unit.position]) & weights.keys()
+            covered |= section.heading_terms & weights.keys()
+        if not plan:
+            # No unit shares a word with the question (another language, other words): retrieval
+            # still chose these passages, so open the best one as the book does.
+            for section in ranked[:1]:
+                opening = [u for u in section.units if u.kind in ("sentence", "row") and not said.covers(u)][:2]
+                if opening:
+                    plan.append(Quote(section, opening, {}))
+        return plan
+
+    def _quote(
+        self, section: Section, reading: Reading, said: _Said, markdown: bool, budget: int,
+        *, first: bool, covered: set[str], sentences: int,
+    ) -> Quote | None:
+        """The units of one section that answer, in the section's order (None: none does)."""
+        weights = {t: w * (0.5 if t in covered else 1.0) for t, w in reading.weights.items()}
+        units = section.units
+        relevance = [self._relevance(section, i, weights, rows_asked=reading.ask == WHICH) for i in range(len(units))]
+        prose = [i for i, u in enumerate(units) if u.kind != "code" and not said.covers(u) and relevance[i] > 0]
+        prose.sort(key=lambda i: (-relevance[i], i))
+        best = relevance[prose[0]] if prose else 0.0
+        limit = sentences
+        chosen: list[int] = []
+        definition = self._definition(reading.question, section, said) if first and reading.ask == WHAT else None
         if definition is not None:
-            self._cover(weights, sentence_terms[definition])
-        best = None
-        budget = sum(len(candidates[i].text) for i in chosen)
-        quoted_pages: Counter[str] = Counter(page_of[candidates[i].passage] for i in chosen)
-        while len(chosen) < limit:
-            scored = [
-                (relevance(i) * PAGE_REPEAT ** quoted_pages[page_of[candidates[i].passage]], -i)
-                for i in range(len(candidates))
-                if i not in chosen
-            ]
-            if not scored:
+            chosen.append(definition)
+        for i in prose:
+            if len([c for c in chosen if units[c].kind != "code"]) >= limit:
                 break
-            _, negative = max(scored)
-            pick = -negative
-            # The page discount only orders the picks; whether a sentence is worth quoting at
-            # all is judged on its own relevance.
-            score = relevance(pick)
-            if best is None:
-                best = score
-            if score <= 0 or (score < KEEP_RATIO * best and len(chosen) >= MIN_SENTENCES):
-                break
-            if budget + len(candidates[pick].text) > MAX_ANSWER_CHARS and len(chosen) >= MIN_SENTENCES:
-                break
-            chosen.append(pick)
-            quoted_pages[page_of[candidates[pick].passage]] += 1
-            budget += len(candidates[pick].text)
-            self._cover(weights, sentence_terms[pick])
-        if not chosen:
-            # No sentence shares a word with the question (another language, other words):
-            # retrieval still chose these passages, so open the best one as the book does.
-            first = candidates[0].passage
-            chosen = [i for i, s in enumerate(candidates) if s.passage == first][:MIN_SENTENCES]
-        return _reading_order([candidates[i] for i in chosen], definition_first=definition is not None)
+            if not first and not self._says_enough(section, i, weights):
+                continue
+            if relevance[i] >= KEEP_RATIO * best and i not in chosen:
+                chosen.append(i)
+        name = section.name
+        if first and name and not chosen:
+            # An option's section answers by its description, whatever words it uses.
+            chosen.extend([i for i, u in enumerate(units) if u.kind != "code" and not said.covers(u)][:1])
+        if first and name:
+            chosen.extend(i for i, u in enumerate(units) if u.kind == "field" and i not in chosen and not said.covers(u))
+        excerpts = {
+            i: self._excerpt(u, weights) for i, u in enumerate(units) if u.kind == "code" and not said.covers(u)
+        }
+        code = self._code(section, relevance, reading, excerpts, markdown, best, first=first, answers=bool(chosen))
+        if code is not None:
+            chosen.append(code)
+            context = units[code].context
+            if context is not None and context not in chosen and not said.covers(units[context]):
+                chosen.append(context)
+        if not chosen and first and (section.heading_terms & reading.weights.keys()):
+            # The heading names the question's topic though no sentence repeats its words.
+            chosen = [i for i, u in enumerate(units) if u.kind in ("sentence", "row") and not said.covers(u)][:2]
+        chosen = _with_context(units, chosen, said)
+        # In the section's order, but for "what is X?" its definition first, and an option's
+        # description before its fields ("onBrokenLinks: The behavior ... Type: ...").
+        if definition is None and name:
+            definition = next((i for i in sorted(chosen) if units[i].kind == "sentence"), None)
+        order = sorted(chosen, key=lambda i: (i != definition, i))
+        quote = Quote(section, [units[i] for i in order], {i: excerpts[i] for i in chosen if i in excerpts})
+        return quote.within(budget, markdown, relevance)
 
     @staticmethod
-    def _subject(question: str) -> re.Pattern[str] | None:
-        """For "what is X?": a pattern for X as a sentence names it (plural or -ing forms too)."""
-        match = _WHAT_IS.match(question.strip())
-        if not match:
+    def _says_enough(section: Section, i: int, weights: dict[str, float]) -> bool:
+        """Whether a unit of a further section is about the question, not linked to it by one word:
+        it holds two of the question's words, one that its section's heading names too, or one of
+        the question's most specific words (a long question's context words weigh less)."""
+        heaviest = max(weights.values(), default=0.0)
+        held = {t for t in section.terms[i] if weights.get(t, 0.0) >= 0.25 * heaviest}
+        return (
+            len(held) >= 2
+            or bool(held & section.heading_terms)
+            or any(weights[t] >= SPECIFIC * heaviest for t in held)
+        )
+
+    def _relevance(self, section: Section, i: int, weights: dict[str, float], *, rows_asked: bool = False) -> float:
+        unit = section.units[i]
+        terms = section.terms[i]
+        length = sum(terms.values()) or 1
+        average = 20.0 if unit.kind != "code" else 40.0
+        total = 0.0
+        for term, weight in weights.items():
+            tf = terms.get(term, 0) + (HEADING_TF if term in section.heading_terms else 0.0)
+            if tf:
+                total += weight * tf * (BM25_K1 + 1) / (tf + BM25_K1 * (1 - BM25_B + BM25_B * length / average))
+        if _META.search(unit.text):
+            total *= 0.5
+        if rows_asked and unit.kind == "row":
+            total *= ROW_ASKED  # "which option ...?" is answered by an option's row
+        if (
+            unit.kind == "row"
+            and unit.row_name
+            and not rows_asked
+            and unit.row_name != section.heading.replace("`", "")
+            and not set(self.analyzer.terms(unit.row_name)) & weights.keys()
+        ):
+            # One row of a reference table, not the one the question names, unless the question
+            # asks which option or field. A section that is one row (API tables are indexed a
+            # section per row) is not discounted.
+            total *= 0.4
+        return total
+
+    def _excerpt(self, unit: Unit, weights: dict[str, float]) -> list[str]:
+        """The lines of a code block worth quoting: all of a short block; of a long one, the
+        earliest window of CODE_LINES lines holding nearly the most question weight."""
+        lines = [line.rstrip() for line in unit.code if line.strip()]
+        if len(lines) <= CODE_LINES:
+            return dedent(lines)
+        scores = [sum(weights.get(t, 0.0) for t in set(self.analyzer.terms(line))) for line in lines]
+        windows = [sum(scores[k : k + CODE_LINES]) for k in range(len(lines) - CODE_LINES + 1)]
+        # The earliest window nearly as good as the best: a block's opening carries its structure.
+        start = next(k for k, score in enumerate(windows) if score >= 0.75 * max(windows))
+        window = dedent(lines[start : start + CODE_LINES])
+        return (["…"] if start else []) + window + (["…"] if start + CODE_LINES < len(lines) else [])
+
+    def _code(
+        self, section: Section, relevance: list[float], reading: Reading, excerpts: dict[int, list[str]],
+        markdown: bool, best: float, *, first: bool, answers: bool,
+    ) -> int | None:
+        """The code block to quote from this section, if the question wants one."""
+        units = section.units
+        blocks = [
+            i for i, lines in excerpts.items()
+            if markdown or not NOT_PLAIN.search(f"{units[i].intro.replace('`', '')}: {one_line(lines)}")
+        ]
+        if not blocks:
             return None
-        words = re.findall(r"[\w@/.-]+", match.group("subject"))[:4]
-        if not words:
+        wanted = reading.wants_code or reading.ask == WHICH
+        scored = sorted(blocks, key=lambda i: (-relevance[i], i))
+        top = scored[0]
+        if relevance[top] <= 0:
+            # A block sharing no word with the question is the section's how-to only when the
+            # section answers in prose ("How do I ...?": "Run this:"), or an example was asked for.
+            return blocks[0] if first and (reading.ask == EXAMPLE or (wanted and answers)) else None
+        if wanted or (best > 0 and relevance[top] >= 0.5 * best):
+            return top
+        return None
+
+    @staticmethod
+    def _definition(question: str, section: Section, said: _Said) -> int | None:
+        """For "what is X?": the unit that defines X ("X is ...", "X, which allows ...", "called X")."""
+        subject = _subject(question)
+        if subject is None:
             return None
-        stems = [re.escape(word[: max(3, len(word) - 3)]) + r"[\w-]*" for word in words]
-        return re.compile(r"\b" + r"\W+".join(stems), re.IGNORECASE)
+        for i, unit in enumerate(section.units):
+            if unit.kind == "code" or said.covers(unit):
+                continue
+            for named in subject.finditer(unit.text):
+                after, before = unit.text[named.end() :], unit.text[: named.start()]
+                if re.match(rf"(?:\s*\([^)]*\))?,?\s+{_DEFINING}\b", after, re.I) or re.search(
+                    r"\b(?:called|named|known as)\s+$", before, re.I
+                ):
+                    return i
+        return None
 
-    @staticmethod
-    def _definition(subject: re.Pattern[str], candidates: list[Sentence], relevance) -> int | None:  # noqa: ANN001
-        """The best sentence that defines the subject: "X is ...", "X, which allows ...", "called X"."""
-        found: list[tuple[float, int]] = []
-        for i, sentence in enumerate(candidates):
-            text = sentence.text
-            for named in subject.finditer(text):
-                after = text[named.end() :]
-                before = text[: named.start()]
-                defines = re.match(rf"(?:\s*\([^)]*\))?,?\s+{_DEFINING}\b", after, re.IGNORECASE)
-                called = re.search(r"\b(?:called|named|known as)\s+$", before, re.IGNORECASE)
-                if defines or called:
-                    opening = 1.5 if re.fullmatch(r"\W*(?:(?:A|An|The|In \w+,)\s+)?", before) else 1.0
-                    found.append(((relevance(i) + 1.0) * DEFINITION_BONUS * opening, i))
-                    break
-        return max(found)[1] if found else None
 
-    @staticmethod
-    def _cover(weights: dict[str, float], terms: Counter[str]) -> None:
-        for term in terms:
-            if term in weights:
-                weights[term] *= 0.5
+@dataclass(frozen=True)
+class _Said:
+    """What the reader already has: the previous answers and the selection, normalised."""
+
+    previous: str
+    selection: str
+
+    def covers(self, unit: Unit) -> bool:
+        if unit.kind == "code":
+            # A snippet already shown (a window of it): three of its distinctive lines, or all, are
+            # there; a line of boilerplate ("export default {") alone is not the same snippet.
+            lines = {normalised(line) for line in unit.code if len(line.strip()) >= 12} - {""}
+            shown = [line for line in lines if line in self.previous or line in self.selection]
+            return bool(lines) and (len(shown) >= min(3, len(lines)))
+        text = normalised(unit.text)
+        if not text:
+            return False
+        if self.previous and text in self.previous:
+            return True
+        if self.selection:
+            if text in self.selection or (len(self.selection) > 40 and self.selection in text):
+                return True
+            words = set(text.split())
+            return len(words & set(self.selection.split())) >= 0.8 * len(words)
+        return False
+
+
+def _subject(question: str) -> re.Pattern[str] | None:
+    """For "what is X?": a pattern for X as a sentence names it (plural or -ing forms too)."""
+    match = _WHAT_IS.match(question.strip())
+    if not match:
+        return None
+    words = re.findall(r"[\w@/.-]+", match.group("subject"))[:4]
+    if not words:
+        return None
+    stems = [re.escape(word[: max(3, len(word) - 3)]) + r"[\w-]*" for word in words]
+    return re.compile(r"\b" + r"\W+".join(stems), re.IGNORECASE)
+
+
+def _with_context(units: list[Unit], chosen: list[int], said: _Said) -> list[int]:
+    """Each chosen unit with what it needs to make sense, or without it when that cannot be had."""
+    result = set(chosen)
+    for i in sorted(chosen):
+        unit = units[i]
+        if unit.kind not in ("sentence", "row"):
+            continue
+        if _CONTEXTUAL_START.match(unit.text):
+            before = i - 1
+            if before >= 0 and units[before].kind in ("sentence", "row") and not said.covers(units[before]):
+                result.add(before)
+            elif not (before >= 0 and before in result):
+                result.discard(i)  # "However, ..." with nothing before it
+        if _POINTS_AWAY.search(unit.text):
+            # "The following example ...": only with the code it points at.
+            following = next((j for j in range(i + 1, len(units)) if units[j].kind == "code"), None)
+            if following is None or following not in result:
+                result.discard(i)
+    return sorted(result)
 
 
 def _passage_priors(pages: list[str], strengths: list[float]) -> list[float]:
-    """How much each passage's sentences are worth before reading them: its page's strength
+    """How much each passage's units are worth before reading them: its page's strength
     (retrieval's page score relative to the best page's), decayed for the page's later sections."""
     earlier: Counter[str] = Counter()
     top = max(strengths, default=1.0) or 1.0
@@ -321,49 +465,16 @@ def _passage_priors(pages: list[str], strengths: list[float]) -> list[float]:
     return priors
 
 
-def _source_of(quoted: list[Sentence], passages: list[Passage]) -> int | None:
-    """The index of the first passage that holds one of the quoted sentences, if any."""
-    wanted = {s.text.casefold() for s in quoted}
-    for index, passage in enumerate(passages):
-        if wanted & {s.text.casefold() for s in passage_sentences(passage.text, index)}:
-            return index
-    return None
+def _topic_of(sections: list[Section], previous: str) -> int | None:
+    """The section the previous answer quoted most, if any."""
+    if not previous:
+        return None
+    counts = Counter(s.index for s in sections for u in s.units if u.kind != "code" and normalised(u.text) in previous)
+    return counts.most_common(1)[0][0] if counts else None
 
 
-def _idf(documents: list[Counter[str]]) -> dict[str, float]:
-    count = len(documents)
-    frequency: Counter[str] = Counter()
-    for terms in documents:
-        frequency.update(terms.keys())
-    return {term: math.log(1 + (count - df + 0.5) / (df + 0.5)) for term, df in frequency.items()}
-
-
-def _reading_order(chosen: list[Sentence], *, definition_first: bool) -> list[Sentence]:
-    """Passages in the order their best sentence was chosen; each passage's sentences in book order."""
-    head = chosen[:1] if definition_first else []
-    rest = chosen[1:] if definition_first else chosen
-    passage_order: list[int] = [s.passage for s in head]
-    for sentence in rest:
-        if sentence.passage not in passage_order:
-            passage_order.append(sentence.passage)
-    ordered = list(head)
-    for passage in passage_order:
-        ordered.extend(sorted((s for s in rest if s.passage == passage), key=lambda s: s.position))
-    return ordered
-
-
-def _cite(sentences: list[Sentence], markdown: bool) -> str:
-    """Each sentence with its [n], n the passage's number in the request (1-based).
-
-    Like a model's citations, these name passages; the chat turn's shaper renumbers them in
-    order of first appearance and lists exactly those passages as the sources.
-    """
-    out = []
-    for sentence in sentences:
-        n = sentence.passage + 1
-        text = sentence.markdown if markdown else sentence.text
-        out.append(text[:-1] + f" [{n}]." if text.endswith(".") else text + f" [{n}]")
-    return " ".join(out)
+def _unit_words(unit: Unit) -> str:
+    return f"{unit.intro} {' '.join(unit.code)}" if unit.kind == "code" else unit.text
 
 
 def _label(passage: Passage) -> str:

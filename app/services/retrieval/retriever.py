@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from app.services.errors import ServiceUnavailable
@@ -73,7 +73,11 @@ TOP_K = 5
 # What ranking reads of each of the 100 candidates; the text and the rest of the payload are
 # fetched for the passages returned only. Copying whole payloads (a section's text, its heading
 # path, ...) of every candidate was a third of a search's CPU (bench/README.md, "CPU per answer").
-RANKING_FIELDS = ("file", "anchor")
+RANKING_FIELDS = ("file", "anchor", "part")
+# A long section is indexed in parts; the passage given to the answerer is the part found plus its
+# neighbours among the candidates, up to this many: "Options" whose command sits in part 2 is
+# answered with the command (bench/README.md, "Answers a reader can act on").
+SECTION_PARTS = 3
 
 
 class Retriever:
@@ -127,7 +131,7 @@ class Retriever:
             if hits:
                 ranked.append(hits)
         hits = ranked[0] if len(ranked) == 1 else _fuse(ranked)
-        passages = self._passages(self._shape(hits, limit)) if hits else []
+        passages = self._passages(self._shape(hits, limit), hits) if hits else []
         return RetrievalResult(passages, int((time.perf_counter() - started) * 1000), verdict)
 
     def _search(self, query: str, limit: int) -> tuple[FloorVerdict, list[IndexHit]]:
@@ -157,6 +161,18 @@ class Retriever:
         except Exception as exc:  # noqa: BLE001 - health reports an unreachable index, not start-up
             log.warning("could not count the book's terms yet: %s", type(exc).__name__)
             return None
+
+    def book_idf(self):  # noqa: ANN201 - Callable[[str], float] | None
+        """The live book's IDF of a term (what the relevance floor weighs words by), or None when
+        the index cannot be read: the offline answerer weighs a question's words by it."""
+        try:
+            stats = self._term_statistics()
+        except Exception as exc:  # noqa: BLE001 - the answerer falls back to its passages' own IDF
+            log.debug("book term statistics unavailable: %s", type(exc).__name__)
+            return None
+        # A word the book never uses can be matched by no passage: it weighs nothing in an answer
+        # (the floor, which judges coverage, still weighs it most).
+        return lambda term: stats.idf(term) if stats.known(term) else 0.0
 
     def _term_statistics(self) -> TermStatistics:
         """The live book's term statistics, counted once per index version (a scan of its vectors)."""
@@ -225,15 +241,50 @@ class Retriever:
                     break
         return chosen
 
-    def _passages(self, chosen: list[tuple[IndexHit, float]]) -> list[Passage]:
-        # One fetch of the chosen sections' whole payloads; a section gone since the search (a
-        # re-index went live in between) is left out.
-        payloads = self.index.payloads([hit.id for hit, _ in chosen])
-        return [
-            _passage(IndexHit(hit.id, hit.score, payloads[hit.id]), similarity)
-            for hit, similarity in chosen
-            if hit.id in payloads
-        ]
+    def _passages(self, chosen: list[tuple[IndexHit, float]], candidates: list[IndexHit]) -> list[Passage]:
+        # One fetch of the chosen sections' whole payloads (with their neighbouring parts); a
+        # section gone since the search (a re-index went live in between) is left out.
+        parts = {hit.id: _neighbour_parts(hit, candidates) for hit, _ in chosen}
+        payloads = self.index.payloads([part.id for ids in parts.values() for part in ids])
+        passages = []
+        for hit, similarity in chosen:
+            if hit.id not in payloads:
+                continue
+            passage = _passage(IndexHit(hit.id, hit.score, payloads[hit.id]), similarity)
+            texts = [payloads[part.id].get("text", "") for part in parts[hit.id] if part.id in payloads]
+            if len(texts) > 1:
+                passage = replace(passage, text=_joined_parts(texts))
+            passages.append(passage)
+        return passages
+
+
+def _neighbour_parts(hit: IndexHit, candidates: list[IndexHit]) -> list[IndexHit]:
+    """The hit and the parts of its section next to it among the candidates, in order."""
+    file, anchor = hit.payload.get("file"), hit.payload.get("anchor")
+    by_part = {
+        c.payload.get("part", 0): c for c in candidates if c.payload.get("file") == file and c.payload.get("anchor") == anchor
+    }
+    found = hit.payload.get("part", 0)
+    by_part[found] = hit
+    low = high = found
+    while high - low + 1 < SECTION_PARTS:
+        if high + 1 in by_part:
+            high += 1
+        elif low - 1 in by_part:
+            low -= 1
+        else:
+            break
+    return [by_part[k] for k in range(low, high + 1)]
+
+
+def _joined_parts(texts: list[str]) -> str:
+    """A section's parts as one text: a part's leading overlap (the end of the part before it,
+    repeated so a cut sentence is still found) is left out."""
+    joined = texts[0]
+    for text in texts[1:]:
+        head, _, rest = text.partition("\n\n")
+        joined += "\n\n" + (rest if rest and head.strip() and joined.rstrip().endswith(head.strip()) else text)
+    return joined
 
 
 def _fuse(ranked: list[list[IndexHit]], k: int = 60) -> list[IndexHit]:
