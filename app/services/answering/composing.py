@@ -38,7 +38,7 @@ class Section:
     @property
     def name(self) -> str | None:
         """The option, field or command the section is about, when its heading is one."""
-        heading = self.heading.strip()
+        heading = re.sub(r"^[^\w`@./$-]+", "", self.heading).strip()  # "📦 plugin-pwa": the emoji is decoration
         if NAME_HEADING.match(heading) and not (heading[:1].isupper() and heading[1:].islower()):
             return heading
         return None
