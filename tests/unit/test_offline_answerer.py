@@ -85,7 +85,7 @@ def test_table_rows_are_quoted_by_their_option_and_the_example_config_inline():
     assert "|" not in answer and "—" not in answer and "`" not in answer  # no row flattened, no Markdown
     assert "Accepted fields" not in answer and ":[" not in answer and ": [" not in answer
     assert "trackingID (string, default Required): The tracking ID of your analytics service [1]." in answer
-    assert "Example configuration: module.exports = { trackingID: 'x', }; [1]." in answer
+    assert "Example configuration, in docusaurus.config.js: module.exports = { trackingID: 'x', }; [1]." in answer
 
 
 def test_a_list_introduced_by_a_colon_is_folded_into_its_sentence():
@@ -337,3 +337,18 @@ def test_a_sentence_of_code_spans_is_not_quoted():
     text = "Support multiple patterns: `slug: my-blog-post`, `slug: /my/path/to/blog/post`, slug: `/`."
     assert passage_sentences(text) == []
     assert passage_sentences("Set the `slug` front matter to change the URL of a post.") != []
+
+
+def test_a_path_keeps_its_leading_dot_and_a_comment_its_words():
+    assert passage_sentences("Delete the existing homepage at `./src/pages/index.js` before you start.")[0].text == (
+        "Delete the existing homepage at ./src/pages/index.js before you start."
+    )
+    text = (
+        "Pass it to the docs plugin instead:\n\n"
+        "```js\nmodule.exports = {\n  docs: {\n    // Equivalent to `docsUrl`.\n    routeBasePath: 'docs',\n  },\n};\n```\n"
+    )
+    answer = compose("How do I set docsUrl?", text)
+    assert answer == (
+        "Pass it to the docs plugin instead: module.exports = { docs: { // Equivalent to docsUrl. "
+        "routeBasePath: 'docs', }, }; [1]."
+    )

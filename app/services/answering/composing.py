@@ -21,6 +21,7 @@ NOT_PLAIN = re.compile(
 )
 CITATIONS = re.compile(r"\s*\[\d+\]")
 _INNER_FENCE = re.compile(r"^\s*(?:```|~~~)")
+_COMMENT = re.compile(r"(?:^|\s)(?://|#|/\*|<!--|\{/\*).*$")
 
 
 @dataclass
@@ -108,7 +109,11 @@ def render(plan: list[Quote], markdown: bool) -> str:
 def _code_lead(unit: Unit, section: Section, before: Unit | None, markdown: bool) -> str:
     intro = unit.intro if markdown else unit.intro.replace("`", "")
     if len(intro.split()) >= 2:  # "Bash:" or "JSON:" labels a tab; it introduces nothing
-        return intro[:1].upper() + intro[1:]
+        lead = intro[:1].upper() + intro[1:]
+        if unit.title and unit.title not in intro:
+            # Where the snippet goes is part of the how-to: "..., in src/theme/MDXComponents.js".
+            lead += f", in `{unit.title}`" if markdown else f", in {unit.title}"
+        return lead
     if before is not None and before.position == unit.context:
         return f"For example, in {unit.title}" if unit.title else "For example"
     return f"In {unit.title}" if unit.title else f"From “{section.heading}”"
@@ -117,10 +122,17 @@ def _code_lead(unit: Unit, section: Section, before: Unit | None, markdown: bool
 def one_line(lines: list[str]) -> str:
     """A code excerpt as one line of plain text (the widget collapses newlines anyway); the
     fences of a Markdown example's inner code blocks are left out, they would read as Markdown."""
-    text = " ".join(line.strip() for line in lines if not _INNER_FENCE.match(line))
+    text = " ".join(_plain_comment(line.strip()) for line in lines if not _INNER_FENCE.match(line))
     if len(text) > CODE_CHARS:
         text = text[: CODE_CHARS - 1].rsplit(" ", 1)[0] + " …"
     return text
+
+
+def _plain_comment(line: str) -> str:
+    """A code line with the backticks of its comment dropped ("// Equivalent to `docsUrl`."):
+    in a comment they are the book's Markdown, and in the widget's text they would read as such."""
+    found = _COMMENT.search(line)
+    return line if not found else line[: found.start()] + found.group(0).replace("`", "")
 
 
 def _fenced(unit: Unit, lines: list[str]) -> str:

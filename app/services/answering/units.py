@@ -281,7 +281,7 @@ def _clean(sentence: str, *, row: bool = False) -> str | None:
     sentence = _SYMBOLS.sub("", sentence).strip()
     sentence = _LABEL.sub("", sentence)
     sentence = re.sub(r"(?<![.])\.\.(?!\.)", ".", sentence)  # "`0.0.0.0`.." -> one full stop
-    sentence = re.sub(r"\s+([,.;:!?])", r"\1", sentence)  # a dropped image or tag left a space
+    sentence = re.sub(r"\s+([,.;:!?])(?=\s|$)", r"\1", sentence)  # a dropped image or tag left a space (not "./src")
     if not _ENDS_WELL.search(sentence) or sentence.count("`") % 2 or sentence.endswith(("..", "…")):
         return None
     if sentence.rstrip("\"'”’)").endswith("?"):
