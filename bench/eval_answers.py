@@ -17,6 +17,8 @@ text and the `done` event's sources:
 - gold_cited: share of answered real questions citing a page that answers them (target ≥ 0.85);
 - real_refused: real questions answered "not in the book" (target 0);
 - offtopic_refused: share of off-topic questions refused (target ≥ 0.9);
+- follow_up_repeats: of the follow-ups "Can you give an example?" asked after each answered
+  real question (in its conversation), those repeating a sentence of the first answer (target 0);
 - all_facts, facts_share: over the real questions that have key facts (the strings an
   actionable answer must contain: `key_facts` in the question's line, or in a `.keyfacts.jsonl`
   beside the questions file, matched by id), the share of answers holding all of them and the
@@ -30,8 +32,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 
 from bench.answer_checks import broken_text, cites_gold_page, key_facts_held, markdown_markers, uncited_sources
@@ -39,7 +43,7 @@ from bench.eval_retrieval import docs_folder, label_path, read_questions
 
 METRICS = (
     "real", "offtopic", "markdown", "broken", "uncited_sources", "gold_cited", "real_refused", "offtopic_refused",
-    "keyfacts", "all_facts", "facts_share", "longest",
+    "keyfacts", "all_facts", "facts_share", "longest", "follow_ups", "follow_up_repeats",
 )
 
 
@@ -64,19 +68,42 @@ def ask_all(docs: Path, questions: list[dict], offtopic: list[dict], *, site_url
         answers = []
         for kind, group in (("real", questions), ("offtopic", offtopic)):
             for q in group:
-                text, sources, grounded = "", [], False
-                for event in chat.start(ChatQuestion(q["question"])).events():
-                    if event["type"] == "token":
-                        text += event["content"]
-                    elif event["type"] == "done":
-                        sources, grounded = event["sources"], event["grounded"]
+                conversation, text, sources, grounded = ask(chat, ChatQuestion(q["question"]))
                 gold = [label_path(f, docs) for f in q.get("expected_files", [])]
-                answers.append({"id": q["id"], "kind": kind, "question": q["question"], "text": text,
-                                "sources": sources, "grounded": grounded, "gold": gold,
-                                "key_facts": q.get("key_facts"), "any_of": q.get("any_of")})
+                answer = {"id": q["id"], "kind": kind, "question": q["question"], "text": text,
+                          "sources": sources, "grounded": grounded, "gold": gold,
+                          "key_facts": q.get("key_facts"), "any_of": q.get("any_of")}
+                if kind == "real" and grounded:
+                    # The follow-up readers ask most: it must add to the answer, not repeat it.
+                    _, again, _, _ = ask(chat, ChatQuestion(FOLLOW_UP, conversation_id=conversation))
+                    answer["follow_up"] = again
+                answers.append(answer)
         with app.app_context():
             db.engine.dispose()
     return {"mode": "hybrid" if hybrid else "keyword", "answers": answers}
+
+
+FOLLOW_UP = "Can you give an example?"
+
+
+def ask(chat, question) -> tuple:  # noqa: ANN001 - ChatService, ChatQuestion (imported late)
+    """(conversation id, streamed text, sources, grounded) of one question through the chat path."""
+    conversation, text, sources, grounded = None, "", [], False
+    for event in chat.start(question).events():
+        if event["type"] == "metadata":
+            conversation = uuid.UUID(event["conversation_id"])
+        elif event["type"] == "token":
+            text += event["content"]
+        elif event["type"] == "done":
+            sources, grounded = event["sources"], event["grounded"]
+    return conversation, text, sources, grounded
+
+
+def repeats(first: str, follow_up: str) -> bool:
+    """Whether the follow-up repeats a sentence of the first answer (citations aside)."""
+    def sentences(text: str) -> set[str]:
+        return {" ".join(s.split()).casefold() for s in re.split(r"\s*\[\d+\]\.?\s*", text) if len(s.split()) >= 5}
+    return bool(sentences(first) & sentences(follow_up))
 
 
 def score(answers: list[dict]) -> dict:
@@ -109,6 +136,9 @@ def score(answers: list[dict]) -> dict:
         sum(sum(a["facts_held"]) / len(a["facts_held"]) for a in with_facts) / max(1, len(with_facts)), 3
     )
     metrics["longest"] = max((len(a["text"]) for a in answered), default=0)
+    follow_ups = [a for a in real if "follow_up" in a]
+    metrics["follow_ups"] = len(follow_ups)
+    metrics["follow_up_repeats"] = sum(repeats(a["text"], a["follow_up"]) for a in follow_ups)
     return {"metrics": metrics, "problems": problems}
 
 

@@ -6,7 +6,8 @@ from bench.eval_answers import main
 from tests.conftest import FIXTURE_BOOK
 
 REAL = [
-    {"id": "q1", "question": "How often should I water tomatoes?", "expected_files": ["guides/watering.md"]},
+    {"id": "q1", "question": "How often should I water tomatoes?", "expected_files": ["guides/watering.md"],
+     "key_facts": ["two or three times a week", "pruning shears"]},
     {"id": "q2", "question": "When do seedlings go outside after frost?", "expected_files": ["api/configuration.mdx"]},
 ]
 OFF_TOPIC = [
@@ -30,3 +31,6 @@ def test_keyword_run_prints_a_table_and_the_metrics(tmp_path, capsys):
     assert metrics["gold_cited"] == 1.0  # each answer cites the page that answers it
     for problem in ("markdown", "broken", "uncited_sources"):
         assert 0 <= metrics[problem] <= 2  # counted over the two answered questions
+    # q1's answer says how often, not what the book never says: one of its two key facts held.
+    assert metrics["keyfacts"] == 1 and metrics["all_facts"] == 0.0 and metrics["facts_share"] == 0.5
+    assert metrics["follow_ups"] == 2 and metrics["follow_up_repeats"] == 0

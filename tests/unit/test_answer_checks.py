@@ -2,7 +2,14 @@
 
 import pytest
 
-from bench.answer_checks import broken_text, cited_numbers, cites_gold_page, markdown_markers, uncited_sources
+from bench.answer_checks import (
+    broken_text,
+    cited_numbers,
+    cites_gold_page,
+    key_facts_held,
+    markdown_markers,
+    uncited_sources,
+)
 
 CLEAN = (
     "Docusaurus can add a search bar with Algolia DocSearch [1]. The theme provides the search page, "
@@ -71,3 +78,11 @@ def test_gold_page_must_be_cited_not_only_listed():
     assert cites_gold_page("Search is built in [2].", sources, ["guides/search.mdx"])
     assert not cites_gold_page("Docusaurus is a site generator [1].", sources, ["guides/search.mdx"])
     assert not cites_gold_page("Out of range [7].", sources, ["guides/search.mdx"])
+
+
+def test_key_facts_are_held_case_insensitively_and_through_their_other_spellings():
+    answer = "Set onBrokenLinks to 'THROW' in the `blog` directory [1]."
+    assert key_facts_held(answer, ["onbrokenlinks", "throw", "navbar"]) == [True, True, False]
+    spellings = ["blog directory", "`blog` directory", "blog/"]
+    assert key_facts_held(answer, ["blog directory", "throw"], spellings) == [True, True]
+    assert key_facts_held("Nothing here.", ["blog directory"], spellings) == [False]

@@ -21,6 +21,7 @@ NOT_PLAIN = re.compile(
 )
 CITATIONS = re.compile(r"\s*\[\d+\]")
 _INNER_FENCE = re.compile(r"^\s*(?:```|~~~)")
+_PATH = re.compile(r"[\w@~.-]*[./][\w@~./-]*")
 _COMMENT = re.compile(r"(?:^|\s)(?://|#|/\*|<!--|\{/\*).*$")
 
 
@@ -108,15 +109,19 @@ def render(plan: list[Quote], markdown: bool) -> str:
 
 def _code_lead(unit: Unit, section: Section, before: Unit | None, markdown: bool) -> str:
     intro = unit.intro if markdown else unit.intro.replace("`", "")
+    # A block's title is where it goes when it is a file ("docusaurus.config.js"), else a label.
+    path = unit.title if _PATH.fullmatch(unit.title) else ""
+    where = (f"`{path}`" if markdown else path) if path else ""
     if len(intro.split()) >= 2:  # "Bash:" or "JSON:" labels a tab; it introduces nothing
         lead = intro[:1].upper() + intro[1:]
-        if unit.title and unit.title not in intro:
-            # Where the snippet goes is part of the how-to: "..., in src/theme/MDXComponents.js".
-            lead += f", in `{unit.title}`" if markdown else f", in {unit.title}"
+        if where and path not in intro:
+            lead += f", in {where}"  # where the snippet goes is part of the how-to
         return lead
     if before is not None and before.position == unit.context:
-        return f"For example, in {unit.title}" if unit.title else "For example"
-    return f"In {unit.title}" if unit.title else f"From “{section.heading}”"
+        return f"For example, in {where}" if where else "For example"
+    if where:
+        return f"In {where}"
+    return unit.title or f"From “{section.heading}”"
 
 
 def one_line(lines: list[str]) -> str:

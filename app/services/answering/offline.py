@@ -403,9 +403,10 @@ class _Said:
         if unit.kind == "code":
             # A snippet already shown (a window of it): three of its distinctive lines, or all, are
             # there; a line of boilerplate ("export default {") alone is not the same snippet.
-            lines = {normalised(line) for line in unit.code if len(line.strip()) >= 12} - {""}
-            shown = [line for line in lines if line in self.previous or line in self.selection]
-            return bool(lines) and (len(shown) >= min(3, len(lines)))
+            lines = {normalised(line) for line in unit.code} - {""}
+            distinctive = {line for line in lines if len(line) >= 12} or lines
+            shown = [line for line in distinctive if line in self.previous or line in self.selection]
+            return bool(distinctive) and len(shown) >= min(3, len(distinctive))
         text = normalised(unit.text)
         if not text:
             return False
