@@ -352,3 +352,21 @@ def test_a_path_keeps_its_leading_dot_and_a_comment_its_words():
         "Pass it to the docs plugin instead: module.exports = { docs: { // Equivalent to docsUrl. "
         "routeBasePath: 'docs', }, }; [1]."
     )
+
+
+def test_a_follow_up_moves_the_same_option_to_what_it_names():
+    docs = page_passage("Set `showLastUpdateTime` to `true` in the docs plugin options to show when each doc page was "
+                        "last updated.", "docs-plugin.md", "Docs plugin > showLastUpdateTime", 1.0)
+    blog = page_passage("Set `showLastUpdateTime` to `true` in the blog plugin options to show when each blog post was "
+                        "last updated.", "blog-plugin.md", "Blog plugin > showLastUpdateTime", 1.0)
+    # The first question's retrieval ranks the blog far below; the follow-up's (the previous
+    # question and "blog") ranks both pages high.
+    weak_blog = page_passage(blog.text, "blog-plugin.md", "Blog plugin > showLastUpdateTime", 0.3)
+    first = answerer().compose(
+        AnswerRequest(question="How do I show the last update time of a doc?", passages=[docs, weak_blog])
+    )
+    assert first.startswith("showLastUpdateTime: Set showLastUpdateTime to true in the docs plugin")
+    history = [("user", "How do I show the last update time of a doc?"), ("assistant", first)]
+    follow_up = answerer().compose(AnswerRequest(question="And for the blog?", passages=[docs, blog], history=history))
+    assert follow_up.startswith("showLastUpdateTime: Set showLastUpdateTime to true in the blog plugin options")
+    assert "docs plugin" not in follow_up
