@@ -177,3 +177,43 @@ def test_qdrant_replaces_a_plain_collection_named_like_the_alias():
     index.write(IndexSpec(dense_dim=None), points(dense=False), [], full=False)
     assert index.count() == 3
     assert [a.alias_name for a in client.get_aliases().aliases] == ["book"]
+
+
+def test_the_next_write_removes_the_staging_folder_a_killed_ingest_left(tmp_path):
+    """kill -9 in the middle of a full rebuild skips its cleanup: the next write (under the same
+    lock, so no other writer is at work) removes the half-built copy."""
+    import signal
+    import subprocess
+    import sys
+
+    root = tmp_path / "book"
+    EdgeIndexWriter(root).write(IndexSpec(dense_dim=None), points(dense=False), [], full=True)
+    # The rebuild stalls once its staging copy exists (a slow build), so the kill lands mid-way.
+    code = (
+        "import time\n"
+        "from pathlib import Path\n"
+        "import qdrant_edge as qe\n"
+        "from app.services.index.base import IndexSpec\n"
+        "from app.services.index.edge import EdgeIndexWriter\n"
+        "create = qe.EdgeShard.create\n"
+        "def stalled(*args, **kwargs):\n"
+        "    shard = create(*args, **kwargs)\n"
+        "    time.sleep(600)\n"
+        "    return shard\n"
+        "qe.EdgeShard.create = stalled\n"
+        f"EdgeIndexWriter(Path({str(root)!r})).write(IndexSpec(dense_dim=None), [], [], full=True)\n"
+    )
+    ingest = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 60
+        while not list((root / "versions").glob(".*.tmp")):
+            assert ingest.poll() is None and time.monotonic() < deadline, "the rebuild never started staging"
+            time.sleep(0.01)
+        ingest.send_signal(signal.SIGKILL)
+    finally:
+        ingest.kill()
+        ingest.wait(timeout=30)
+    assert list((root / "versions").glob(".*.tmp"))  # what a killed ingest leaves
+    EdgeIndexWriter(root).write(IndexSpec(dense_dim=None), points(dense=False)[:1], [], full=False)
+    assert not list((root / "versions").glob(".*.tmp"))
+    assert EdgeIndex(root).count() == 3

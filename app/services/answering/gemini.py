@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from google.genai import types
 
 from app.services.answering.base import AnswerRequest, AnswerStream
@@ -54,10 +56,16 @@ pronouns and references using the conversation. Output only the query, no quotes
 explanation. If it is already standalone, repeat it unchanged."""
 
 
+_PROMPT_TAG = re.compile(r"<(\s*/?\s*(?:passages|selection)\b[^<>]*)>", re.IGNORECASE)
+_QUESTION_LINE = re.compile(r"^(\s*)(question\s*:)", re.IGNORECASE | re.MULTILINE)
+
+
 def _quote(text: str) -> str:
-    # Book text and selections are wrapped in tags; neutralise any closing tag inside them so
-    # quoted data can never end the quote early and speak as the reader.
-    return text.replace("</passages>", "</ passages>").replace("</selection>", "</ selection>")
+    # Book text, selections and the question are wrapped in tags or labelled; neutralise any tag
+    # of ours inside them, in any case or spacing ("</SELECTION >"), and any line that would read
+    # as our "Question:" label, so quoted data can never end a block early or speak as the reader.
+    text = _PROMPT_TAG.sub(lambda m: f"‹{m.group(1)}›", text)
+    return _QUESTION_LINE.sub(lambda m: f"{m.group(1)}(quoted) {m.group(2)}", text)
 
 
 def format_passages(passages: list[Passage]) -> str:
@@ -74,7 +82,7 @@ def build_prompt(request: AnswerRequest) -> str:
     parts = [f"<passages>\n{format_passages(request.passages)}\n</passages>" if request.passages else "<passages>\n(none)\n</passages>"]
     if request.mode == "selection" and request.selection:
         parts.append(f"<selection>\n{_quote(request.selection.strip())}\n</selection>")
-    parts.append(f"Question: {request.question.strip()}")
+    parts.append(f"Question: {_quote(request.question.strip())}")
     return "\n\n".join(parts)
 
 

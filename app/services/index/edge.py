@@ -280,6 +280,7 @@ class EdgeIndexWriter:
             return None
         self.root.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.root / ".write.lock")):
+            self._clean_staging()
             live = read_pointer(self.root)
             name = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
             folder = self.root / "versions" / name
@@ -316,6 +317,13 @@ class EdgeIndexWriter:
             write_pointer(self.root, name)
             self._prune(keep=name)
             return name
+
+    def _clean_staging(self) -> None:
+        # Under the write lock no other writer is at work: a staging folder is what a killed
+        # ingest left (kill -9 skips the cleanup below), a copy of the index taking disk space.
+        for left in (self.root / "versions").glob(".*.tmp"):
+            log.info("removing the staging folder a stopped ingest left: %s", left.name)
+            shutil.rmtree(left, ignore_errors=True)
 
     def _prune(self, keep: str) -> None:
         versions = sorted(p for p in (self.root / "versions").iterdir() if not p.name.startswith("."))
