@@ -370,3 +370,16 @@ def test_a_follow_up_moves_the_same_option_to_what_it_names():
     follow_up = answerer().compose(AnswerRequest(question="And for the blog?", passages=[docs, blog], history=history))
     assert follow_up.startswith("showLastUpdateTime: Set showLastUpdateTime to true in the blog plugin options")
     assert "docs plugin" not in follow_up
+
+
+def test_a_numbered_procedure_answers_a_how_to_whole_and_in_order():
+    text = (
+        "The browser blocks the widget when the service does not allow the book's origin.\n\n"
+        "1. Find the page's exact origin, such as `https://my-book.example`.\n"
+        "2. Add it to `ALLOWED_ORIGINS`, comma-separated, without a path.\n"
+        "3. Restart the service so that it reads the new setting.\n"
+    )
+    answer = compose("Why does the browser block the widget?", text)
+    steps = ["Find the page's exact origin", "Add it to ALLOWED_ORIGINS", "Restart the service"]
+    assert all(step in answer for step in steps)
+    assert answer.index(steps[0]) < answer.index(steps[1]) < answer.index(steps[2])

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from app.services.answering.base import AnswerRequest, Usage
 from app.services.answering.composing import NOT_PLAIN, Quote, Section, dedent, normalised, one_line, render
-from app.services.answering.question import EXAMPLE, WHAT, WHICH, Reading, local_idf, read_question
+from app.services.answering.question import EXAMPLE, HOW, WHAT, WHICH, WHY, Reading, local_idf, read_question
 from app.services.answering.units import Unit, passage_units
 from app.services.retrieval.retriever import Passage
 from app.services.retrieval.sparse import Analyzer
@@ -286,6 +286,9 @@ class OfflineAnswerer:
             context = units[code].context
             if context is not None and context not in chosen and not said.covers(units[context]):
                 chosen.append(context)
+        if first and reading.ask in (HOW, WHY) and chosen:
+            # A numbered procedure that answers a how-to is answered whole, in its order.
+            chosen.extend(i for i, u in enumerate(units) if u.step and i not in chosen and not said.covers(u))
         if not chosen and first and (section.heading_terms & reading.weights.keys()):
             # The heading names the question's topic though no sentence repeats its words.
             chosen = [i for i, u in enumerate(units) if u.kind in ("sentence", "row") and not said.covers(u)][:2]

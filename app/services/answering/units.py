@@ -61,6 +61,7 @@ class Unit:
     title: str = ""
     intro: str = ""
     context: int | None = None
+    step: bool = False  # a step of a numbered procedure ("1. Find ... 2. Add it to ...")
 
 
 # Kept for readers of older code: a prose unit is what this module used to call a sentence.
@@ -76,28 +77,33 @@ class _Block:
     lang: str = ""
     title: str = ""
     intro: str = ""
+    step: bool = False
 
 
 @lru_cache(maxsize=2048)
 def _units_of(text: str) -> tuple[tuple, ...]:
-    """(kind, plain, markdown, block, row name, code, lang, title, intro, context) in book order."""
+    """(kind, plain, markdown, block, row name, code, lang, title, intro, context, step) in book order."""
     out: list[tuple] = []
     last_sentence: int | None = None
     last_sentence_block = -2
     for index, block in enumerate(_blocks(_PARSER.parse(text))):
         if block.kind == "code":
             context = last_sentence if last_sentence_block == index - 1 else None
-            out.append(("code", "\n".join(block.code), "", index, "", block.code, block.lang, block.title, block.intro, context))
+            out.append(
+                ("code", "\n".join(block.code), "", index, "", block.code, block.lang, block.title, block.intro, context, False)
+            )
             continue
         if block.kind == "field":
             plain = block.markdown.replace("`", "")
-            out.append(("field", plain, block.markdown, index, "", (), "", "", "", None))
+            out.append(("field", plain, block.markdown, index, "", (), "", "", "", None, False))
             continue
         for piece in _split(block.markdown):
             sentence = _clean(piece, row=block.kind == "row")
             if sentence:
                 kind = "row" if block.kind == "row" else "sentence"
-                out.append((kind, sentence.replace("`", ""), sentence, index, block.row_name, (), "", "", "", None))
+                out.append(
+                    (kind, sentence.replace("`", ""), sentence, index, block.row_name, (), "", "", "", None, block.step)
+                )
                 last_sentence, last_sentence_block = len(out) - 1, index
     return tuple(out)
 
@@ -105,8 +111,8 @@ def _units_of(text: str) -> tuple[tuple, ...]:
 def passage_units(text: str, passage: int = 0) -> list[Unit]:
     """The quotable units of one passage, in book order."""
     return [
-        Unit(plain, md, passage, i, kind, block, row, code, lang, title, intro, context)
-        for i, (kind, plain, md, block, row, code, lang, title, intro, context) in enumerate(_units_of(text))
+        Unit(plain, md, passage, i, kind, block, row, code, lang, title, intro, context, step)
+        for i, (kind, plain, md, block, row, code, lang, title, intro, context, step) in enumerate(_units_of(text))
     ]
 
 
@@ -121,6 +127,7 @@ def _blocks(tokens: list[Token]) -> list[_Block]:
     i = 0
     list_depth = 0
     previous_close = ""  # the type of the token that closed the last block
+    kinds: list[str] = []  # the lists the current token is in, outermost first
     while i < len(tokens):
         token = tokens[i]
         if token.type == "table_open":
@@ -139,8 +146,10 @@ def _blocks(tokens: list[Token]) -> list[_Block]:
                     previous_close = "list_close"
                     continue
             list_depth += 1
+            kinds.append(token.type)
         elif token.type in ("bullet_list_close", "ordered_list_close"):
             list_depth -= 1
+            kinds.pop()
         elif token.type == "fence":
             intro = ""
             if previous_close == "paragraph_close" and blocks and blocks[-1].kind == "prose":
@@ -170,7 +179,7 @@ def _blocks(tokens: list[Token]) -> list[_Block]:
                 # "- `banner`: one of `'none'`, ...": an option's row written as a list item.
                 blocks.append(_Block("row", text, row_name=definition.group(1)))
             else:
-                blocks.append(_Block("prose", text))
+                blocks.append(_Block("prose", text, step=kinds == ["ordered_list_open"]))
         if token.type.endswith("_close") or token.type == "fence":
             previous_close = token.type
         i += 1
