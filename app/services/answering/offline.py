@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from app.services.answering.base import AnswerRequest, Usage
-from app.services.answering.composing import NOT_PLAIN, Quote, Section, dedent, normalised, one_line, render
+from app.services.answering.composing import CODE_CHARS, NOT_PLAIN, Quote, Section, dedent, normalised, one_line, render
 from app.services.answering.question import EXAMPLE, HOW, WHAT, WHICH, WHY, Reading, local_idf, read_question
 from app.services.answering.units import Unit, passage_units
 from app.services.retrieval.retriever import Passage
@@ -67,6 +67,7 @@ TOPIC_BOOST = 2.0  # a follow-up with no words of its own stays with the section
 BM25_K1, BM25_B = 1.2, 0.5
 ROW_ASKED = 1.5
 
+_COMMENT_LINE = re.compile(r"^\s*(?://|#|/\*|<!--|\{/\*)")
 _PIECE = re.compile(r"\S+\s*|\s+")
 _META = re.compile(r"\b(?:this (?:section|page|guide|tutorial|document)|we will|we'll|in the following)\b", re.I)
 _POINTS_AWAY = re.compile(
@@ -278,7 +279,7 @@ class OfflineAnswerer:
         if first and name:
             chosen.extend(i for i, u in enumerate(units) if u.kind == "field" and i not in chosen and not said.covers(u))
         excerpts = {
-            i: self._excerpt(u, weights) for i, u in enumerate(units) if u.kind == "code" and not said.covers(u)
+            i: self._excerpt(u, weights, markdown) for i, u in enumerate(units) if u.kind == "code" and not said.covers(u)
         }
         code = self._code(section, relevance, reading, excerpts, markdown, best, first=first, answers=bool(chosen))
         if code is not None:
@@ -341,18 +342,28 @@ class OfflineAnswerer:
             total *= 0.4
         return total
 
-    def _excerpt(self, unit: Unit, weights: dict[str, float]) -> list[str]:
+    def _excerpt(self, unit: Unit, weights: dict[str, float], markdown: bool) -> list[str]:
         """The lines of a code block worth quoting: all of a short block; of a long one, the
-        earliest window of CODE_LINES lines holding nearly the most question weight."""
+        earliest window of CODE_LINES lines holding nearly the most question weight. In text,
+        where the excerpt is one line of at most CODE_CHARS, the window's weaker ends go first."""
         lines = [line.rstrip() for line in unit.code if line.strip()]
-        if len(lines) <= CODE_LINES:
-            return dedent(lines)
         scores = [sum(weights.get(t, 0.0) for t in set(self.analyzer.terms(line))) for line in lines]
-        windows = [sum(scores[k : k + CODE_LINES]) for k in range(len(lines) - CODE_LINES + 1)]
-        # The earliest window nearly as good as the best: a block's opening carries its structure.
-        start = next(k for k, score in enumerate(windows) if score >= 0.75 * max(windows))
-        window = dedent(lines[start : start + CODE_LINES])
-        return (["…"] if start else []) + window + (["…"] if start + CODE_LINES < len(lines) else [])
+        for k in range(len(lines) - 1):
+            if _COMMENT_LINE.match(lines[k]):
+                scores[k + 1] += scores[k]  # "// Equivalent to `docsUrl`." is about the next line
+        start, end = 0, len(lines)
+        if len(lines) > CODE_LINES:
+            windows = [sum(scores[k : k + CODE_LINES]) for k in range(len(lines) - CODE_LINES + 1)]
+            # The earliest window nearly as good as the best: a block's opening carries its structure.
+            start = next(k for k, score in enumerate(windows) if score >= 0.75 * max(windows))
+            end = start + CODE_LINES
+        while not markdown and end - start > 1 and len(one_line(lines[start:end])) >= CODE_CHARS:
+            if scores[start] < scores[end - 1]:
+                start += 1
+            else:
+                end -= 1
+        window = dedent(lines[start:end])
+        return (["…"] if start else []) + window + (["…"] if end < len(lines) else [])
 
     def _code(
         self, section: Section, relevance: list[float], reading: Reading, excerpts: dict[int, list[str]],
