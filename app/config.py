@@ -125,6 +125,11 @@ class Settings(BaseSettings):
         default="json", description="json: one JSON object per log line; text: for humans."
     )
     metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at GET /metrics.")
+    # Traffic, Gemini calls and token counts are not for anyone on a public Space: without a
+    # token /metrics is not served (404); with one, only `Authorization: Bearer <token>` gets it.
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token GET /metrics requires; unset: /metrics is not served."
+    )
 
     @field_validator("rate_limit_chat")
     @classmethod

@@ -67,7 +67,7 @@ class Gunicorn(service.Gunicorn):
         """/metrics as {(name, sorted labels): value}."""
         from prometheus_client.parser import text_string_to_metric_families
 
-        text = requests.get(f"{self.url}/metrics", timeout=10).text
+        text = requests.get(f"{self.url}/metrics", headers=service.METRICS_AUTH, timeout=10).text
         return {
             (s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text)

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # Stable machine-readable names for the statuses this API uses.
 _CODES = {
     400: "bad_request",
+    401: "unauthorized",
     404: "not_found",
     408: "request_timeout",
     405: "method_not_allowed",

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
-from tests.support.service import NO_HEALTH_CACHE, NO_LIMITS, ROOT, Service
+from tests.support.service import METRICS_TOKEN, NO_HEALTH_CACHE, NO_LIMITS, ROOT, Service
 
 pytestmark = pytest.mark.e2e
 
@@ -195,7 +195,8 @@ def run(example: Example, url: str, real_ids: dict[str, str], headers_file: Path
         command = command.replace(shown_id, real_id)
     assert not re.search(r"<\w+>", command), f"a placeholder no earlier example gave a value for: {command}"
     command = re.sub(r"\bcurl\b", f"curl -D {headers_file}", command)
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    # $METRICS_TOKEN in an example is the operator's token: the tested service's.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "METRICS_TOKEN": METRICS_TOKEN}
     result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, env=env)
     head = headers_file.read_text().splitlines() if headers_file.exists() else []
     statuses = [i for i, line in enumerate(head) if line.startswith("HTTP/")]

@@ -18,7 +18,15 @@ import pytest
 import requests
 
 from tests.support.waiting import wait_until
-from tests.support.service import NO_HEALTH_CACHE, Service, chat_then_leave, free_port, typing_pace, widget_chat
+from tests.support.service import (
+    METRICS_AUTH,
+    NO_HEALTH_CACHE,
+    Service,
+    chat_then_leave,
+    free_port,
+    typing_pace,
+    widget_chat,
+)
 from tests.fakes.gemini_server import FakeGeminiProcess
 
 pytestmark = pytest.mark.e2e
@@ -147,7 +155,7 @@ def active_streams(url: str) -> float:
     """The answers being streamed now, all workers (the chat_active_streams gauge)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    families = text_string_to_metric_families(requests.get(f"{url}/metrics", timeout=5).text)
+    families = text_string_to_metric_families(requests.get(f"{url}/metrics", headers=METRICS_AUTH, timeout=5).text)
     return sum(s.value for family in families if family.name == "chat_active_streams" for s in family.samples)
 
 

@@ -11,7 +11,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.service import NO_LIMITS, Service, typing_pace, widget_chat
+from tests.support.service import METRICS_AUTH, NO_LIMITS, Service, typing_pace, widget_chat
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +41,7 @@ def service(tmp_path_factory):
 
 def scrape(url: str) -> dict[tuple[str, tuple], float]:
     """Every sample of /metrics, keyed by (name, sorted labels)."""
-    response = requests.get(f"{url}/metrics", timeout=10)
+    response = requests.get(f"{url}/metrics", headers=METRICS_AUTH, timeout=10)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     samples = {}
@@ -125,7 +125,7 @@ def test_metrics_add_up_across_two_workers(service):
 
 def test_metrics_is_not_rate_limited_and_not_logged(service):
     for _ in range(30):
-        assert requests.get(f"{service.url}/metrics", timeout=10).status_code == 200
+        assert requests.get(f"{service.url}/metrics", headers=METRICS_AUTH, timeout=10).status_code == 200
     # A healthy probe is a DEBUG line (the image's HEALTHCHECK probes every 30 s); an ordinary
     # request still gets its INFO line.
     assert requests.get(f"{service.url}/api/health/live", timeout=10).status_code == 200
@@ -134,3 +134,11 @@ def test_metrics_is_not_rate_limited_and_not_logged(service):
     assert '"route": "<unmatched>"' in log
     assert '"route": "/metrics"' not in log
     assert '"route": "/api/health/live"' not in log
+
+
+def test_metrics_are_not_public(service):
+    # Traffic, Gemini calls and token counts are for the operator's scraper only.
+    for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": "Basic dGVzdA=="}):
+        response = requests.get(f"{service.url}/metrics", headers=headers, timeout=10)
+        assert response.status_code == 401 and response.json()["error"] == "unauthorized"
+        assert "chat_" not in response.text and response.headers["WWW-Authenticate"].startswith("Bearer")

@@ -14,6 +14,9 @@ def sample(name, **labels):
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
+TOKEN = "scrape-token-0000"
+
+
 @pytest.fixture
 def fake(fake_gemini):
     return fake_gemini
@@ -22,7 +25,7 @@ def fake(fake_gemini):
 @pytest.fixture
 def client(make_gemini_app, monkeypatch):
     monkeypatch.setattr("app.services.answer_cache.MAX_ENTRIES", 0)
-    return make_gemini_app(gemini_fallback=False).test_client()
+    return make_gemini_app(gemini_fallback=False, metrics_token=TOKEN).test_client()
 
 
 def test_gemini_calls_errors_and_tokens_are_counted(client, fake):
@@ -52,9 +55,21 @@ def test_gemini_calls_errors_and_tokens_are_counted(client, fake):
 
 
 def test_metrics_page_parses_without_gunicorn(client):
-    response = client.get("/metrics")
+    response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200
     names = {family.name for family in text_string_to_metric_families(response.get_data(as_text=True))}
     assert {"http_request_duration_seconds", "chat_first_token_seconds", "chat_retrieval_seconds",
             "gemini_calls", "gemini_errors", "gemini_tokens", "chat_active_streams",
             "answer_cache_lookups", "db_pool_checked_out"} <= names
+
+
+def test_metrics_need_the_token_and_are_not_served_without_one(client, make_app):
+    missing = client.get("/metrics")
+    wrong = client.get("/metrics", headers={"Authorization": "Bearer not-the-token"})
+    for response in (missing, wrong):
+        assert response.status_code == 401 and response.is_json
+        assert response.get_json()["error"] == "unauthorized" and TOKEN not in response.get_data(as_text=True)
+        assert response.headers["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    # No token configured: not served at all, as if the route did not exist.
+    unset = make_app().test_client().get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert unset.status_code == 404 and unset.get_json()["error"] == "not_found"

@@ -45,6 +45,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# /metrics is served only with a token (METRICS_TOKEN): the services tests and benchmarks start
+# have this one, and their scrapes send it.
+METRICS_TOKEN = "test-metrics-token"
+METRICS_AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
 def base_env(instance: Path, **extra: str) -> dict[str, str]:
     """A clean environment for the service: none of the developer's keys, this project's docs/ as
     the book, `instance` as its folder, then `extra`."""
@@ -56,6 +62,7 @@ def base_env(instance: Path, **extra: str) -> dict[str, str]:
         DOCS_PATH=str(ROOT / "docs"),
         LOG_LEVEL="INFO",
         FLASK_APP="wsgi",
+        METRICS_TOKEN=METRICS_TOKEN,
     )
     env.update({k: str(v) for k, v in extra.items()})
     return env

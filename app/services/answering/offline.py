@@ -34,7 +34,9 @@ from dataclasses import dataclass
 
 from app.services.answering.base import AnswerRequest, Usage
 from app.services.answering.composing import CODE_CHARS, NOT_PLAIN, Quote, Section, dedent, normalised, one_line, render
-from app.services.answering.question import EXAMPLE, HOW, WHAT, WHICH, WHY, Reading, local_idf, read_question
+from app.services.answering.question import (
+    EXAMPLE, HOW, WHAT, WHICH, WHY, Reading, local_idf, read_question, what_is_subject,
+)
 from app.services.answering.units import Unit, passage_units
 from app.services.retrieval.retriever import Passage
 from app.services.retrieval.sparse import Analyzer
@@ -77,11 +79,6 @@ _CONTEXTUAL_START = re.compile(
     r"^(?!It(?:'s| is| was) (?:\w+ )?(?:to|that|possible|recommended|easy|important)\b)"  # "It is easy to ..." refers to nothing
     r"(?:This|That|These|Those|It|Its|They|Them|Then|Also|However|So|Otherwise|And|But|Or|Because|Instead|"
     r"Alternatively|Similarly|Likewise|In that case|In this case|For (?:this|that) reason)\b"
-)
-_WHAT_IS = re.compile(
-    r"^\s*(?:what|who)(?:'s|\s+is|\s+are|\s+was|\s+were|\s+does)\s+(?:an?\s+|the\s+)?(?P<subject>.+?)"
-    r"(?:\s+(?:mean|do|stand for))?\s*\??\s*$",
-    re.IGNORECASE,
 )
 _DEFINING = r"(?:is|are|means|refers to|lets|allows|permits|enables|provides|which|that)"
 
@@ -391,7 +388,7 @@ class OfflineAnswerer:
     @staticmethod
     def _definition(question: str, section: Section, said: _Said) -> int | None:
         """For "what is X?": the unit that defines X ("X is ...", "X, which allows ...", "called X")."""
-        subject = _subject(question)
+        subject = what_is_subject(question)
         if subject is None:
             return None
         for i, unit in enumerate(section.units):
@@ -432,18 +429,6 @@ class _Said:
             words = set(text.split())
             return len(words & set(self.selection.split())) >= 0.8 * len(words)
         return False
-
-
-def _subject(question: str) -> re.Pattern[str] | None:
-    """For "what is X?": a pattern for X as a sentence names it (plural or -ing forms too)."""
-    match = _WHAT_IS.match(question.strip())
-    if not match:
-        return None
-    words = re.findall(r"[\w@/.-]+", match.group("subject"))[:4]
-    if not words:
-        return None
-    stems = [re.escape(word[: max(3, len(word) - 3)]) + r"[\w-]*" for word in words]
-    return re.compile(r"\b" + r"\W+".join(stems), re.IGNORECASE)
 
 
 def _with_context(units: list[Unit], chosen: list[int], said: _Said) -> list[int]:

@@ -121,3 +121,22 @@ def local_idf(texts: list[list[str]]) -> Callable[[str], float]:
         return math.log(1 + (count - df + 0.5) / (df + 0.5))
 
     return idf
+
+
+_WHAT_IS = re.compile(
+    r"^\s*(?:what|who)(?:'s|\s+is|\s+are|\s+was|\s+were|\s+does)\s+(?:an?\s+|the\s+)?(?P<subject>.+?)"
+    r"(?:\s+(?:mean|do|stand for))?\s*\??\s*$",
+    re.IGNORECASE,
+)
+
+
+def what_is_subject(question: str) -> re.Pattern[str] | None:
+    """For "what is X?": a pattern for X as a sentence names it (plural or -ing forms too)."""
+    match = _WHAT_IS.match(question.strip())
+    if not match:
+        return None
+    words = re.findall(r"[\w@/.-]+", match.group("subject"))[:4]
+    if not words:
+        return None
+    stems = [re.escape(word[: max(3, len(word) - 3)]) + r"[\w-]*" for word in words]
+    return re.compile(r"\b" + r"\W+".join(stems), re.IGNORECASE)
