@@ -35,11 +35,12 @@ from dataclasses import dataclass
 from app.services.answering.base import AnswerRequest, Usage
 from app.services.answering.composing import CODE_CHARS, NOT_PLAIN, Quote, Section, dedent, normalised, one_line, render
 from app.services.answering.question import (
-    EXAMPLE, HOW, WHAT, WHICH, WHY, Reading, local_idf, read_question, what_is_subject,
+    EXAMPLE, HOW, WHAT, WHICH, WHY, Reading, read_question, what_is_subject,
 )
 from app.services.answering.units import Unit, passage_units
 from app.services.retrieval.retriever import Passage
-from app.services.retrieval.sparse import Analyzer
+from app.services.retrieval.floor import TermStatistics
+from app.services.retrieval.sparse import Analyzer, term_id
 
 NOT_COVERED = (
     "I couldn't find anything about that in this book. Try rephrasing the question, "
@@ -176,7 +177,9 @@ class OfflineAnswerer:
     def _read(self, question: str, sections: list[Section], history, selection: str | None) -> Reading:  # noqa: ANN001
         idf = self.book_idf() if self.book_idf is not None else None
         if idf is None:
-            idf = local_idf([list(t.elements()) for s in sections for t in s.terms])
+            # The retrieval floor's IDF, over these passages' units instead of the book's sections.
+            units = [t for s in sections for t in s.terms]
+            idf = TermStatistics(len(units), dict(Counter(term_id(t) for terms in units for t in terms))).idf
         previous = next((text for role, text in reversed(history) if role == "user"), None)
         reading = read_question(question, self.analyzer, idf, previous=previous)
         if selection:
@@ -374,7 +377,7 @@ class OfflineAnswerer:
         ]
         if not blocks:
             return None
-        wanted = reading.wants_code or reading.ask == WHICH
+        wanted = reading.wants_code
         scored = sorted(blocks, key=lambda i: (-relevance[i], i))
         top = scored[0]
         if relevance[top] <= 0:

@@ -13,7 +13,6 @@ Many real questions are GitHub issues, a title and a paragraph of context. The a
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -107,20 +106,6 @@ def _weight(term: str, idf: Callable[[str], float]) -> float:
 def _title(question: str) -> str:
     parts = _TITLE_END.split(question.strip(), maxsplit=1)
     return parts[0] if parts else question
-
-
-def local_idf(texts: list[list[str]]) -> Callable[[str], float]:
-    """An IDF over a handful of texts' terms, for when the book's statistics are not at hand."""
-    count = len(texts) or 1
-    frequency: Counter[str] = Counter()
-    for terms in texts:
-        frequency.update(set(terms))
-
-    def idf(term: str) -> float:
-        df = frequency.get(term, 0)
-        return math.log(1 + (count - df + 0.5) / (df + 0.5))
-
-    return idf
 
 
 _WHAT_IS = re.compile(

@@ -15,7 +15,7 @@ and is not mostly code. Indented code (rendered output shown as text) is not quo
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
@@ -64,10 +64,6 @@ class Unit:
     step: bool = False  # a step of a numbered procedure ("1. Find ... 2. Add it to ...")
 
 
-# Kept for readers of older code: a prose unit is what this module used to call a sentence.
-Sentence = Unit
-
-
 @dataclass(frozen=True)
 class _Block:
     kind: str  # "prose" | "row" | "field" | "code"
@@ -81,39 +77,35 @@ class _Block:
 
 
 @lru_cache(maxsize=2048)
-def _units_of(text: str) -> tuple[tuple, ...]:
-    """(kind, plain, markdown, block, row name, code, lang, title, intro, context, step) in book order."""
-    out: list[tuple] = []
+def _units_of(text: str) -> tuple[Unit, ...]:
+    """The units of a passage's text, in book order, as of passage 0 (frozen, so shared)."""
+    out: list[Unit] = []
     last_sentence: int | None = None
     last_sentence_block = -2
     for index, block in enumerate(_blocks(_PARSER.parse(text))):
+        position = len(out)
         if block.kind == "code":
             context = last_sentence if last_sentence_block == index - 1 else None
-            out.append(
-                ("code", "\n".join(block.code), "", index, "", block.code, block.lang, block.title, block.intro, context, False)
-            )
+            out.append(Unit("\n".join(block.code), "", 0, position, "code", index, code=block.code, lang=block.lang,
+                            title=block.title, intro=block.intro, context=context))
             continue
         if block.kind == "field":
-            plain = block.markdown.replace("`", "")
-            out.append(("field", plain, block.markdown, index, "", (), "", "", "", None, False))
+            out.append(Unit(block.markdown.replace("`", ""), block.markdown, 0, position, "field", index))
             continue
         for piece in _split(block.markdown):
             sentence = _clean(piece, row=block.kind == "row")
             if sentence:
                 kind = "row" if block.kind == "row" else "sentence"
-                out.append(
-                    (kind, sentence.replace("`", ""), sentence, index, block.row_name, (), "", "", "", None, block.step)
-                )
+                out.append(Unit(sentence.replace("`", ""), sentence, 0, len(out), kind, index,
+                                row_name=block.row_name, step=block.step))
                 last_sentence, last_sentence_block = len(out) - 1, index
     return tuple(out)
 
 
 def passage_units(text: str, passage: int = 0) -> list[Unit]:
     """The quotable units of one passage, in book order."""
-    return [
-        Unit(plain, md, passage, i, kind, block, row, code, lang, title, intro, context, step)
-        for i, (kind, plain, md, block, row, code, lang, title, intro, context, step) in enumerate(_units_of(text))
-    ]
+    units = _units_of(text)
+    return list(units) if passage == 0 else [replace(unit, passage=passage) for unit in units]
 
 
 def passage_sentences(text: str, passage: int = 0) -> list[Unit]:
