@@ -20,21 +20,28 @@ gunicorn's own one-line error) and WEB_CONCURRENCY (gunicorn's default for --wor
 
 import os
 import sys
+from pathlib import Path
 
 from app.config import ConfigError, load_settings, prepare_instance_path
 from app.logging_setup import gunicorn_logger_class
+from app.observability import metrics_folder as metrics_files
 
 try:
     _settings = load_settings()
-    prepare_instance_path(_settings)  # on_starting writes there first (metrics folder, migrations)
+    prepare_instance_path(_settings)  # on_starting writes there first (SQLite migrations)
 except ConfigError as exc:
     # One line, no traceback (gunicorn would print one for an ordinary exception here).
     sys.stderr.write(f"Configuration error: {exc}\n")
     raise SystemExit(1) from None
 
-# Metrics from every worker land in files here and /metrics adds them up. prometheus_client reads
-# this variable when it is first imported, so it is set now, before the app (or a worker) loads.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_settings.instance_path / "prometheus"))
+# Metrics from every worker land in files in this folder (in RAM: a full data disk must not kill
+# workers, see app/observability/metrics_folder.py) and /metrics adds them up. prometheus_client
+# reads the variable when it is first imported, so it is set now, before the app (or a worker)
+# loads. With metrics off, no folder: each process keeps its unused samples in memory.
+if _settings.metrics_enabled:
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_files.metrics_folder(_settings.instance_path)))
+
+_METRICS_FOLDER = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
 bind = f"0.0.0.0:{_settings.port}"
 # gthread whose main loop reads each request whole (with a deadline) before a thread serves it, so
@@ -74,7 +81,8 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 def on_starting(server):
     """Empty the metrics folder and migrate the database once, in the master, before any worker."""
-    _reset_metrics_dir(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    if _METRICS_FOLDER:
+        metrics_files.reset(Path(_METRICS_FOLDER))
     from app import create_app
     from app.database import MIGRATED_ENV, try_upgrade_database
 
@@ -118,17 +126,17 @@ def _worker_services(worker):
 
 
 def child_exit(server, worker):
-    """A worker is gone: drop its live gauges (active streams, pool) from the sums."""
-    from prometheus_client import multiprocess
+    """A worker is gone: drop its live gauges (active streams, pool) from the sums.
 
-    multiprocess.mark_process_dead(worker.pid)
+    Its counter and histogram files stay: they hold counts that /metrics must keep adding up.
+    """
+    if _METRICS_FOLDER:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
-def _reset_metrics_dir(path):
-    # Files of a previous run would count old workers' samples (and their pids may be reused).
-    from pathlib import Path
-
-    folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob("*.db"):
-        stale.unlink()
+def on_exit(server):
+    """gunicorn is stopping: the metrics folder goes too (it is in RAM)."""
+    if _METRICS_FOLDER:
+        metrics_files.remove(Path(_METRICS_FOLDER))

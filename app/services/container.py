@@ -21,7 +21,7 @@ from app.services.answering.rewriting import ConcatenatingRewriter, QueryRewrite
 from app.services.chat import ChatService
 from app.services.conversations import ConversationStore
 from app.services.feedback import FeedbackStore
-from app.services.health import HealthService, check_answerer, check_database, check_index
+from app.services.health import HealthService, check_answerer, check_database, check_disk, check_index
 from app.services.index import SearchIndex, open_index, open_index_writer
 from app.services.ingestion.pipeline import Ingester, IngestSummary
 from app.services.live_turns import LiveTurns
@@ -184,6 +184,7 @@ def build_services(
             "database": partial(check_database, store, engine.dialect.name, schema),
             "index": partial(check_index, index, embedded=settings.embedded_index),
             "answerer": partial(check_answerer, answerer.name, provider),
+            "disk": partial(check_disk, settings.instance_path),
         },
         startup_state=lambda: startup.state,
         cache_seconds=health_tuning.CACHE_SECONDS,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -122,3 +126,33 @@ def check_answerer(answerer_name: str, provider: GeminiProvider | None) -> dict[
         "circuit": breaker.state,
         "consecutive_failures": breaker.consecutive_failures,
     }
+
+
+# Below this much free space the instance folder counts as full: SQLite needs room for its
+# journal before a write can succeed, so a reader would meet 503s before the disk is at 0.
+DISK_MIN_FREE_BYTES = 4 * 1024 * 1024
+_PROBE_BYTES = b"\0" * 4096
+
+
+def check_disk(folder: Path) -> dict[str, Any]:
+    """Up when the instance folder (SQLite, the embedded index) can be written and has room.
+
+    Free space alone misses a read-only mount, and a write alone misses a nearly full disk, so
+    both: a 4 kB file written, synced and removed, and the free space left. Errors are named by
+    errno (ENOSPC, EROFS, ...), never with the path.
+    """
+    probe = folder / ".health-probe"
+    try:
+        with open(probe, "wb") as handle:
+            handle.write(_PROBE_BYTES)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        return {"state": "down", "error": errno.errorcode.get(exc.errno or 0, type(exc).__name__)}
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+    usage = os.statvfs(folder)
+    if usage.f_bavail * usage.f_frsize < DISK_MIN_FREE_BYTES:
+        return {"state": "down", "error": "ENOSPC"}
+    return {"state": "up"}

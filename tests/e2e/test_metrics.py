@@ -11,6 +11,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.observability.metrics_folder import metrics_folder
 from tests.support.service import METRICS_AUTH, NO_LIMITS, Service, typing_pace, widget_chat
 
 pytestmark = pytest.mark.e2e
@@ -118,7 +119,7 @@ def test_metrics_add_up_across_two_workers(service):
                      status="200", le="+Inf") == requests_of(after, "/api/health/live", 200)
 
     # Both workers wrote samples: the sums above really are across processes.
-    folder = Path(service.env["INSTANCE_PATH"]) / "prometheus"
+    folder = metrics_folder(Path(service.env["INSTANCE_PATH"]))
     writers = {int(p.stem.rsplit("_", 1)[1]) for p in folder.glob("histogram_*.db")}
     assert len(writers & worker_pids(service)) == 2, (writers, worker_pids(service))
 
