@@ -64,7 +64,9 @@ def configure_logging(settings: Settings) -> None:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     """Database, migrations and CORS."""
-    from app.database import engine_options, install_postgres_session_settings, install_sqlite_pragmas
+    from app.database import (
+        engine_options, install_client_deadlines, install_postgres_session_settings, install_sqlite_pragmas,
+    )
     from app.extensions import cors, db, migrate
     from app.api.security import CORS_EXPOSE_HEADERS, CORS_SUPPORTS_CREDENTIALS, check_cors
 
@@ -74,6 +76,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     with app.app_context():
         install_sqlite_pragmas(db.engine)
         install_postgres_session_settings(db.engine)
+        install_client_deadlines(db.engine)
     # Only the API is cross-origin; no credentials, so a "*" origin can never leak cookies.
     check_cors(settings.allowed_origins, CORS_SUPPORTS_CREDENTIALS)
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 import time
 from typing import Any
 
+import psycopg2
+import psycopg2.extensions
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.engine import Engine, make_url
@@ -27,6 +30,28 @@ POOL_RECYCLE_SECONDS = 300
 # The longest statement the service runs takes milliseconds; 15 s only stops a runaway query (a
 # lock wait, a sick database) from holding a worker thread. Set per transaction (see below).
 STATEMENT_TIMEOUT_MS = 15_000
+# A reader waits at most this long for one of the pool's 15 connections. Under 200 streams none
+# waited at all (bench/README.md), so a wait this long means the connections are stuck on a
+# database that does not answer: a 503 now beats a chat that hangs (it was 10 s).
+POOL_TIMEOUT_SECONDS = 3
+# libpq's own timeout for opening a connection (TCP, TLS, login). Neon wakes a suspended compute
+# in a few hundred milliseconds, up to a few seconds: 5 s lets it wake, and bounds a dead path.
+CONNECT_TIMEOUT_SECONDS = 5
+# The kernel's detection of a path that drops packets (a dead NAT, a vanished host): an idle
+# connection is probed after 10 s, and declared dead after 3 unanswered probes 2 s apart; data
+# sent and not acknowledged for 5 s fails the connection. Neither fires when the far end's kernel
+# still answers (a hung pooler or proxy ACKs and answers probes: measured, bench/README.md), so
+# the client-side deadlines below are what bound a stalled path.
+TCP_KEEPALIVE_IDLE_SECONDS = 10
+TCP_KEEPALIVE_INTERVAL_SECONDS = 2
+TCP_KEEPALIVE_COUNT = 3
+TCP_USER_TIMEOUT_MS = 5_000
+# Client-side deadlines, enforced by the wait callback (install_client_deadlines). A pool
+# pre-ping is a `SELECT 1` that answers in milliseconds: no answer in 2 s means the path is hung.
+PING_DEADLINE_SECONDS = 2.0
+# Any other statement: past the server's own statement timeout, the server would have answered
+# (a result or its timeout error) if it could; silence by then means a dead path.
+STATEMENT_DEADLINE_SECONDS = STATEMENT_TIMEOUT_MS / 1000 + 2
 
 
 def engine_options(settings: Settings) -> dict[str, Any]:
@@ -40,9 +65,17 @@ def engine_options(settings: Settings) -> dict[str, Any]:
         "pool_recycle": POOL_RECYCLE_SECONDS,
         "pool_size": POOL_SIZE,
         "max_overflow": MAX_OVERFLOW,
-        "pool_timeout": 10,
-        # connect_timeout is a libpq client option, so Neon's pooler never sees it.
-        "connect_args": {"connect_timeout": 5, "application_name": "docusaurus-chat"},
+        "pool_timeout": POOL_TIMEOUT_SECONDS,
+        # libpq client options (Neon's pooler rejects start-up options, and never sees these).
+        "connect_args": {
+            "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            "keepalives": 1,
+            "keepalives_idle": TCP_KEEPALIVE_IDLE_SECONDS,
+            "keepalives_interval": TCP_KEEPALIVE_INTERVAL_SECONDS,
+            "keepalives_count": TCP_KEEPALIVE_COUNT,
+            "tcp_user_timeout": TCP_USER_TIMEOUT_MS,  # libpq 12 or later (psycopg2's wheels: 17)
+            "application_name": "docusaurus-chat",
+        },
     }
 
 
@@ -72,6 +105,67 @@ def install_postgres_session_settings(engine: Engine, statement_timeout_ms: int 
             cursor.execute(statement)
         finally:
             cursor.close()
+
+
+class DeadlineExceeded(psycopg2.OperationalError):
+    """The database did not answer within the client-side deadline; the connection is closed."""
+
+
+_deadline = threading.local()  # .seconds: this thread's deadline for the wait in progress
+
+
+def wait_with_deadline(conn: Any) -> None:
+    """psycopg2's wait callback: libpq's waits for the server, each with a deadline.
+
+    psycopg2 has no socket timeout, and blocking libpq waits in poll() with none: a stalled path
+    (measured: a SIGSTOPped proxy in front of PostgreSQL, bench/README.md) hangs a statement for as
+    long as the stall, keepalives and tcp_user_timeout notwithstanding, since the proxy's kernel
+    acknowledges every byte and probe. With a wait callback psycopg2 drives libpq asynchronously
+    and calls this for every wait, so it can stop waiting. Raising here makes psycopg2 close the
+    connection, which SQLAlchemy then treats as a disconnect and never reuses.
+    """
+    if conn.status == psycopg2.extensions.STATUS_SETUP:
+        # Opening: asynchronous libpq ignores connect_timeout, so it is enforced here.
+        seconds = float(psycopg2.extensions.parse_dsn(conn.dsn).get("connect_timeout") or CONNECT_TIMEOUT_SECONDS)
+    else:
+        seconds = getattr(_deadline, "seconds", None) or STATEMENT_DEADLINE_SECONDS
+    deadline = time.monotonic() + seconds
+    poller = select.poll()  # not select.select: no limit on the descriptor's number
+    while True:
+        state = conn.poll()
+        if state == psycopg2.extensions.POLL_OK:
+            return
+        events = select.POLLIN if state == psycopg2.extensions.POLL_READ else select.POLLOUT
+        poller.register(conn.fileno(), events)
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(left * 1000):
+            raise DeadlineExceeded(f"the database did not answer within {seconds:g} s")
+
+
+def install_client_deadlines(engine: Engine) -> None:
+    """Bound every wait for PostgreSQL on the client side: pings 2 s, statements 17 s, connects 5 s.
+
+    The wait callback is psycopg2's, for the whole process (every connection of every engine).
+    A pool pre-ping that meets its deadline fails the checkout at once, as a 503: SQLAlchemy
+    would otherwise open a new connection in its place, and on a hung path wait the whole
+    connect timeout again (measured: 7 s to a 503 instead of 2 s).
+    """
+    if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg2":
+        return
+    psycopg2.extensions.set_wait_callback(wait_with_deadline)
+    ping = engine.dialect.do_ping
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        _deadline.seconds = PING_DEADLINE_SECONDS
+        try:
+            return ping(dbapi_connection)
+        except DeadlineExceeded as exc:
+            # Already wrapped (not a DBAPI error), so the pool does not reconnect; a 503 as usual.
+            raise OperationalError("pool pre-ping", None, exc) from exc
+        finally:
+            _deadline.seconds = None
+
+    engine.dialect.do_ping = do_ping  # type: ignore[method-assign]
 
 
 def install_sqlite_pragmas(engine: Engine) -> None:

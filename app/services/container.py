@@ -188,6 +188,7 @@ def build_services(
         },
         startup_state=lambda: startup.state,
         cache_seconds=health_tuning.CACHE_SECONDS,
+        deadline_seconds=health_tuning.CHECK_DEADLINE_SECONDS,
     )
     return Services(
         settings,

@@ -39,30 +39,95 @@ class HealthReport:
         }
 
 
-# How long GET /api/health reuses its dependency checks: a probe every second costs one check per
-# 5 s, and a change still shows within 5 s. Not a setting: no platform probes faster.
-CACHE_SECONDS = 5.0
+# How long GET /api/health reuses a dependency's check: a probe every second costs one check per
+# 3 s. With the deadline below, a change shows within 5 s even when a check hangs (3 s of a
+# cached "up", then at most 2 s waiting). Not settings: no platform probes faster.
+CACHE_SECONDS = 3.0
+# How long a probe waits for a check. A check still running then is reported down with
+# `"error": "timeout"` and carries on in the background; probes meanwhile wait for that same
+# run (never start a second one), and its result, when it comes, is the next answer.
+CHECK_DEADLINE_SECONDS = 2.0
+
+
+class _NamedCheck:
+    """One dependency's check: at most one run at a time, in a thread of its own, and its last
+    result with the time it was known."""
+
+    def __init__(self, name: str, check: Check) -> None:
+        self.name = name
+        self._check = check
+        self._lock = threading.Lock()
+        self._run: tuple[float, threading.Event] | None = None  # (started, done) while running
+        self._result: tuple[float, dict[str, Any]] | None = None  # (when known, result)
+
+    def cached(self, max_age: float) -> dict[str, Any] | None:
+        """The last result if it is at most `max_age` seconds old."""
+        result = self._result
+        if result is not None and time.monotonic() - result[0] < max_age:
+            return result[1]
+        return None
+
+    def start(self) -> tuple[float, threading.Event]:
+        """Start a run, or join the one in progress: (when it started, set when it is done)."""
+        with self._lock:
+            if self._run is None:
+                self._run = (time.monotonic(), threading.Event())
+                threading.Thread(target=self._execute, args=self._run, name=f"health-{self.name}", daemon=True).start()
+            return self._run
+
+    def outcome(self, started: float, done: threading.Event) -> dict[str, Any]:
+        """The run's result once `done` is set; meanwhile down with a timeout (remembered too, so
+        that probes within the cache period answer at once)."""
+        if done.is_set():  # then _result holds this run's result (or a newer one)
+            return self._result[1]  # type: ignore[index]
+        timed_out = {"state": "down", "error": "timeout", "latency_ms": _ms_since(started)}
+        with self._lock:
+            if self._run is not None and self._run[1] is done:
+                self._result = (time.monotonic(), timed_out)
+        return timed_out
+
+    def _execute(self, started: float, done: threading.Event) -> None:
+        try:
+            result = dict(self._check())
+        except Exception as exc:  # noqa: BLE001 - a probe reports, it never raises
+            result = {"state": "down", "error": type(exc).__name__}
+        result.setdefault("state", "up")
+        result["latency_ms"] = _ms_since(started)
+        with self._lock:
+            self._result = (time.monotonic(), result)
+            self._run = None
+        done.set()
+
+
+def _ms_since(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)
 
 
 class HealthService:
-    """Runs named dependency checks (each returns {"state": "up"|"down", ...}) with a TTL cache.
+    """Runs named dependency checks (each returns {"state": "up"|"down", ...}), each cached and
+    each with a deadline, side by side: a hung check neither delays the others nor the probe.
 
     A check that raises counts as down; its exception class is reported, never its text (which
     can carry connection strings).
     """
 
-    def __init__(self, checks: dict[str, Check], startup_state: Callable[[], str], cache_seconds: float = CACHE_SECONDS) -> None:
-        self._checks = checks
+    def __init__(
+        self,
+        checks: dict[str, Check],
+        startup_state: Callable[[], str],
+        cache_seconds: float = CACHE_SECONDS,
+        deadline_seconds: float = CHECK_DEADLINE_SECONDS,
+    ) -> None:
+        self._checks = [_NamedCheck(name, check) for name, check in checks.items()]
         self._startup_state = startup_state
         self._cache_seconds = cache_seconds
-        self._lock = threading.Lock()
-        self._cached: tuple[float, dict[str, dict[str, Any]]] | None = None
+        self._deadline_seconds = deadline_seconds
 
     def report(self) -> HealthReport:
-        """The current health; dependency checks run at most once per cache period."""
+        """The current health; each dependency check runs at most once per cache period."""
         startup = self._startup_state()
         # While starting, states change by the second: don't let a cached "down" outlive it.
-        services = self._run_checks(use_cache=startup == "ready")
+        services = self._run_checks(max_age=self._cache_seconds if startup == "ready" else 0)
         services["startup"] = {"state": startup}
         if startup == "starting":
             return HealthReport("starting", 503, services)
@@ -72,23 +137,21 @@ class HealthService:
             return HealthReport("degraded", 503, services)
         return HealthReport("healthy", 200, services)
 
-    def _run_checks(self, use_cache: bool) -> dict[str, dict[str, Any]]:
-        with self._lock:
-            now = time.monotonic()
-            if use_cache and self._cached and now - self._cached[0] < self._cache_seconds:
-                return dict(self._cached[1])
-            results: dict[str, dict[str, Any]] = {}
-            for name, check in self._checks.items():
-                started = time.perf_counter()
-                try:
-                    result = dict(check())
-                except Exception as exc:  # noqa: BLE001 - a probe reports, it never raises
-                    result = {"state": "down", "error": type(exc).__name__}
-                result.setdefault("state", "up")
-                result["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
-                results[name] = result
-            self._cached = (now, results) if use_cache else None
-            return dict(results)
+    def _run_checks(self, max_age: float) -> dict[str, dict[str, Any]]:
+        results: dict[str, dict[str, Any]] = {}
+        running: dict[str, tuple[_NamedCheck, float, threading.Event]] = {}
+        for check in self._checks:
+            cached = check.cached(max_age)
+            if cached is not None:
+                results[check.name] = cached
+            else:
+                running[check.name] = (check, *check.start())
+        deadline = time.monotonic() + self._deadline_seconds
+        for name, (check, started, done) in running.items():
+            done.wait(max(0.0, deadline - time.monotonic()))
+            results[name] = check.outcome(started, done)
+        # In the checks' order, each a copy: the caller adds to it.
+        return {check.name: dict(results[check.name]) for check in self._checks}
 
 
 # --- the dependency checks ---------------------------------------------------------------------
