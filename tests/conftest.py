@@ -158,3 +158,14 @@ def make_gemini_app(make_app, fake_gemini, monkeypatch):
 def client(app):
     """A Flask test client."""
     return app.test_client()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path):
+    """A redis-server of this test's own (tests/support/redis_server.py), stopped after it."""
+    from tests.support.redis_server import RedisServer, redis_server_installed
+
+    if not redis_server_installed():
+        pytest.skip("redis-server is not installed")
+    with RedisServer(tmp_path / "redis") as server:
+        yield server

@@ -7,7 +7,8 @@ it may have in progress, and the headers every response carries.
 - Rate limits (Flask-Limiter, moving window) per client and per route: `RATE_LIMIT_CHAT` for
   `POST /api/chat`; constants below for the probes and for the rest. With
   `REDIS_URL` the counters are shared by every worker; otherwise each worker counts in memory.
-  A storage outage never fails a request: the limiter falls back to memory and says so in the log.
+  A Redis outage never fails a request: after one timeout this worker stops asking Redis and
+  counts in memory until Redis answers again (app/api/redis_breaker.py), logged once.
 - At most `MAX_STREAMS_PER_CLIENT` answers in progress per client (shared through Redis too).
 - The 429 has the API's JSON error shape and a `Retry-After` header.
 - Every response carries nosniff, a Referrer-Policy and a same-origin Content-Security-Policy
@@ -23,7 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
@@ -31,6 +32,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.api.errors import ApiError, error_response
 from app.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +52,13 @@ RATE_LIMIT_DEFAULT = "120/minute"
 # keeping one address from holding more than a small share of the worker threads.
 MAX_STREAMS_PER_CLIENT = 8
 
-# How long a stream slot is held at most if its stream never reports that it ended (a worker
-# killed mid-answer): longer than any answer, short enough that a leak heals by itself.
-STREAM_LEASE_SECONDS = 600
+# A stream slot is a lease: held this long unless renewed, and a live stream renews it every
+# STREAM_RENEW_SECONDS as it sends (an event or a keep-alive at least every 15 s). So a slot that
+# nobody will release frees itself within a minute: a worker killed mid-answer, or an acquire
+# that timed out on our side but ran when a hung Redis resumed. A JSON answer (no renewal) fits
+# in it too. 20 + 15 s is the longest a live stream goes unrenewed: well inside 60.
+STREAM_LEASE_SECONDS = 60
+STREAM_RENEW_SECONDS = 20
 _REDIS_PREFIX = "book-chat"
 
 
@@ -72,20 +80,27 @@ def install(app: Flask, settings: Settings) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     else:
         _warn_once_about_forwarded_for(app)
-    app.extensions["rate_limiter"] = _install_limiter(app, settings)
-    app.extensions["stream_slots"] = StreamSlots(MAX_STREAMS_PER_CLIENT, settings)
+    # One Redis pool and breaker for both: an outage met by the limiter spares the stream cap's
+    # call in the same request, and the other way round.
+    shared = None
+    if settings.redis_url is not None:
+        from app.api.redis_breaker import shared_redis  # imports redis: only when it is used
+
+        shared = shared_redis(settings.redis_url.get_secret_value())
+    app.extensions["rate_limiter"] = _install_limiter(app, settings, shared)
+    app.extensions["stream_slots"] = StreamSlots(MAX_STREAMS_PER_CLIENT, shared)
     _install_headers(app, settings)
 
 
 # --- rate limits -----------------------------------------------------------------------------------
 
 
-def _install_limiter(app: Flask, settings: Settings) -> Limiter:
+def _install_limiter(app: Flask, settings: Settings, shared: redis.Redis | None) -> Limiter:
     redis_options: dict[str, Any] = {}
-    if settings.redis_url is not None:
+    if shared is not None and settings.redis_url is not None:
         storage_uri = settings.redis_url.get_secret_value()
-        # A slow or absent Redis must cost a request milliseconds, not the gunicorn timeout.
-        redis_options = {"socket_connect_timeout": 1, "socket_timeout": 1}
+        # limits' RedisStorage takes a pool: ours, with its timeouts and its breaker.
+        redis_options = {"connection_pool": shared.connection_pool}
     else:
         storage_uri = "memory://"
     # One limiter per app (not a module global): each app has its own storage and limits, so two
@@ -101,6 +116,9 @@ def _install_limiter(app: Flask, settings: Settings) -> Limiter:
         headers_enabled=False,
         key_prefix=_REDIS_PREFIX,
         swallow_errors=True,
+        # Flask-Limiter's own fallback: on a storage error it counts in memory, and asks the
+        # storage (PING) again after 1, 2, 4 ... 32 s; the breaker makes those pings free while
+        # Redis is out, so the limits are shared again at the first ping after Redis answers.
         in_memory_fallback_enabled=True,
     )
     limiter.init_app(app)
@@ -160,9 +178,14 @@ def _warn_once_about_forwarded_for(app: Flask) -> None:
 class StreamSlots:
     """Counts the answers each client has in progress; `acquire` refuses past the cap.
 
-    In memory the count is per worker; with REDIS_URL it is shared (a sorted set per client whose
-    members expire after STREAM_LEASE_SECONDS, so a worker that dies never leaks a slot for long).
-    If Redis fails, the count falls back to this worker's memory rather than failing the request.
+    In memory the count is per worker; with Redis it is shared: a sorted set per client whose
+    members are leases (score: when it expires), renewed while the answer lives. If Redis fails,
+    or its breaker is open, the count falls back to this worker's memory rather than failing the
+    request (the breaker logs the outage, once).
+
+    An acquire that failed on our side may still run on Redis later (a hung Redis runs the
+    scripts it had received when it resumes): its token is remembered and removed from Redis
+    at the first call once Redis answers again, and the lease frees it anyway within a minute.
     """
 
     _ACQUIRE = """
@@ -173,35 +196,36 @@ class StreamSlots:
         return 1
     """
 
-    def __init__(self, limit: int, settings: Settings | None = None, lease: float = STREAM_LEASE_SECONDS) -> None:
+    def __init__(self, limit: int, redis_client: redis.Redis | None = None, lease: float = STREAM_LEASE_SECONDS) -> None:
         self.limit = limit
         self.lease = lease
         self._lock = threading.Lock()
         self._held: dict[str, dict[str, float]] = {}
-        self._redis: Any = None
-        self._acquire_script: Any = None
-        self._last_warning = -math.inf
-        if settings is not None and settings.redis_url is not None:
-            import redis
-
-            self._redis = redis.Redis.from_url(
-                settings.redis_url.get_secret_value(), socket_connect_timeout=1, socket_timeout=1
-            )
-            self._acquire_script = self._redis.register_script(self._ACQUIRE)
+        # Tokens whose acquire may have reached Redis without us hearing back: client -> token ->
+        # when its lease would end (past that, Redis has dropped it by itself).
+        self._unsettled: dict[str, dict[str, float]] = {}
+        self._redis = redis_client
+        self._acquire_script = redis_client.register_script(self._ACQUIRE) if redis_client else None
 
     def acquire(self, client: str) -> str | None:
         """A token for a new answer, or None when the client already has `limit` in progress."""
         token = uuid.uuid4().hex
         now = time.time()
         if self._redis is not None:
+            from app.api.redis_breaker import RedisSkipped
+
             try:
+                self._settle()
                 ok = self._acquire_script(
                     keys=[self._key(client)],
-                    args=[now, now + self.lease, self.limit, token, int(self.lease) + 1],
+                    args=[now, now + self.lease, self.limit, token, math.ceil(self.lease) + 1],
                 )
                 return token if ok else None
-            except Exception as exc:  # noqa: BLE001 - Redis down: count in memory instead
-                self._warn(f"stream cap: Redis unavailable ({type(exc).__name__}); counting in memory")
+            except RedisSkipped:
+                pass  # never sent: nothing to undo
+            except Exception:  # noqa: BLE001 - Redis down: count in memory instead
+                with self._lock:
+                    self._unsettled.setdefault(client, {})[token] = now + self.lease
         with self._lock:
             held = self._held.setdefault(client, {})
             for stale in [t for t, expires in held.items() if expires <= now]:
@@ -210,6 +234,23 @@ class StreamSlots:
                 return None
             held[token] = now + self.lease
             return token
+
+    def renew(self, client: str, token: str) -> None:
+        """Extend a slot's lease by `lease` from now (a live stream calls this as it sends)."""
+        expires = time.time() + self.lease
+        with self._lock:
+            held = self._held.get(client)
+            if held is not None and token in held:
+                held[token] = expires
+                return
+        if self._redis is not None:
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                pipe.zadd(self._key(client), {token: expires}, xx=True)  # XX: never revive a released one
+                pipe.expire(self._key(client), math.ceil(self.lease) + 1)
+                pipe.execute()
+            except Exception:  # noqa: BLE001 - the lease still runs; the breaker logged the outage
+                pass
 
     def release(self, client: str, token: str) -> None:
         """Give the slot back (idempotent)."""
@@ -222,8 +263,8 @@ class StreamSlots:
         if self._redis is not None:
             try:
                 self._redis.zrem(self._key(client), token)
-            except Exception as exc:  # noqa: BLE001 - the lease frees it later
-                self._warn(f"stream cap: could not release a slot ({type(exc).__name__})")
+            except Exception:  # noqa: BLE001 - the lease frees it within a minute
+                pass
 
     def in_use(self, client: str) -> int:
         """Answers this client has in progress (for tests and diagnostics)."""
@@ -236,12 +277,27 @@ class StreamSlots:
         with self._lock:
             return sum(1 for expires in self._held.get(client, {}).values() if expires > now)
 
-    def _warn(self, message: str) -> None:
-        # Once a minute at most: a Redis outage must not flood the log with one line per request.
-        now = time.monotonic()
-        if now - self._last_warning >= 60:
-            self._last_warning = now
-            log.warning(message)
+    def _settle(self) -> None:
+        # Remove the tokens of acquires whose answer was lost. This runs only once Redis answers
+        # again, after it has run what it had queued, so a late acquire is not re-added after its
+        # removal. The request that holds such a token counts in memory, where its slot is.
+        with self._lock:
+            if not self._unsettled:
+                return
+            unsettled, self._unsettled = self._unsettled, {}
+        now = time.time()
+        pipe = self._redis.pipeline(transaction=False)  # type: ignore[union-attr]
+        for client, tokens in unsettled.items():
+            live = [token for token, expires in tokens.items() if expires > now]
+            if live:
+                pipe.zrem(self._key(client), *live)
+        try:
+            pipe.execute()
+        except Exception:
+            with self._lock:  # still out: try again next time
+                for client, tokens in unsettled.items():
+                    self._unsettled.setdefault(client, {}).update(tokens)
+            raise
 
     @staticmethod
     def _key(client: str) -> str:
@@ -273,7 +329,7 @@ def cap_streams(view: Callable[..., Any]) -> Callable[..., Any]:
             slots.release(client, token)
             raise
         if response.is_streamed:
-            response.response = _release_when_done(response.response, lambda: slots.release(client, token))
+            response.response = _hold_while_streaming(response.response, slots, client, token)
         else:
             slots.release(client, token)
         return response
@@ -281,13 +337,23 @@ def cap_streams(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _release_when_done(body: Iterable[Any], release: Callable[[], None]) -> Iterator[Any]:
-    # Runs `release` when the stream ends, is closed by the server (the reader left; `yield from`
-    # passes the close on to the answer's own generator first), or is garbage-collected unsent.
+def _hold_while_streaming(body: Iterable[Any], slots: StreamSlots, client: str, token: str) -> Iterator[Any]:
+    # Renews the slot's lease as the stream sends, and releases it when the stream ends, is closed
+    # by the server (the reader left: the answer's own generator is closed first, as `yield from`
+    # would), or is garbage-collected unsent.
+    renewed = time.monotonic()
+    iterator = iter(body)
     try:
-        yield from body
+        for chunk in iterator:
+            yield chunk
+            if time.monotonic() - renewed >= STREAM_RENEW_SECONDS:
+                renewed = time.monotonic()
+                slots.renew(client, token)
     finally:
-        release()
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+        slots.release(client, token)
 
 
 # --- security headers ---------------------------------------------------------------------------------

@@ -9,9 +9,6 @@ import pytest
 
 from app.config import ConfigError, Settings, load_settings
 
-REDIS_HOST, REDIS_PORT, REDIS_DB = "127.0.0.1", 6379, 13
-
-
 def ready_app(make_settings, **overrides):
     """An app on the fixture book, migrated, start-up done."""
     from app import create_app
@@ -208,24 +205,9 @@ def test_redis_url_is_shown_without_its_password():
 # --- Redis: shared by every worker ---------------------------------------------------------------------
 
 
-def _redis_reachable() -> bool:
-    try:
-        with socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
-def redis_url():
-    if not _redis_reachable():
-        pytest.skip(f"no Redis on {REDIS_HOST}:{REDIS_PORT} (start redis-server to run the shared-limit tests)")
-    import redis
-
-    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
-    redis.Redis.from_url(url).flushdb()
-    yield url
-    redis.Redis.from_url(url).flushdb()
+def redis_url(redis_server):
+    return redis_server.url()
 
 
 def test_limits_are_shared_by_two_apps_through_redis(make_settings, redis_url):
