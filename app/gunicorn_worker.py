@@ -7,32 +7,33 @@ whole service (health probes and every other reader wait for a thread).
 
 How: this worker keeps gthread's thread pool (an answer still holds one thread for its whole
 stream, which is what SSE needs) and its main loop, but the main loop, not a thread, reads the
-request: a connection's socket stays non-blocking in the selector and every readable event
-appends what arrived to the connection's buffer. gunicorn's own parser, run over that buffer,
-says when the request is whole (request line, headers, and a `Content-Length` or chunked body),
-malformed (answered at once with a JSON error) or incomplete. Only a whole request goes to a
-thread, whose parser then reads from memory and never waits on the client. A request must be
-whole within READ_DEADLINE_SECONDS of its first byte (of the connection, for a new one) or the
-client gets a 408 and is dropped. Bodies larger than the app's MAX_CONTENT_LENGTH
-(app.MAX_REQUEST_BYTES) are not buffered: the request goes on with what arrived and the app answers
-413 from the headers (Content-Length) or from the bytes it read (chunked).
+request: a connection's socket stays non-blocking in the selector and every readable event hands
+what arrived to the connection's reading state, which keeps its place between reads so reading a
+request costs time linear in its size, however it is split into reads and chunks:
+- the head: gunicorn's own parser runs over the buffer only when new bytes can change its
+  verdict (the request line's or the head's end, a bare LF), so a few times per head;
+- a `Content-Length` body: only the buffer's length is compared with the body's end;
+- a chunked body: an incremental reader (app/http_framing.py) takes each read once, keeps the
+  decoded body and drops the framing; a bare LF, a bad size or extension is refused at once (400),
+  as is a chunk size, body or framing beyond MAX_CONTENT_LENGTH (413, app.MAX_REQUEST_BYTES).
+  The thread's parser gets the head with the body as one chunk (and the trailers), so gunicorn's
+  ChunkedReader, which copies what it holds once per chunk, reads it in one step.
+A malformed request is answered at once with a JSON error. Only a whole request goes to a thread,
+whose parser then reads from memory and never waits on the client. A request must be whole within
+READ_DEADLINE_SECONDS of its first byte (of the connection, for a new one) or the client gets a
+408 and is dropped; the loop wakes up for the first deadline. A `Content-Length` over the limit is
+not buffered: the request goes on with its head and the app answers 413 from the headers.
 
 gunicorn's own error pages (400 malformed request, 414 request line too long, 431 headers too
 large, ...) come out in the API's JSON error shape with the security headers.
 
 Alternatives measured side by side (bench/slow_clients.py, 1,000 slow clients for 60 s; numbers
-in bench/README.md). This worker: health and chats answered in well under 1 s (worst 0.1-0.6 s on
-a loaded machine), each slow client dropped after 10 s.
-- stock gthread (2 x 128): 11 of 12 health probes and chats failed (5 s timeout); read deadlines
-  alone would not help, 1,000 slow clients would still hold every thread until theirs.
-- more threads (2 x 640): held in one run, failed half the probes in the next (one worker got
-  more slow clients than threads: the kernel does not split connections evenly); more memory,
-  and slow clients are never dropped.
-- gevent: as fast for probes, but never drops a slow body, and the embedded qdrant index, SQLite
-  and the google-genai SDK's CPU work are native or blocking calls that would stall the one event
-  loop every answer shares; not adopted (see gunicorn.conf.py).
-- a proxy (nginx) in front: buffers slow clients, but the Space runs one process that binds
-  0.0.0.0:$PORT itself, and self-hosted deployments may have no proxy.
+in bench/README.md). This worker: health and chats answered in well under 1 s, each slow client
+dropped after 10 s. Stock gthread (2 x 128) failed 11 of 12 probes; more threads (2 x 640) held in
+one run and failed half the probes in the next (the kernel does not split connections evenly),
+never dropping slow clients; gevent never drops a slow body, and the embedded index, SQLite and
+the google-genai SDK would stall its one loop (see gunicorn.conf.py); a proxy in front is not
+there on the Space (one process binds 0.0.0.0:$PORT) nor in every self-hosted deployment.
 
 HTTP/1.x only, without TLS (the Space's proxy terminates TLS; gunicorn's HTTP/2 is off by default).
 """
@@ -54,6 +55,8 @@ from gunicorn.http import errors as herrors
 from gunicorn.http.body import ChunkedReader, LengthReader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from app.http_framing import ChunkedBody, Verdict, head_may_be_decided, single_chunk
+
 # A request (line, headers, body) must arrive whole this long after its first byte. Generous for
 # a real reader on a poor link (a chat body is a few kB), short enough that a client trickling
 # bytes holds nothing but a socket and a buffer for a few seconds.
@@ -63,6 +66,9 @@ _ACCEPT_BATCH = 64
 # A request head (line and headers) larger than this is refused with 431 before gunicorn's own,
 # much larger limits (100 headers of 8 kB): it bounds the memory 1,000 slow clients can hold.
 _MAX_HEAD_BYTES = 32 * 1024
+# A chunked body may come with this many bytes of framing per byte of the body limit (a body of
+# one-byte chunks `1;x\r\na\r\n` has 7); beyond, 413: framing, not memory, is what costs CPU.
+_MAX_FRAMING_PER_BODY_BYTE = 8
 # After a closing response: how long and how much of what a client still sends is read and dropped.
 _LINGER_SECONDS = 2.0
 _LINGER_MAX_BYTES = 64 * 1024
@@ -177,15 +183,17 @@ class BufferingThreadWorker(ThreadWorker):
         conn.timeout = time.monotonic() + READ_DEADLINE_SECONDS
         conn.sent_continue = False
         conn.truncated = False
-        conn.head_parsed = False
-        conn.body_end = None
+        conn.head = None  # the request head, once parsed (gunicorn's Request)
+        conn.body_end = None  # where a request with a Content-Length (or none) ends in the buffer
+        conn.chunks = None  # the chunked body's reader, once the head says the body is chunked
+        conn.line_ended = False  # the request line's CRLF has arrived
         self.reading_conns[conn] = None
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_request_bytes, conn))
         if conn.inbuf:
-            self.check_request(conn)
+            self.check_request(conn, 0)
 
     def on_request_bytes(self, conn: TConn, _sock: socket.socket) -> None:
-        """Append what the client sent; hand the request on once it is whole."""
+        """Take what the client sent; hand the request on once it is whole."""
         data = _receive(conn)
         if data is None:
             return
@@ -193,73 +201,119 @@ class BufferingThreadWorker(ThreadWorker):
             self.stop_reading(conn)
             self.drop(conn)
             return
-        conn.inbuf += data
-        self.check_request(conn)
-
-    def check_request(self, conn: TConn) -> None:
-        if conn.body_end is not None and len(conn.inbuf) < conn.body_end:
-            return  # a Content-Length body still arriving: nothing to parse again
-        try:
-            complete = self.request_is_whole(conn)
-        except Exception as exc:  # noqa: BLE001 - any parse error is the client's malformed request
-            self.stop_reading(conn)
-            self.answer_and_close(conn, _error_for(exc))
-            self.log.warning("Invalid request from ip=%s: %s", _ip(conn.client), exc)
+        if conn.chunks is not None:
+            self.check_chunked_body(conn, data)
             return
-        if complete:
-            self.stop_reading(conn)
-            conn.sock.setblocking(True)
-            super().enqueue_req(conn)
-        elif not conn.head_parsed and len(conn.inbuf) > _MAX_HEAD_BYTES:
-            self.stop_reading(conn)
-            self.answer_and_close(conn, _error_for(herrors.LimitRequestHeaders("request head too large")))
-        elif self.max_body_bytes is not None and len(conn.inbuf) > _MAX_HEAD_BYTES + 8 * self.max_body_bytes:
-            # Chunk framing around a body still within the limit (one-byte chunks): refuse it
-            # rather than buffer without bound.
-            self.stop_reading(conn)
-            self.answer_and_close(conn, _TOO_LARGE)
+        scanned = len(conn.inbuf)
+        conn.inbuf += data
+        self.check_request(conn, scanned)
 
-    def request_is_whole(self, conn: TConn) -> bool:
-        """Parse the buffer with gunicorn's own parser: True when a thread can serve it without
-        waiting on the client, False while more must arrive; raises what the parser raises."""
+    def check_request(self, conn: TConn, scanned: int) -> None:
+        """Go on with a request whose head or Content-Length body is arriving; the buffer holds
+        new bytes from `scanned` on."""
+        if conn.body_end is not None:  # a Content-Length body: only its length matters
+            if len(conn.inbuf) >= conn.body_end:
+                self.hand_on(conn)
+            return
+        try:
+            head = self.read_head(conn, scanned)
+        except Exception as exc:  # noqa: BLE001 - any parse error is the client's malformed request
+            self.refuse(conn, _error_for(exc), exc)
+            return
+        if head is None:
+            if len(conn.inbuf) > _MAX_HEAD_BYTES:
+                self.refuse(conn, _error_for(herrors.LimitRequestHeaders("request head too large")))
+            return
+        head_length, request = head
+        conn.head = request
+        reader = request.body.reader
+        limit = self.max_body_bytes
+        if isinstance(reader, ChunkedReader):
+            conn.chunks = ChunkedBody(
+                limit,
+                max_line_bytes=reader.limit_chunk_size_line,
+                max_trailer_bytes=reader.limit_trailer_section,
+                max_wire_bytes=None if limit is None else _MAX_FRAMING_PER_BODY_BYTE * limit,
+            )
+            body_start = bytes(conn.inbuf[head_length:])
+            del conn.inbuf[head_length:]
+            self.check_chunked_body(conn, body_start)
+            return
+        if isinstance(reader, LengthReader) and limit is not None and reader.length > limit:
+            conn.truncated = True  # the app answers 413 from the headers; the body is never read
+            conn.body_end = head_length
+        else:
+            conn.body_end = head_length + (reader.length if isinstance(reader, LengthReader) else 0)
+        if len(conn.inbuf) >= conn.body_end:
+            self.hand_on(conn)
+        else:
+            self.send_continue(conn)
+
+    def read_head(self, conn: TConn, scanned: int) -> tuple[int, Any] | None:
+        """The head's length and gunicorn's Request for it, or None while it is still arriving;
+        raises what gunicorn's parser raises. It runs when the request line ends, then only when
+        the new bytes may decide (not on every read): a head trickled byte by byte is parsed a
+        few times, not once per byte."""
+        if not conn.line_ended and conn.inbuf.find(b"\r\n", max(0, scanned - 1)) >= 0:
+            conn.line_ended = True
+        elif not head_may_be_decided(conn.inbuf, scanned, conn.line_ended, self.cfg.limit_request_line):
+            return None
         data = bytes(conn.inbuf)
         parser = http.get_parser(self.cfg, [data], conn.client)
         parser.req_count = conn.requests
         try:
             request = next(parser)
         except herrors.NoMoreData:
-            return False
+            return None
         if request is None:
-            return False
-        conn.head_parsed = True
-        head_length = len(data) - len(parser.unreader.buf.getvalue())
-        reader = request.body.reader
-        limit = self.max_body_bytes
-        if isinstance(reader, LengthReader):
-            if limit is not None and reader.length > limit:
-                conn.truncated = True  # the app answers 413 from the headers; the body is never read
-                return True
-            conn.body_end = head_length + reader.length
-            if len(conn.inbuf) >= conn.body_end:
-                return True
-        elif isinstance(reader, ChunkedReader):
-            try:
-                size = 0
-                while chunk := request.body.read(8192):
-                    size += len(chunk)
-                    if limit is not None and size > limit:
-                        conn.truncated = True  # the app reads past its limit and answers 413
-                        return True
-                return True
-            except herrors.NoMoreData:
-                pass
-        else:
-            return True
-        if request._expected_100_continue and not conn.sent_continue:
+            return None
+        return len(data) - len(parser.unreader.buf.getvalue()), request
+
+    def check_chunked_body(self, conn: TConn, data: bytes) -> None:
+        """Feed the chunked body's reader; hand the request on, with the body as one chunk, once
+        it is whole."""
+        chunks = conn.chunks
+        verdict = chunks.feed(data)
+        if verdict is Verdict.NEED_MORE:
+            self.send_continue(conn)
+            return
+        if verdict is Verdict.TOO_LARGE:
+            self.refuse(conn, _TOO_LARGE, chunks.reason)
+            return
+        if verdict is not Verdict.WHOLE:  # 431 as gunicorn for trailers too large, or 400
+            exc = (herrors.LimitRequestHeaders if verdict is Verdict.TRAILERS_TOO_LARGE else herrors.InvalidChunkSize)
+            self.refuse(conn, _error_for(exc(chunks.reason)), chunks.reason)
+            return
+        if chunks.trailers != b"\r\n":
+            try:  # gunicorn's own checks of each trailer field, as its ChunkedReader makes them
+                conn.head.parse_headers(chunks.trailers[:-4], from_trailer=True)
+            except Exception as exc:  # noqa: BLE001
+                self.refuse(conn, _error_for(exc), exc)
+                return
+        # The thread's parser reads this head and this one chunk: the same body, headers and
+        # trailers for the app, in one step instead of one per chunk the client sent.
+        conn.inbuf += single_chunk(chunks.body, chunks.trailers) + chunks.leftover
+        self.hand_on(conn)
+
+    def send_continue(self, conn: TConn) -> None:
+        if conn.head._expected_100_continue and not conn.sent_continue:
             # The client waits for this before sending its body (gunicorn sends it from the thread).
             conn.sent_continue = True
             _send_nowait(conn.sock, b"HTTP/1.1 100 Continue\r\n\r\n")
-        return False
+
+    def hand_on(self, conn: TConn) -> None:
+        """The request is whole: a pool thread serves it from the buffer."""
+        self.stop_reading(conn)
+        conn.head = conn.chunks = None
+        conn.sock.setblocking(True)
+        super().enqueue_req(conn)
+
+    def refuse(self, conn: TConn, error: tuple[int, str, str, str], why: object = None) -> None:
+        """Answer a request that will not be served with its JSON error, and close."""
+        self.stop_reading(conn)
+        self.answer_and_close(conn, error)
+        if why is not None:
+            self.log.warning("Invalid request from ip=%s: %s", _ip(conn.client), why)
 
     def stop_reading(self, conn: TConn) -> None:
         self.reading_conns.pop(conn, None)
@@ -268,6 +322,13 @@ class BufferingThreadWorker(ThreadWorker):
             self.poller.unregister(conn.sock)
         except (KeyError, ValueError, OSError):
             pass
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        # Wake up when the first read deadline passes, not up to a second later.
+        if self.reading_conns:
+            first = next(iter(self.reading_conns)).timeout
+            timeout = max(0.0, min(timeout, first - time.monotonic()))
+        super().wait_for_and_dispatch_events(timeout)
 
     def murder_pending(self) -> None:
         super().murder_pending()
