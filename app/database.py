@@ -52,6 +52,9 @@ PING_DEADLINE_SECONDS = 2.0
 # Any other statement: past the server's own statement timeout, the server would have answered
 # (a result or its timeout error) if it could; silence by then means a dead path.
 STATEMENT_DEADLINE_SECONDS = STATEMENT_TIMEOUT_MS / 1000 + 2
+# After one of those deadlines fired, new connections are refused at once for this long (a 503
+# in milliseconds), then tried again by one thread: health checks every 3 s notice the return.
+DEAD_PATH_SECONDS = 2.0
 
 
 def engine_options(settings: Settings) -> dict[str, Any]:
@@ -154,18 +157,62 @@ def install_client_deadlines(engine: Engine) -> None:
         return
     psycopg2.extensions.set_wait_callback(wait_with_deadline)
     ping = engine.dialect.do_ping
+    path = _DeadPath()
 
     def do_ping(dbapi_connection: Any) -> bool:
         _deadline.seconds = PING_DEADLINE_SECONDS
         try:
             return ping(dbapi_connection)
         except DeadlineExceeded as exc:
+            path.failed()
             # Already wrapped (not a DBAPI error), so the pool does not reconnect; a 503 as usual.
             raise OperationalError("pool pre-ping", None, exc) from exc
         finally:
             _deadline.seconds = None
 
     engine.dialect.do_ping = do_ping  # type: ignore[method-assign]
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        path.may_connect()
+        try:
+            connection = dialect.loaded_dbapi.connect(*cargs, **cparams)
+        except DeadlineExceeded:
+            path.failed()
+            raise
+        path.answered()
+        return connection
+
+    @event.listens_for(engine, "handle_error")
+    def _statement_failed(context: Any) -> None:
+        if isinstance(context.original_exception, DeadlineExceeded):
+            path.failed()
+
+
+class _DeadPath:
+    """After a deadline fired, new connections fail at once for DEAD_PATH_SECONDS, and then one
+    thread at a time tries: otherwise every step of a chat (its heartbeat, its question) opened a
+    new connection and waited out the whole connect timeout, 5 s each (measured: a 503 after 10 s)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._refuse_until = 0.0
+
+    def may_connect(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now < self._refuse_until:
+                raise psycopg2.OperationalError("the database did not answer a moment ago")
+            if self._refuse_until:  # after a failure: this thread tries, the others wait no time
+                self._refuse_until = now + CONNECT_TIMEOUT_SECONDS
+
+    def failed(self) -> None:
+        with self._lock:
+            self._refuse_until = time.monotonic() + DEAD_PATH_SECONDS
+
+    def answered(self) -> None:
+        with self._lock:
+            self._refuse_until = 0.0
 
 
 def install_sqlite_pragmas(engine: Engine) -> None:
