@@ -97,7 +97,8 @@
     stopBtn = el('button', { type: 'button', 'aria-label': T.stop, text: T.stop, hidden: '', onclick: stop });
     selNote = el('div', { 'class': 'selnote', hidden: '', 'data-part': 'selection' });
     banner = el('div', { 'class': 'banner', role: 'alert', hidden: '', 'data-part': 'status' });
-    body = el('div', { 'class': 'body', role: 'log', 'aria-label': T.title, tabindex: '0', 'data-part': 'log' });
+    body = el('div', { 'class': 'body', role: 'log', 'aria-live': 'off', 'aria-label': T.title, tabindex: '0', 'data-part': 'log' });
+    // role=log would announce every token; the finished answer is announced once, through `live`.
     body.addEventListener('scroll', function () { state.scroll = body.scrollTop; });
     live = el('div', { 'class': 'vh', 'aria-live': 'polite', 'data-part': 'announcer' });
     var form = el('form', { 'class': 'ask', onsubmit: function (e) { e.preventDefault(); submit(); } },
@@ -326,7 +327,7 @@
         return setTimeout(function () { submit(attempt + 1); }, Math.min(2000 * Math.pow(2, attempt), 20000));
       }
       if (err && err.retry) return showBanner(T.limited.replace('{s}', err.retry));
-      if (err && err.name === 'AbortError' && answer.wrap) return finish(null, true);
+      if (err && err.name === 'AbortError') return answer.wrap ? finish(null, true) : undefined;
       if (answer.wrap) { state.messages.splice(state.messages.indexOf(ask), 2); answer.wrap.remove(); answer.wrap = null; input.value = question; }
       showBanner(err && err.message ? err.message : (navigator.onLine === false || err instanceof TypeError ? T.offline : T.failed));
       save();
@@ -405,6 +406,8 @@
       if (state.id) refresh();
     }
     addEventListener('pagehide', save);
+    // Crossing the phone breakpoint: dock beside the text, or go full screen.
+    addEventListener('resize', function () { if (state.open && !fullPage) dock(innerWidth >= 997); });
   }
   // The stored copy may miss the end of an answer (a reload mid-stream): the service has it all.
   function refresh() {

@@ -197,7 +197,6 @@ def test_a_question_streams_a_markdown_answer_with_cited_sections(page, served):
     assert answer.locator(".sources a").first.get_attribute("href").startswith("https://garden.example.com/")
     assert sent[0]["format"] == "markdown" and "conversation_id" not in sent[0]
     assert sent[0]["page"] == served + "/"
-    page.get_by_role("status").filter(has_text="").count()  # the live region exists
 
     # A vote reaches the service; a second replaces it.
     with page.expect_response("**/api/feedback") as first_vote:
@@ -261,3 +260,26 @@ def test_without_a_book_site_a_citation_opens_the_sections_text(page, served):
     citation.click()
     assert section.get_attribute("open") is not None
     assert "two or three times a week" in section.inner_text()
+
+
+def test_stop_aborts_the_answer_and_the_finished_answer_is_announced(page, served):
+    import requests
+
+    sent: list[dict] = []
+    page.on("request", lambda r: sent.append(json.loads(r.post_data)) if r.url.endswith("/api/chat") else None)
+    _ask(page, "How often should I water tomatoes?", 1)
+    announced = page.locator("[data-part=announcer]").text_content()
+    assert "two or three times a week" in announced
+    box = page.get_by_role("textbox", name="Your question")
+    box.fill("And herbs?")
+    box.press("Enter")
+    page.wait_for_selector("[data-role=assistant]:not(:has([data-vote])) .text p")
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_role("button", name="Send").wait_for()
+    cid = sent[1]["conversation_id"]
+    for _ in range(50):  # the service notices the closed connection at its next token
+        stored = requests.get(f"{served}/api/conversation/{cid}", timeout=5).json()["messages"]
+        if stored[-1]["status"] == "interrupted":
+            break
+        page.wait_for_timeout(100)
+    assert stored[-1]["status"] == "interrupted"
