@@ -283,3 +283,33 @@ def test_stop_aborts_the_answer_and_the_finished_answer_is_announced(page, serve
             break
         page.wait_for_timeout(100)
     assert stored[-1]["status"] == "interrupted"
+
+
+def test_a_waking_service_is_retried_and_a_rate_limit_says_when(page):
+    calls: list[int] = []
+
+    def waking_then_up(route):
+        calls.append(1)
+        if len(calls) == 1:
+            route.fulfill(status=503, content_type="application/json", body='{"status": 503, "message": "starting"}')
+        else:
+            route.continue_()
+
+    page.route("**/api/chat", waking_then_up)
+    box = page.get_by_role("textbox", name="Your question")
+    box.fill("How often should I water tomatoes?")
+    box.press("Enter")
+    assert page.get_by_role("alert").inner_text(timeout=5_000).startswith("Waking up")
+    page.locator("[data-role=assistant]:has([data-vote])").first.wait_for(timeout=30_000)
+    assert len(calls) == 2 and page.get_by_role("alert").is_hidden()
+
+    page.unroute("**/api/chat")
+    page.route(
+        "**/api/chat",
+        lambda route: route.fulfill(status=429, headers={"Retry-After": "42"}, content_type="application/json",
+                                    body='{"status": 429, "error": "rate_limited", "message": "Too many"}'),
+    )
+    box.fill("And herbs?")
+    box.press("Enter")
+    assert "42 s" in page.get_by_role("alert").inner_text(timeout=5_000)
+    assert box.input_value() == "And herbs?"
