@@ -510,7 +510,9 @@ def test_axe_finds_no_serious_or_critical_violation_with_the_widget_open(offline
     result = offline_tab.page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
     bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
            for v in result["violations"] if v["impact"] in ("serious", "critical")]
-    widget_bad = [b for b in bad if any(isinstance(t, list) and len(t) > 1 for t in b[2])]  # inside a shadow root
+    # axe names a node inside a shadow root by a nested list [host, inner]; the template's own
+    # markup is not this project's to fix, the widget's is (its host and everything in it).
+    widget_bad = [b for b in bad if any(any(isinstance(part, list) for part in target) for target in b[2])]
     assert not widget_bad, widget_bad
 
 
