@@ -113,7 +113,7 @@ def register_services(app: Flask, settings: Settings) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """One blueprint per concern."""
-    from app.api import chat, conversations, docs_ui, feedback, health, openapi, root
+    from app.api import chat, conversations, docs_ui, feedback, health, openapi, root, widget
 
     app.register_blueprint(root.bp)
     app.register_blueprint(health.bp)
@@ -122,6 +122,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(feedback.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(docs_ui.bp)
+    app.register_blueprint(widget.bp)
 
 
 def register_security(app: Flask, settings: Settings) -> None:

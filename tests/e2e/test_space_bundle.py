@@ -62,7 +62,7 @@ def test_make_space_assembles_real_files_and_nothing_else(bundle):
     for needed in [
         "app/__init__.py",
         "app/templates/chat.html",
-        "app/static/chat.js",
+        "app/static/widget.js",
         "migrations/env.py",
         "docs/deployment/hugging-face-spaces.md",
     ]:

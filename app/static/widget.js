@@ -1,0 +1,424 @@
+/* Book chat widget: one <script src=".../widget.js" async> on any page (a Docusaurus book or
+ * plain HTML). No framework, no build step; everything lives in a Shadow DOM so the page's CSS
+ * and ours never meet. Model and book text only ever reach the DOM through textContent. */
+(function () {
+  'use strict';
+  if (window.__bookChatWidget) return;  // the script included twice: one widget
+  window.__bookChatWidget = true;
+
+  // --- configuration: the service is where this script came from ---------------------------------
+  var script = document.currentScript;  // only defined while the script first runs: capture now
+  var SERVICE = new URL('.', script ? script.src : location.href).href.replace(/\/$/, '');
+  var CSS_URL = SERVICE + '/widget.css?v=__WIDGET_CSS_VERSION__';
+  var KEY = 'book-chat:' + SERVICE;  // sessionStorage key, one per service
+  var MAX_CONTEXT = 8000;
+  var attr = function (name, fallback) { return (script && script.getAttribute('data-' + name)) || fallback; };
+  var T = {  // every visible string, translatable through data-* attributes on the script tag
+    title: attr('title', 'Ask the book'), open: attr('open-label', 'Open chat'),
+    close: attr('close-label', 'Close chat'), placeholder: attr('placeholder', 'Ask a question about the book…'),
+    send: attr('send-label', 'Send'), stop: attr('stop-label', 'Stop'), newChat: attr('new-chat-label', 'New chat'),
+    askSel: attr('ask-selection-label', 'Ask about this'), helpful: attr('helpful-label', 'Helpful'),
+    notHelpful: attr('not-helpful-label', 'Not helpful'), comment: attr('comment-placeholder', 'What was wrong? (optional)'),
+    sendComment: attr('send-comment-label', 'Send comment'), thanks: attr('thanks', 'Thanks for the feedback.'),
+    waking: attr('waking', 'Waking up… the service is starting, your question will be sent when it is ready.'),
+    limited: attr('rate-limited', 'Too many questions for now. Try again in {s} s.'),
+    offline: attr('offline', 'Could not reach the service. Check your connection and send again.'),
+    failed: attr('failed', 'The answer could not be completed. Your question is kept: send it again.'),
+    stopped: attr('stopped', '(stopped)'), sources: attr('sources-label', 'Sources'),
+    copy: attr('copy-label', 'Copy code'), copied: attr('copied-label', 'Copied'),
+    selection: attr('selection-label', 'About the selected text:'), you: attr('you-label', 'You'),
+    empty: attr('empty', 'Ask anything the book covers. Answers link to the sections they rest on.'),
+    input: attr('input-label', 'Your question')
+  };
+  var startOpen = attr('open', '') === 'true';
+  var fullPage = attr('mode', '') === 'page';  // the service's own page: the panel is the page
+
+  // --- state, kept in sessionStorage so a citation click within the book keeps the chat ---------
+  var state = { id: null, messages: [], open: false, scroll: null, selection: null };
+  try { Object.assign(state, JSON.parse(sessionStorage.getItem(KEY) || '{}')); } catch (e) { /* private mode */ }
+  function save() {
+    if (body) state.scroll = body.scrollTop;
+    try { sessionStorage.setItem(KEY, JSON.stringify(state, function (k, v) { return k === 'node' || k === 'wrap' ? undefined : v; })); } catch (e) { /* quota: not fatal */ }
+  }
+
+  // --- tiny DOM helper: createElement + textContent only, never an HTML parser -----------------------
+  function el(tag, props, kids) {
+    var node = document.createElement(tag);
+    for (var k in props || {}) {
+      if (k === 'text') node.textContent = props[k];
+      else if (k.slice(0, 2) === 'on') node.addEventListener(k.slice(2), props[k]);
+      else node.setAttribute(k, props[k]);
+    }
+    (kids || []).forEach(function (kid) { if (kid) node.append(kid); });
+    return node;
+  }
+
+  // --- host and launcher: the only things created before the reader opens the panel --------------
+  var host = el('div', { 'data-book-chat': '' });
+  var root = host.attachShadow({ mode: 'open' });
+  var launcherStyle = ':host{all:initial}.launcher{position:fixed;right:20px;bottom:20px;z-index:2147483000;' +
+    'border:0;border-radius:28px;padding:12px 18px;font:600 15px/1 system-ui,sans-serif;cursor:pointer;' +
+    'color:#fff;background:var(--bc-primary,#2e8555);box-shadow:0 2px 10px rgba(0,0,0,.3)}' +
+    '.launcher:focus-visible{outline:3px solid #fff;outline-offset:-6px}[hidden]{display:none!important}' +
+    '.sel{position:absolute;z-index:2147483001;border:0;border-radius:6px;padding:6px 10px;cursor:pointer;' +
+    'font:600 13px system-ui,sans-serif;color:#fff;background:var(--bc-primary,#2e8555)}';
+  // A constructed stylesheet adds no request and needs no inline <style> (strict CSPs allow it).
+  if (root.adoptedStyleSheets && window.CSSStyleSheet && CSSStyleSheet.prototype.replaceSync) {
+    var sheet = new CSSStyleSheet(); sheet.replaceSync(launcherStyle); root.adoptedStyleSheets = [sheet];
+  } else root.append(el('style', { text: launcherStyle }));
+  var launcher = el('button', { type: 'button', 'class': 'launcher', 'aria-label': T.open,
+    'aria-expanded': 'false', 'data-part': 'launcher', text: T.title, onclick: function () { openPanel(true); } });
+  var selButton = el('button', { type: 'button', 'class': 'sel', hidden: '', 'data-part': 'ask-selection',
+    text: T.askSel, onmousedown: function (e) { e.preventDefault(); }, onclick: askSelection });
+  root.append(launcher, selButton);
+
+  var panel, body, live, input, sendBtn, stopBtn, banner, selNote, controller, built = false;
+
+  // --- theme: Docusaurus' data-theme and primary colour, followed live ----------------------------
+  function applyTheme() {
+    var html = document.documentElement;
+    var dark = html.getAttribute('data-theme') === 'dark' ||
+      (!html.hasAttribute('data-theme') && window.matchMedia && matchMedia('(prefers-color-scheme: dark)').matches);
+    host.setAttribute('data-theme', dark ? 'dark' : 'light');
+    var primary = getComputedStyle(html).getPropertyValue('--ifm-color-primary').trim();
+    if (primary) host.style.setProperty('--bc-primary', primary); else host.style.removeProperty('--bc-primary');
+  }
+  new MutationObserver(applyTheme).observe(document.documentElement, { attributes: true, attributeFilter: ['data-theme', 'style', 'class'] });
+
+  // --- the panel, built on first open (and only then is the stylesheet requested) -----------------
+  function build() {
+    built = true;
+    root.append(el('link', { rel: 'stylesheet', href: CSS_URL }));
+    input = el('textarea', { rows: '2', maxlength: '2000', placeholder: T.placeholder, 'aria-label': T.input, 'data-part': 'input' });
+    input.addEventListener('keydown', function (e) {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
+    });
+    sendBtn = el('button', { type: 'submit', 'class': 'primary', 'aria-label': T.send, text: T.send });
+    stopBtn = el('button', { type: 'button', 'aria-label': T.stop, text: T.stop, hidden: '', onclick: stop });
+    selNote = el('div', { 'class': 'selnote', hidden: '', 'data-part': 'selection' });
+    banner = el('div', { 'class': 'banner', role: 'alert', hidden: '', 'data-part': 'status' });
+    body = el('div', { 'class': 'body', role: 'log', 'aria-live': 'off', 'aria-label': T.title, tabindex: '0', 'data-part': 'log' });
+    // role=log would announce every token; the finished answer is announced once, through `live`.
+    body.addEventListener('scroll', function () { state.scroll = body.scrollTop; });
+    live = el('div', { 'class': 'vh', 'aria-live': 'polite', 'data-part': 'announcer' });
+    var form = el('form', { 'class': 'ask', onsubmit: function (e) { e.preventDefault(); submit(); } },
+      [selNote, input, el('div', { 'class': 'actions' }, [stopBtn, sendBtn])]);
+    panel = el('div', { 'class': 'panel' + (fullPage ? ' page' : ''), role: 'dialog', 'aria-label': T.title,
+      'aria-modal': 'false', hidden: '', 'data-part': 'panel' }, [
+      el('div', { 'class': 'head' }, [
+        el('h2', { text: T.title }),
+        el('button', { type: 'button', 'aria-label': T.newChat, text: T.newChat, onclick: newChat }),
+        fullPage ? null : el('button', { type: 'button', 'class': 'x', 'aria-label': T.close, text: '×', onclick: closePanel })
+      ]),
+      fullPage ? null : el('div', { 'class': 'grip', 'aria-hidden': 'true', onpointerdown: resizeStart }),
+      banner, body, form, live
+    ]);
+    panel.addEventListener('keydown', function (e) { if (e.key === 'Escape' && !fullPage) { e.stopPropagation(); closePanel(); } });
+    root.append(panel);
+    renderAll();
+  }
+
+  function openPanel(focus) {
+    if (!built) build();
+    panel.hidden = false; launcher.hidden = true; state.open = true;
+    launcher.setAttribute('aria-expanded', 'true');
+    if (!fullPage && innerWidth >= 997) dock(true);
+    if (focus) input.focus();
+    save();
+  }
+  function closePanel() {
+    panel.hidden = true; launcher.hidden = false; state.open = false;
+    launcher.setAttribute('aria-expanded', 'false');
+    dock(false); save(); launcher.focus();
+  }
+  // On wide screens the page's text column reflows beside the panel instead of hiding under it.
+  function dock(on) {
+    var width = (state.width || 420) + 'px';
+    document.documentElement.style.marginRight = on ? width : '';
+    if (panel) panel.style.width = fullPage ? '' : width;
+  }
+  function resizeStart(e) {
+    e.preventDefault();
+    var move = function (m) { state.width = Math.max(320, Math.min(innerWidth - 200, innerWidth - m.clientX)); dock(innerWidth >= 997); };
+    var up = function () { removeEventListener('pointermove', move); removeEventListener('pointerup', up); save(); };
+    addEventListener('pointermove', move); addEventListener('pointerup', up);
+  }
+
+  // --- Markdown: a small renderer that builds nodes, so no HTML in an answer is ever parsed -------
+  // Block level: fenced code, headings, lists, paragraphs. Inline: code, bold, italic, http(s)
+  // links, [n] citations. Anything else stays literal text. Re-run on each token (answers are short).
+  function renderMarkdown(text, sources, target) {
+    target.textContent = '';
+    var lines = text.replace(/\r/g, '').split('\n'), i = 0, para = [];
+    function flush() { if (para.length) { target.append(el('p', {}, inline(para.join(' '), sources))); para = []; } }
+    while (i < lines.length) {
+      var line = lines[i], m;
+      if ((m = /^\s*(```|~~~)\s*([\w+-]*)/.exec(line))) {
+        flush(); var code = []; i++;
+        while (i < lines.length && lines[i].trim().indexOf(m[1]) !== 0) code.push(lines[i++]);
+        i++; target.append(codeBlock(code.join('\n'), m[2])); continue;
+      }
+      if ((m = /^(#{1,6})\s+(.*)$/.exec(line))) { flush(); target.append(el('p', { 'class': 'h' }, inline(m[2], sources))); i++; continue; }
+      if (/^\s*([-*+]|\d+[.)])\s+/.test(line)) {
+        flush(); var ordered = /^\s*\d/.test(line), list = el(ordered ? 'ol' : 'ul');
+        while (i < lines.length && /^\s*([-*+]|\d+[.)])\s+/.test(lines[i])) {
+          var item = lines[i++].replace(/^\s*([-*+]|\d+[.)])\s+/, '');
+          while (i < lines.length && /^\s{2,}\S/.test(lines[i]) && !/^\s*([-*+]|\d+[.)])\s+/.test(lines[i])) item += ' ' + lines[i++].trim();
+          list.append(el('li', {}, inline(item, sources)));
+        }
+        target.append(list); continue;
+      }
+      if (!line.trim()) flush(); else para.push(line.trim());
+      i++;
+    }
+    flush();
+  }
+  var INLINE = /(`+)([^`]+?)\1|\*\*([^*]+)\*\*|__([^_]+)__|\*([^*\s][^*]*)\*|\b_([^_]+)_\b|\[([^\]]+)\]\(([^)\s]+)\)|\[(\d+)\]|(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])/g;
+  function inline(text, sources) {
+    var out = [], last = 0, m;
+    INLINE.lastIndex = 0;
+    while ((m = INLINE.exec(text))) {
+      if (m.index > last) out.push(text.slice(last, m.index));
+      if (m[2] !== undefined) out.push(el('code', { text: m[2] }));
+      else if (m[3] || m[4]) out.push(el('strong', {}, inline(m[3] || m[4], sources)));
+      else if (m[5] || m[6]) out.push(el('em', {}, inline(m[5] || m[6], sources)));
+      else if (m[7]) out.push(safeLink(m[8], m[7]) || m[0]);
+      else if (m[9]) out.push(citation(+m[9], sources) || m[0]);
+      else out.push(safeLink(m[10], m[10]));
+      last = INLINE.lastIndex;
+    }
+    if (last < text.length) out.push(text.slice(last));
+    return out;
+  }
+  function safeLink(href, label) {
+    var url;
+    try { url = new URL(href, location.href); } catch (e) { return null; }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return null;  // javascript:, data:: text
+    return el('a', { href: url.href, target: '_blank', rel: 'noopener noreferrer', text: label });
+  }
+  function citation(n, sources) {
+    var src = sources && sources[n - 1];
+    if (!src) return el('span', { 'class': 'cite', text: '[' + n + ']' });  // sources arrive with `done`
+    var a = sourceLink(src, '[' + n + ']');
+    var name = 'Source ' + n + ': ' + (src.heading || src.title || src.file);
+    // No page to open: the citation unfolds the section's text in the source list instead.
+    if (!a) a = el('button', { type: 'button', onclick: function (e) {
+      var d = e.target.closest('.msg').querySelectorAll('.sources details')[n - 1];
+      if (d) { d.open = true; d.scrollIntoView({ block: 'nearest' }); }
+    } });
+    a.className = 'cite'; a.textContent = '[' + n + ']'; a.setAttribute('aria-label', name);
+    return a;
+  }
+  // A section of this same site opens in place (the chat is restored from sessionStorage); any
+  // other site opens in a new tab.
+  function sourceLink(src, label) {
+    var url, raw = String(src.url || '');
+    // On the service's own page a bare route ("/guides/x#y", no BOOK_SITE_URL) is not served here.
+    if (fullPage && !/^https?:\/\//i.test(raw)) return null;
+    try { url = new URL(raw, location.href); } catch (e) { return null; }
+    if (!raw || (url.protocol !== 'http:' && url.protocol !== 'https:')) return null;
+    var same = url.origin === location.origin && !fullPage;
+    var a = el('a', { href: url.href, text: label, 'data-part': 'source' });
+    if (same) a.addEventListener('click', function () { state.open = true; save(); });
+    else { a.target = '_blank'; a.rel = 'noopener noreferrer'; }
+    return a;
+  }
+  function codeBlock(code, lang) {
+    var copy = el('button', { type: 'button', 'class': 'copy', 'aria-label': T.copy, text: T.copy, onclick: function () {
+      (navigator.clipboard ? navigator.clipboard.writeText(code) : Promise.reject()).then(function () {
+        copy.textContent = T.copied; setTimeout(function () { copy.textContent = T.copy; }, 1500);
+      }, function () {});
+    } });
+    return el('div', { 'class': 'code' }, [copy, el('pre', {}, [el('code', { 'data-lang': lang, text: code })])]);
+  }
+
+  // --- the conversation ------------------------------------------------------------------------------
+  function renderAll() {
+    body.textContent = '';
+    if (!state.messages.length) body.append(el('p', { 'class': 'empty', text: T.empty }));
+    state.messages.forEach(function (m) { body.append(messageNode(m)); });
+    if (state.scroll != null) body.scrollTop = state.scroll;
+    else body.scrollTop = body.scrollHeight;
+  }
+  function messageNode(m) {
+    var node = el('div', { 'class': 'msg ' + m.role, 'data-role': m.role });
+    if (m.role === 'user') {
+      if (m.context) node.append(el('blockquote', { text: m.context.length > 300 ? m.context.slice(0, 300) + '…' : m.context }));
+      node.append(el('p', { text: m.content }));
+      return node;
+    }
+    var text = el('div', { 'class': 'text' });
+    renderMarkdown(m.content + (m.status === 'interrupted' ? ' ' + T.stopped : ''), m.sources, text);
+    node.append(text);
+    if (m.sources && m.sources.length) {
+      var list = el('ol', { 'class': 'sources', 'aria-label': T.sources });
+      m.sources.forEach(function (s) {
+        var a = sourceLink(s, s.heading || s.title || s.file);
+        list.append(el('li', {}, [a || el('details', {}, [el('summary', { text: s.heading || s.title || s.file }),
+          el('p', { 'class': 'snippet', text: s.snippet || '' })])]));
+      });
+      node.append(list);
+    }
+    if (m.id && !m.streaming) node.append(feedbackNode(m));
+    m.node = text;
+    return node;
+  }
+  function feedbackNode(m) {
+    var box = el('div', { 'class': 'vote', role: 'group', 'aria-label': 'Feedback' });
+    var comment = el('form', { 'class': 'comment', hidden: '' });
+    var field = el('textarea', { rows: '2', maxlength: '1000', placeholder: T.comment, 'aria-label': T.comment });
+    comment.append(field, el('button', { type: 'submit', text: T.sendComment }));
+    comment.addEventListener('submit', function (e) { e.preventDefault(); vote('down', field.value.trim() || null); comment.hidden = true; });
+    function button(kind, label, glyph) {
+      return el('button', { type: 'button', 'aria-label': label, title: label, 'aria-pressed': String(m.feedback === kind),
+        'data-vote': kind, text: glyph, onclick: function () { vote(kind, null); if (kind === 'down') { comment.hidden = false; field.focus(); } } });
+    }
+    var up = button('up', T.helpful, '👍'), down = button('down', T.notHelpful, '👎');
+    var note = el('span', { 'class': 'thanks', role: 'status' });
+    // One vote per answer: the service replaces an earlier vote (200) rather than adding one (201).
+    function vote(kind, text) {
+      m.feedback = kind; save();
+      up.setAttribute('aria-pressed', String(kind === 'up')); down.setAttribute('aria-pressed', String(kind === 'down'));
+      api('/api/feedback', { message_id: m.id, vote: kind, comment: text }).then(function (r) {
+        note.textContent = r.ok ? T.thanks : '';
+      }, function () {});
+    }
+    box.append(up, down, note, comment);
+    return box;
+  }
+  function newChat() {
+    stop(); state.id = null; state.messages = []; state.scroll = null; setSelection(null);
+    showBanner(''); save(); renderAll(); input.focus();
+  }
+
+  // --- asking: POST /api/chat, read the SSE stream, render as it arrives --------------------------
+  function api(path, payload, signal) {
+    return fetch(SERVICE + path, { method: 'POST', signal: signal, credentials: 'omit',
+      headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' }, body: JSON.stringify(payload) });
+  }
+  function showBanner(text) { banner.textContent = text; banner.hidden = !text; }
+  function busy(on) { sendBtn.hidden = on; stopBtn.hidden = !on; if (on) stopBtn.focus(); else if (document.activeElement === stopBtn || root.activeElement === stopBtn) input.focus(); }
+  function stop() { if (controller) controller.abort(); }
+
+  function submit(attempt) {
+    var question = input.value.trim();
+    if (!question || controller) return;
+    attempt = attempt || 0;
+    var payload = { message: question, format: 'markdown', page: location.href.split('#')[0] };
+    if (state.id) payload.conversation_id = state.id;
+    if (state.selection) { payload.mode = 'selection'; payload.context = state.selection; }
+    var ask = { role: 'user', content: question, context: state.selection };
+    var answer = { role: 'assistant', content: '', sources: null, streaming: true };
+    controller = new AbortController();
+    busy(true);
+    api('/api/chat', payload, controller.signal).then(function (r) {
+      if (r.status === 503 && attempt < 6) throw { wake: true };
+      if (r.status === 429) throw { retry: +(r.headers.get('Retry-After') || 30) };
+      if (!r.ok || !r.body) return r.json().then(function (j) { throw { message: (j && typeof j.message === 'string' && j.message) || T.failed }; }, function () { throw {}; });
+      showBanner(''); input.value = ''; setSelection(null);  // accepted: the question is on its way
+      state.messages.push(ask, answer);
+      if (state.messages.length && body.querySelector('.empty')) body.textContent = '';
+      body.append(messageNode(ask), answer.wrap = messageNode(answer));
+      return readStream(r.body.getReader(), answer);
+    }).then(finish, function (err) {
+      controller = null; busy(false);
+      if (err && err.wake) {  // cold start: keep the question, retry with backoff
+        showBanner(T.waking);
+        return setTimeout(function () { submit(attempt + 1); }, Math.min(2000 * Math.pow(2, attempt), 20000));
+      }
+      if (err && err.retry) return showBanner(T.limited.replace('{s}', err.retry));
+      if (err && err.name === 'AbortError') return answer.wrap ? finish(null, true) : undefined;
+      if (answer.wrap) { state.messages.splice(state.messages.indexOf(ask), 2); answer.wrap.remove(); answer.wrap = null; input.value = question; }
+      showBanner(err && err.message ? err.message : (navigator.onLine === false || err instanceof TypeError ? T.offline : T.failed));
+      save();
+    });
+
+    function finish(done, aborted) {
+      controller = null; busy(false);
+      answer.streaming = false;
+      if (aborted) answer.status = 'interrupted';
+      if (done && done.error) { input.value = question; showBanner(T.failed); }
+      var fresh = messageNode(answer); answer.wrap.replaceWith(fresh); answer.wrap = null; delete answer.node;
+      fresh.scrollIntoView({ block: 'nearest' });
+      live.textContent = answer.content.replace(/\s+/g, ' ').slice(0, 600);  // the whole answer, once
+      save();
+    }
+  }
+  function readStream(reader, answer) {
+    var decoder = new TextDecoder(), buffer = '', done = null, error = null;
+    function pump() {
+      return reader.read().then(function (chunk) {
+        if (chunk.done) {
+          if (!done) throw { message: T.failed };  // the stream was cut before `done`
+          if (error) done.error = error;
+          return done;
+        }
+        buffer += decoder.decode(chunk.value, { stream: true });
+        var lines = buffer.split('\n'); buffer = lines.pop();
+        lines.forEach(function (line) {
+          if (line.indexOf('data: ') !== 0) return;
+          var ev = JSON.parse(line.slice(6));
+          if (ev.type === 'metadata') { state.id = ev.conversation_id; answer.id = ev.message_id; }
+          else if (ev.type === 'token') answer.content += ev.content;
+          else if (ev.type === 'error') error = ev;
+          else if (ev.type === 'done') { done = ev; answer.sources = ev.sources; answer.id = ev.message_id; state.id = ev.conversation_id; }
+        });
+        renderMarkdown(answer.content, answer.sources, answer.node);
+        body.scrollTop = body.scrollHeight;
+        return pump();
+      });
+    }
+    return pump();
+  }
+
+  // --- selection: "Ask about this" -----------------------------------------------------------------
+  function setSelection(text) {
+    state.selection = text ? text.slice(0, MAX_CONTEXT) : null;
+    if (!selNote) return;
+    selNote.hidden = !state.selection;
+    selNote.textContent = '';
+    if (state.selection) selNote.append(el('span', { text: T.selection + ' ' }), el('q', { text: state.selection.slice(0, 160) + (state.selection.length > 160 ? '…' : '') }),
+      el('button', { type: 'button', 'class': 'x', 'aria-label': 'Cancel selection', text: '×', onclick: function () { setSelection(null); save(); input.focus(); } }));
+  }
+  var pending = '';
+  function askSelection() {
+    selButton.hidden = true;
+    openPanel(true); setSelection(pending); save();
+  }
+  document.addEventListener('selectionchange', function () {
+    var sel = document.getSelection();
+    var text = sel && !sel.isCollapsed ? sel.toString().trim() : '';
+    if (!text || (sel.anchorNode && host.contains(sel.anchorNode))) { if (!text) selButton.hidden = true; return; }
+    pending = text;
+    var rect = sel.getRangeAt(0).getBoundingClientRect();
+    selButton.style.top = (rect.bottom + scrollY + 6) + 'px';
+    selButton.style.left = Math.max(8, rect.left + scrollX) + 'px';
+    selButton.hidden = false;
+  });
+
+  // --- start: attach, restore, and catch up with the service after a reload -----------------------
+  function start() {
+    document.body.append(host);
+    applyTheme();
+    if (state.open || startOpen || fullPage) {
+      openPanel(fullPage);
+      setSelection(state.selection);
+      if (state.id) refresh();
+    }
+    addEventListener('pagehide', save);
+    // Crossing the phone breakpoint: dock beside the text, or go full screen.
+    addEventListener('resize', function () { if (state.open && !fullPage) dock(innerWidth >= 997); });
+  }
+  // The stored copy may miss the end of an answer (a reload mid-stream): the service has it all.
+  function refresh() {
+    fetch(SERVICE + '/api/conversation/' + state.id, { credentials: 'omit' }).then(function (r) {
+      if (r.status === 404) { state.id = null; state.messages = []; save(); renderAll(); return; }
+      return r.ok && r.json().then(function (j) {
+        var scroll = state.scroll;
+        state.messages = j.messages.map(function (m) { return { id: m.role === 'assistant' ? m.id : undefined, role: m.role, content: m.content, sources: m.sources, status: m.status, feedback: m.feedback }; });
+        state.scroll = scroll; renderAll(); save();
+      });
+    }, function () {});
+  }
+  if (document.body) start(); else document.addEventListener('DOMContentLoaded', start);
+})();
