@@ -415,7 +415,7 @@
       if (r.status === 404) { state.id = null; state.messages = []; save(); renderAll(); return; }
       return r.ok && r.json().then(function (j) {
         var scroll = state.scroll;
-        state.messages = j.messages.map(function (m) { return { id: m.role === 'assistant' ? m.id : undefined, role: m.role, content: m.content, sources: m.sources, status: m.status, feedback: m.feedback }; });
+        state.messages = j.messages.map(function (m) { return { id: m.role === 'assistant' ? m.id : undefined, role: m.role, content: m.content, sources: m.sources, status: m.status, feedback: m.feedback && m.feedback.vote }; });
         state.scroll = scroll; renderAll(); save();
       });
     }, function () {});

@@ -212,11 +212,13 @@ def test_a_question_streams_a_markdown_answer_with_cited_sections(page, served):
     cid = sent[1]["conversation_id"]
     stored = requests.get(f"{served}/api/conversation/{cid}", timeout=5).json()["messages"]
     assert [m["role"] for m in stored] == ["user", "assistant", "user", "assistant"]
-    assert stored[1]["feedback"]["vote"] == "down" if isinstance(stored[1]["feedback"], dict) else stored[1]["feedback"]
+    assert stored[1]["feedback"] == {"vote": "down", "comment": None}  # the second vote replaced the first
 
     # After a reload the conversation is restored from the service.
     page.reload()
     page.locator("[data-role=assistant]:has([data-vote])").nth(1).wait_for(timeout=10_000)
+    first = page.locator("[data-role=assistant]").first
+    assert first.get_by_role("button", name="Not helpful").get_attribute("aria-pressed") == "true"
 
     # New chat forgets it.
     page.get_by_role("button", name="New chat").click()
