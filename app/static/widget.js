@@ -19,6 +19,7 @@
     send: attr('send-label', 'Send'), stop: attr('stop-label', 'Stop'), newChat: attr('new-chat-label', 'New chat'),
     askSel: attr('ask-selection-label', 'Ask about this'), helpful: attr('helpful-label', 'Helpful'),
     notHelpful: attr('not-helpful-label', 'Not helpful'), comment: attr('comment-placeholder', 'What was wrong? (optional)'),
+    commentLabel: attr('comment-label', 'Comment (optional)'),
     sendComment: attr('send-comment-label', 'Send comment'), thanks: attr('thanks', 'Thanks for the feedback.'),
     waking: attr('waking', 'Waking up… the service is starting, your question will be sent when it is ready.'),
     limited: attr('rate-limited', 'Too many questions for now. Try again in {s} s.'),
@@ -229,7 +230,7 @@
         copy.textContent = T.copied; setTimeout(function () { copy.textContent = T.copy; }, 1500);
       }, function () {});
     } });
-    return el('div', { 'class': 'code' }, [copy, el('pre', {}, [el('code', { 'data-lang': lang, text: code })])]);
+    return el('div', { 'class': 'code' }, [copy, el('pre', { tabindex: '0' }, [el('code', { 'data-lang': lang, text: code })])]);
   }
 
   // --- the conversation ------------------------------------------------------------------------------
@@ -266,7 +267,7 @@
   function feedbackNode(m) {
     var box = el('div', { 'class': 'vote', role: 'group', 'aria-label': 'Feedback' });
     var comment = el('form', { 'class': 'comment', hidden: '' });
-    var field = el('textarea', { rows: '2', maxlength: '1000', placeholder: T.comment, 'aria-label': T.comment });
+    var field = el('textarea', { rows: '2', maxlength: '1000', placeholder: T.comment, 'aria-label': T.commentLabel });
     comment.append(field, el('button', { type: 'submit', text: T.sendComment }));
     comment.addEventListener('submit', function (e) { e.preventDefault(); vote('down', field.value.trim() || null); comment.hidden = true; });
     function button(kind, label, glyph) {
@@ -297,7 +298,12 @@
       headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream' }, body: JSON.stringify(payload) });
   }
   function showBanner(text) { banner.textContent = text; banner.hidden = !text; }
-  function busy(on) { sendBtn.hidden = on; stopBtn.hidden = !on; if (on) stopBtn.focus(); else if (document.activeElement === stopBtn || root.activeElement === stopBtn) input.focus(); }
+  function busy(on) {
+    // Read focus before hiding Stop: a hidden button loses it to <body>, and Esc would go nowhere.
+    var onStop = root.activeElement === stopBtn || !root.activeElement;
+    sendBtn.hidden = on; stopBtn.hidden = !on;
+    if (on) stopBtn.focus(); else if (onStop) input.focus();
+  }
   function stop() { if (controller) controller.abort(); }
 
   function submit(attempt) {
