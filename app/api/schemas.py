@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationInfo, fi
 MAX_MESSAGE_CHARS = 2000
 MAX_CONTEXT_CHARS = 8000  # the widget trims the selection to this
 MAX_COMMENT_CHARS = 1000
+MAX_PAGE_CHARS = 2000
+# The page the reader is on: an absolute http(s) URL or a path (location.href without the hash).
+PAGE_PATTERN = r"^(https?://[^\s#]+|/[^\s#]*)$"
 
 # The text rules the validators enforce, stated for clients and schema-driven tests. Python's
 # whitespace (str.isspace) is spelled out so that ECMA-262 regexes (JSON Schema) agree exactly.
@@ -55,6 +58,17 @@ class ChatRequest(BaseModel):
             "that reads well as one text node, no Markdown, each sentence ending with its [n]. "
             "'markdown': Markdown, for clients that render it."
         ),
+    )
+    page: str | None = Field(
+        default=None,
+        max_length=MAX_PAGE_CHARS,
+        description=(
+            "The page the reader is on: an absolute http(s) URL or a path starting with '/', without "
+            "the hash. Retrieval prefers that page's sections when they answer the question; a page "
+            "not in the book is ignored."
+        ),
+        examples=["https://book.example.org/module-01/chapter-01"],
+        pattern=PAGE_PATTERN,
     )
 
     @field_validator("message")
