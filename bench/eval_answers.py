@@ -47,13 +47,18 @@ METRICS = (
 )
 
 
-def ask_all(docs: Path, questions: list[dict], offtopic: list[dict], *, site_url: str, route_base_path: str) -> dict:
+def ask_all(
+    docs: Path, questions: list[dict], offtopic: list[dict], *, site_url: str, route_base_path: str,
+    current_page: str = "none",
+) -> dict:
     """Index `docs`, ask every question through the chat path, and check every answer."""
     from app import create_app
     from app.database import upgrade_database
     from app.extensions import db
     from app.services.answering.offline import OfflineAnswerer
     from app.services.chat import ChatQuestion, ChatService
+    from app.services.container import make_ingester
+    from bench.eval_retrieval import reader_page
 
     with tempfile.TemporaryDirectory(prefix="bench-answers-") as tmp:
         app = create_app({
@@ -65,17 +70,21 @@ def ask_all(docs: Path, questions: list[dict], offtopic: list[dict], *, site_url
         services.ingest_book()
         hybrid = services.settings.gemini_enabled
         chat = ChatService(services.store, services.retriever, OfflineAnswerer(book_idf=services.retriever.book_idf))
+        _, chunks = make_ingester(services.settings).read_chunks(docs, site_url=site_url, route_base_path=route_base_path)
+        page_urls = {c.file: c.url.split("#")[0] for c in chunks}
         answers = []
         for kind, group in (("real", questions), ("offtopic", offtopic)):
             for q in group:
-                conversation, text, sources, grounded = ask(chat, ChatQuestion(q["question"]))
                 gold = [label_path(f, docs) for f in q.get("expected_files", [])]
+                page = (reader_page(current_page, gold, page_urls) if gold
+                        else None if current_page == "none" else min(page_urls.values()))
+                conversation, text, sources, grounded = ask(chat, ChatQuestion(q["question"], page=page))
                 answer = {"id": q["id"], "kind": kind, "question": q["question"], "text": text,
                           "sources": sources, "grounded": grounded, "gold": gold,
                           "key_facts": q.get("key_facts"), "any_of": q.get("any_of")}
                 if kind == "real" and grounded:
                     # The follow-up readers ask most: it must add to the answer, not repeat it.
-                    _, again, _, _ = ask(chat, ChatQuestion(FOLLOW_UP, conversation_id=conversation))
+                    _, again, _, _ = ask(chat, ChatQuestion(FOLLOW_UP, conversation_id=conversation, page=page))
                     answer["follow_up"] = again
                 answers.append(answer)
         with app.app_context():
@@ -162,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--route-base-path", default="docs")
     parser.add_argument("--keyfacts", type=Path, help="JSONL of key facts by id (default: QUESTIONS' .keyfacts.jsonl)")
     parser.add_argument("--examples", type=int, default=3, help="answers shown per problem")
+    parser.add_argument("--current-page", choices=("none", "gold", "unrelated"), default="none",
+                        help="the page the reader is on: none, the gold page, or an unrelated page")
     parser.add_argument("--dump", type=Path, help="write every answer as JSONL here")
     args = parser.parse_args(argv)
     keyfacts = args.keyfacts or args.questions.with_name(args.questions.name.replace(".jsonl", ".keyfacts.jsonl"))
@@ -174,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         from bench._embeddings import embeddings
 
         with embeddings(mode):
-            run = ask_all(docs, questions, offtopic, site_url=args.site_url, route_base_path=args.route_base_path)
+            run = ask_all(docs, questions, offtopic, site_url=args.site_url, route_base_path=args.route_base_path,
+                          current_page=args.current_page)
         results[mode] = score(run["answers"])
         if args.dump:
             dump = args.dump if len(results) == 1 else args.dump.with_suffix(f".{mode}.jsonl")

@@ -60,6 +60,18 @@ def floor_slack(verdict: FloorVerdict | None) -> float:
     return round(min(verdict.share / min_share, verdict.strength / min_strength) - 1, 3)
 
 
+def reader_page(choice: str, gold: list[str], page_urls: dict[str, str]) -> str | None:
+    """The URL of the page the reader is on: none, the gold page, or an unrelated one (the next
+    page after the gold one in sorted order that is not gold), deterministic."""
+    if choice == "none" or not gold:
+        return None
+    if choice == "gold":
+        return page_urls.get(gold[0])
+    files = sorted(page_urls)
+    start = files.index(gold[0]) if gold[0] in files else 0
+    return next(page_urls[f] for f in files[start + 1:] + files[:start + 1] if f not in gold)
+
+
 def evaluate(
     docs: Path,
     questions: list[dict],
@@ -68,6 +80,7 @@ def evaluate(
     route_base_path: str,
     show: bool,
     offtopic: list[dict] | None = None,
+    current_page: str = "none",
 ) -> dict:
     """Index `docs` in a temporary folder and score every question; returns the metrics."""
     offtopic = offtopic or []
@@ -80,9 +93,12 @@ def evaluate(
         summary = make_ingester(settings).ingest(docs, site_url=site_url, route_base_path=route_base_path)
         ingest_s = time.perf_counter() - started
         retriever = make_retriever(open_index(settings), make_embedder(settings))
+        _, chunks = make_ingester(settings).read_chunks(docs, site_url=site_url, route_base_path=route_base_path)
+        page_urls = {c.file: c.url.split("#")[0] for c in chunks}
         rows = []
         for q in questions:
-            result = retriever.retrieve(q["question"], limit=20)  # enough passages for 10 pages
+            page = reader_page(current_page, [label_path(f, docs) for f in q["expected_files"]], page_urls)
+            result = retriever.retrieve(q["question"], limit=20, page=page)  # enough passages for 10 pages
             pages: list[str] = []
             for p in result.passages:
                 if p.file not in pages:
@@ -102,7 +118,7 @@ def evaluate(
             })
         off_rows = []
         for q in offtopic:
-            result = retriever.retrieve(q["question"])
+            result = retriever.retrieve(q["question"], page=min(page_urls.values()) if current_page != "none" else None)
             off_rows.append({"id": q["id"], "refused": not result.passages, "slack": floor_slack(result.verdict),
                              "question": q["question"]})
     n = len(rows)
@@ -156,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="env: hybrid only with GEMINI_API_KEY set; minilm: hybrid with all-MiniLM-L6-v2")
     parser.add_argument("--site-url", default="https://docusaurus.io")
     parser.add_argument("--route-base-path", default="docs")
+    parser.add_argument("--current-page", choices=("none", "gold", "unrelated"), default="none",
+                        help="the page the reader is on: none, the gold page, or an unrelated page")
     parser.add_argument("--quiet", action="store_true", help="print only the JSON line")
     args = parser.parse_args(argv)
     questions = read_questions(args.questions)
@@ -167,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         context = embeddings("hybrid")
     with context:
         metrics = evaluate(docs_folder(args.docs), questions, site_url=args.site_url,
-                           route_base_path=args.route_base_path, show=not args.quiet, offtopic=offtopic)
+                           route_base_path=args.route_base_path, show=not args.quiet, offtopic=offtopic,
+                           current_page=args.current_page)
     keys = ("n", "hit@1", "hit@5", "mrr@10", "section_hit@5", "refused", "ranking_miss@5", "offtopic_n", "offtopic_refused")
     print(json.dumps({k: metrics[k] for k in keys}))
     return 0

@@ -26,7 +26,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 def chat() -> ResponseReturnValue:
     """Answer a question; streams metadata → token… → done, or one JSON object on request."""
     body = parse_json_body(ChatRequest)
-    question = ChatQuestion(body.message, body.mode, body.context, body.conversation_id, body.format)
+    question = ChatQuestion(body.message, body.mode, body.context, body.conversation_id, body.format, body.page)
     turn = services().chat.start(question)  # unknown conversation, unavailable: see app/api/errors.py
 
     if _wants_json():

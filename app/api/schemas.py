@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationInfo, fi
 MAX_MESSAGE_CHARS = 2000
 MAX_CONTEXT_CHARS = 8000  # the widget trims the selection to this
 MAX_COMMENT_CHARS = 1000
+MAX_PAGE_CHARS = 2000
 
 # The text rules the validators enforce, stated for clients and schema-driven tests. Python's
 # whitespace (str.isspace) is spelled out so that ECMA-262 regexes (JSON Schema) agree exactly.
@@ -18,6 +20,8 @@ MAX_COMMENT_CHARS = 1000
 _SPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 SOME_TEXT_PATTERN = rf"^[^\x00]*[^{_SPACE}\x00][^\x00]*$"
 NO_NUL_PATTERN = r"^[^\x00]*$"
+# The page the reader is on: an absolute http(s) URL or a path (location.href without the hash).
+PAGE_PATTERN = rf"^(https?://[^{_SPACE}#\x00]+|/[^{_SPACE}#\x00]*)$"
 
 
 class ChatRequest(BaseModel):
@@ -56,6 +60,17 @@ class ChatRequest(BaseModel):
             "'markdown': Markdown, for clients that render it."
         ),
     )
+    page: str | None = Field(
+        default=None,
+        max_length=MAX_PAGE_CHARS,
+        description=(
+            "The page the reader is on: an absolute http(s) URL or a path starting with '/', without "
+            "the hash. Retrieval prefers that page's sections when they answer the question; a page "
+            "not in the book is ignored."
+        ),
+        examples=["https://book.example.org/module-01/chapter-01"],
+        json_schema_extra={"pattern": PAGE_PATTERN},
+    )
 
     @field_validator("message")
     @classmethod
@@ -70,6 +85,14 @@ class ChatRequest(BaseModel):
         if info.data.get("mode") == "selection" and not (value and value.strip()):
             raise ValueError("is required when mode is 'selection'")
         return None if value is None else _no_nul(value)
+
+
+    @field_validator("page")
+    @classmethod
+    def _a_page_address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(PAGE_PATTERN, value):
+            raise ValueError("must be an http(s) URL or a path starting with '/', without '#'")
+        return value
 
 
 def _no_nul(value: str) -> str:

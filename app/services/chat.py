@@ -50,6 +50,7 @@ class ChatQuestion:
     context: str | None = None
     conversation_id: uuid.UUID | None = None
     format: str = TEXT  # "text" (plain prose, the widget's) or "markdown"
+    page: str | None = None  # URL or path of the page the reader is on
 
 
 class ChatService:
@@ -102,7 +103,7 @@ class ChatService:
             return self._replay(turn, cached, started, question.mode, question.format)
         try:
             query, fallback = self._retrieval_queries(question, turn.history)
-            retrieval = self.retriever.retrieve(query, alternatives=fallback)
+            retrieval = self.retriever.retrieve(query, alternatives=fallback, page=question.page)
             passages = retrieval.passages
             if question.mode == "selection" and question.context:
                 # Cite where the selection comes from, with its neighbours as extra context.
@@ -156,7 +157,7 @@ class ChatService:
 
     # --- the answer cache (first-turn general questions; see app/services/answer_cache.py) ------
     def _cache_key(self, question: ChatQuestion) -> CacheKey | None:
-        if self.answer_cache is None or question.mode != "general" or question.conversation_id is not None:
+        if self.answer_cache is None or question.mode != "general" or question.conversation_id is not None or question.page:
             return None
         try:
             version = self.retriever.index.version()

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from app.services.errors import ServiceUnavailable
 from app.services.index.base import IndexHit, SearchIndex, SearchRequest
+from app.services.retrieval.current_page import CURRENT_PAGE_PRIOR, page_key, same_page
 from app.services.retrieval.floor import FloorVerdict, RelevanceFloor, TermStatistics
 from app.services.retrieval.sparse import Bm25Encoder
 
@@ -73,7 +74,7 @@ TOP_K = 5
 # What ranking reads of each of the 100 candidates; the text and the rest of the payload are
 # fetched for the passages returned only. Copying whole payloads (a section's text, its heading
 # path, ...) of every candidate was a third of a search's CPU (bench/README.md, "CPU per answer").
-RANKING_FIELDS = ("file", "anchor", "part")
+RANKING_FIELDS = ("file", "anchor", "part", "url")
 # A long section is indexed in parts; the passage given to the answerer is the part found plus its
 # neighbours among the candidates, up to this many: "Options" whose command sits in part 2 is
 # answered with the command (bench/README.md, "Answers a reader can act on").
@@ -113,12 +114,16 @@ class Retriever:
         self._stats_lock = threading.Lock()
         self._stats: tuple[str | None, TermStatistics] | None = None
 
-    def retrieve(self, question: str, *, limit: int | None = None, alternatives: Sequence[str] = ()) -> RetrievalResult:
+    def retrieve(
+        self, question: str, *, limit: int | None = None, alternatives: Sequence[str] = (), page: str | None = None
+    ) -> RetrievalResult:
         """The best passages for `question` (empty when the book does not cover it).
 
         `alternatives` are other wordings of the same need (a follow-up's fallback query): each
         query that passes the floor contributes, and their results are fused by rank (RRF), so a
-        poor wording cannot sink a good one.
+        poor wording cannot sink a good one. `page` is the URL or path of the page the reader is
+        on: when it is one of the candidates' pages its score gets CURRENT_PAGE_PRIOR (an unknown
+        page changes nothing; a refused question stays refused).
         """
         started = time.perf_counter()
         limit = limit or self.top_k
@@ -131,7 +136,8 @@ class Retriever:
             if hits:
                 ranked.append(hits)
         hits = ranked[0] if len(ranked) == 1 else _fuse(ranked)
-        passages = self._passages(self._shape(hits, limit), hits) if hits else []
+        current = page_key(page) if page else None
+        passages = self._passages(self._shape(hits, limit, current), hits) if hits else []
         return RetrievalResult(passages, int((time.perf_counter() - started) * 1000), verdict)
 
     def _search(self, query: str, limit: int) -> tuple[FloorVerdict, list[IndexHit]]:
@@ -215,7 +221,9 @@ class Retriever:
         nearby.sort(key=lambda hit: hit.payload.get("chunk_index", 0))
         return [_passage(best, similarity=1.0)] + [_passage(hit, similarity=0.5) for hit in nearby]
 
-    def _shape(self, hits: list[IndexHit], limit: int) -> list[tuple[IndexHit, float]]:
+    def _shape(
+        self, hits: list[IndexHit], limit: int, current: tuple[str, str] | None = None
+    ) -> list[tuple[IndexHit, float]]:
         """The hits to answer from, best page first, each with its page's score relative to the best."""
         by_page: dict[str, list[IndexHit]] = {}
         for hit in hits:
@@ -225,6 +233,10 @@ class Retriever:
             + self.page_evidence_weight * sum(h.score for h in page_hits[1 : self.page_evidence_sections])
             for page, page_hits in by_page.items()
         }
+        if current is not None:
+            for page, page_hits in by_page.items():
+                if same_page(page_hits[0].payload.get("url", ""), current):
+                    page_score[page] *= CURRENT_PAGE_PRIOR
         top = max(page_score.values())
         chosen: list[tuple[IndexHit, float]] = []
         for page in sorted(by_page, key=lambda p: -page_score[p]):
