@@ -319,10 +319,13 @@ def test_stop_aborts_and_the_answer_is_stored_interrupted(browser, static_site, 
         panel = tab.open_chat()
         tab.page.get_by_role("textbox").last.fill("What does the Kalman filter do?")
         tab.page.get_by_role("button", name="Send").click()
+        # Stop once the answer is streaming (the question is stored): earlier, nothing is kept.
+        panel.locator("[data-role=assistant]").last.filter(has_text=re.compile(r"\w")).wait_for(timeout=10_000)
         panel.get_by_role("button", name="Stop").click(timeout=10_000)
         tab.page.wait_for_timeout(1500)
         conversation_id = tab.page.evaluate(
-            "() => Object.values(sessionStorage).join(' ').match(/[0-9a-f-]{32,36}/)?.[0]")
+            "() => Object.values(sessionStorage).map(v => { try { return JSON.parse(v).id; } catch (e) { return null; } })"
+            ".find(Boolean)")  # the widget's saved state: its `id` is the conversation's
         stored = _conversation(service, conversation_id)
         assert stored["messages"][-1]["status"] == "interrupted"
     finally:
