@@ -588,6 +588,34 @@ Example configuration follows.
     assert section(page, "fields").text == "Accepted fields:\n\nExample configuration follows."
 
 
+def test_a_section_that_only_introduces_its_option_rows_is_left_to_them(tmp_path):
+    page = page_from(
+        tmp_path,
+        """# Plugin
+
+## Configuration {#configuration}
+
+Accepted fields:
+
+<APITable>
+
+| Name | Type | Description |
+| --- | --- | --- |
+| `trackingID` | `string` | The tracking ID. |
+
+</APITable>
+
+### Example configuration {#ex-config}
+
+Configure it through the preset.
+""",
+    )
+
+    # "Accepted fields:" alone would be a passage that answers nothing, in the place of one that does.
+    assert [item.anchor for item in page.sections] == [None, "trackingID", "ex-config"]
+    assert section(page, "trackingID").heading_path == ("Plugin", "Configuration", "trackingID")
+
+
 def test_markdown_partials_are_inlined_where_they_are_used(tmp_path):
     write(
         tmp_path, "_shared/_tags.mdx", "## Tags File {#tags-file}\n\nUse a tags file.\n\n## Tags\n\nMore.\n"

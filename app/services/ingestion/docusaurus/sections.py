@@ -219,7 +219,16 @@ class _SectionDraft:
     def finish(self) -> list[Section]:
         """This section followed by its APITable option rows."""
         own = Section(self.heading_path, self.anchor, self.level, _join_text(self.parts))
+        if self.option_rows and _only_a_lead_in(own.text):
+            # "Accepted fields:" says nothing its rows don't: a passage of it would take the
+            # place of one that answers.
+            return self.option_rows
         return [own, *self.option_rows]
+
+
+def _only_a_lead_in(text: str) -> bool:
+    """Whether a section's own text is no more than one line introducing what follows."""
+    return "\n" not in text.strip() and text.strip().endswith(":")
 
 
 def _join_text(parts: list[str | CodeBlock]) -> str:
