@@ -72,3 +72,26 @@ def test_a_long_section_is_one_passage_with_its_parts_joined(tmp_path):
     text = heater[0].text
     assert text.startswith("The greenhouse heater reads its options") and "heater --timer 6h" in text
     assert text.count("week 20 of spring") == 1  # the overlap between parts is not repeated
+
+
+def test_a_pages_how_to_comes_beside_its_intro(tmp_path):
+    # "Add the rain gauge": the page's intro matches best, its third section best after it, but
+    # the reader needs the configuration, which only the example section shows.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "gauge.md").write_text(
+        "# Rain gauge plugin\n\nThe rain gauge plugin adds a rain gauge to every garden page.\n\n"
+        "## Example configuration\n\n```js\nexport default {plugins: [['rain-gauge', {unit: 'mm'}]]};\n```\n\n"
+        "## Rain gauge history\n\nThe rain gauge plugin was a rain gauge sketch before it was a plugin.\n"
+    )
+    (docs / "other.md").write_text("# Watering\n\n## Tomatoes\n\nTomatoes need deep watering twice a week.\n")
+    settings = load_settings(instance_path=tmp_path / "instance", qdrant_url=None, docs_path=docs)
+    make_ingester(settings).ingest(docs)
+    retriever = make_retriever(open_index(settings), None)
+
+    result = retriever.retrieve("Add the rain gauge plugin")
+
+    gauge = [p.anchor for p in result.passages if p.file == "gauge.md"]
+    assert gauge == [None, "example-configuration"]
+    assert "unit: 'mm'" in result.passages[1].text
+

@@ -71,6 +71,16 @@ class Chunk:
         """The heading path as one line: ``"Page title > Section > Subsection"``."""
         return " > ".join(self.heading_path)
 
+    @property
+    def holds_code(self) -> bool:
+        """Whether the chunk quotes a code block (a command, an example configuration)."""
+        return _FENCE_LINE.search(self.text) is not None
+
+
+# Part of every content hash: raising it re-writes each point once, so a payload field added
+# later reaches an index built before it (2: "code").
+PAYLOAD_FORMAT = 2
+_FENCE_LINE = re.compile(r"^\s*(?:```|~~~)", re.MULTILINE)
 
 # CJK characters each count as a token (a BPE tokenizer spends about one per
 # character); elsewhere a run of letters/digits is one token, and so is a run
@@ -158,8 +168,8 @@ def _content_hash(
     text: str, heading_path: tuple[str, ...], url: str, title: str, description: str | None
 ) -> str:
     # Everything that is indexed or shown with the chunk: a change to any of
-    # these must re-index it.
-    payload = json.dumps([text, list(heading_path), url, title, description], ensure_ascii=False)
+    # these must re-index it, and so must a new PAYLOAD_FORMAT.
+    payload = json.dumps([PAYLOAD_FORMAT, text, list(heading_path), url, title, description], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

@@ -100,6 +100,7 @@ def chunk_payload(chunk: Chunk) -> dict[str, Any]:
         "chunk_index": chunk.chunk_index,
         "part": chunk.part,
         "description": chunk.description,
+        "code": chunk.holds_code,  # the retriever puts a page's how-to beside its intro
     }
 
 

@@ -74,7 +74,7 @@ TOP_K = 5
 # What ranking reads of each of the 100 candidates; the text and the rest of the payload are
 # fetched for the passages returned only. Copying whole payloads (a section's text, its heading
 # path, ...) of every candidate was a third of a search's CPU (bench/README.md, "CPU per answer").
-RANKING_FIELDS = ("file", "anchor", "part", "url")
+RANKING_FIELDS = ("file", "anchor", "part", "url", "code")
 # A long section is indexed in parts; the passage given to the answerer is the part found plus its
 # neighbours among the candidates, up to this many: "Options" whose command sits in part 2 is
 # answered with the command (bench/README.md, "Answers a reader can act on").
@@ -88,6 +88,8 @@ class Retriever:
     usually answered by a page that matches it in several places, not by one stray section of
     a long reference page. Within the ranked pages, each section appears once (a long section is
     several chunks) and each page at most `per_page` times, so the answer sees several pages.
+    A page whose best section holds no code has its best section with code next: "Add X" is
+    matched best by a page's intro, and answered by its command or example configuration.
     """
 
     def __init__(
@@ -241,7 +243,8 @@ class Retriever:
         chosen: list[tuple[IndexHit, float]] = []
         for page in sorted(by_page, key=lambda p: -page_score[p]):
             seen_sections: set[str | None] = set()
-            for hit in by_page[page]:
+            page_hits = _with_code_second(by_page[page])
+            for hit in page_hits:
                 anchor = hit.payload.get("anchor")
                 if anchor in seen_sections:
                     continue
@@ -268,6 +271,18 @@ class Retriever:
                 passage = replace(passage, text=_joined_parts(texts))
             passages.append(passage)
         return passages
+
+
+def _with_code_second(hits: list[IndexHit]) -> list[IndexHit]:
+    """A page's hits, best first, but with its best section holding code second when the best
+    one holds none: the page's how-to (its command, its example configuration) beside its intro."""
+    if not hits or hits[0].payload.get("code"):
+        return hits
+    first_anchor = hits[0].payload.get("anchor")
+    coded = next((h for h in hits[1:] if h.payload.get("code") and h.payload.get("anchor") != first_anchor), None)
+    if coded is None:
+        return hits
+    return [hits[0], coded] + [h for h in hits[1:] if h is not coded]
 
 
 def _neighbour_parts(hit: IndexHit, candidates: list[IndexHit]) -> list[IndexHit]:
