@@ -188,6 +188,20 @@ def test_a_long_code_block_is_trimmed_to_the_lines_that_matter():
     assert code[0] == "…"  # where the excerpt starts inside the block
 
 
+def test_a_workflow_that_reads_as_markup_on_one_line_is_quoted_by_its_plainer_lines():
+    workflow = "\n".join([
+        "name: Deploy", "on:", "  push:", "    branches: [main]", "jobs:", "  deploy:", "    runs-on: ubuntu-latest",
+        "    steps:", "      - uses: actions/checkout@v4", "      - name: Upload the site",
+        "        uses: actions/upload-pages-artifact@v3", "      - name: Deploy to the garden pages",
+        "        uses: actions/deploy-garden-pages@v4",
+    ])
+    text = f"Deploy the garden site on every push with this workflow:\n\n```yaml\n{workflow}\n```\n"
+    answer = compose("How do I deploy the garden site with a workflow action?", text)
+    # "on: push: branches:" on one line reads as noise; the lines that deploy read plain.
+    assert "uses: actions/deploy-garden-pages@v4" in answer
+    assert "on: push:" not in answer
+
+
 def test_an_option_description_keeps_its_option_and_type():
     text = "- Type: `'ignore' | 'log' | 'warn' | 'throw'`\n\nThe behavior of Docusaurus when it detects any broken link."
     option = Passage(file="config.md", title="Config", heading="docusaurus.config.js > Optional fields > onBrokenLinks",

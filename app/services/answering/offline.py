@@ -33,7 +33,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from app.services.answering.base import AnswerRequest, Usage
-from app.services.answering.composing import CODE_CHARS, NOT_PLAIN, Quote, Section, dedent, normalised, one_line, render
+from app.services.answering.composing import Quote, Section, normalised, render
+from app.services.answering.excerpts import code_excerpt, reads_plain
 from app.services.answering.question import (
     EXAMPLE, HOW, WHAT, WHICH, WHY, Reading, read_question, what_is_subject,
 )
@@ -61,7 +62,6 @@ CLOSE_SECOND = 0.5
 ADD_SHARE = 0.1
 ADD_FLOOR = 0.3
 SPECIFIC = 0.75  # a word weighing this share of the question's heaviest names its topic on its own
-CODE_LINES = 8  # a quoted code excerpt: the lines that matter, not the whole block
 RANK_DECAY = 0.4  # a page's k-th section is worth 1 / (1 + RANK_DECAY * k) of its first
 WEAK_PAGE = 0.4  # a page under 0.4 of the best page's score is not quoted from
 HEADING_TF = 0.5  # a question word in the section's heading counts as half an occurrence in each unit
@@ -70,7 +70,6 @@ TOPIC_BOOST = 2.0  # a follow-up with no words of its own stays with the section
 BM25_K1, BM25_B = 1.2, 0.5
 ROW_ASKED = 1.5
 
-_COMMENT_LINE = re.compile(r"^\s*(?://|#|/\*|<!--|\{/\*)")
 _PIECE = re.compile(r"\S+\s*|\s+")
 _META = re.compile(r"\b(?:this (?:section|page|guide|tutorial|document)|we will|we'll|in the following)\b", re.I)
 _POINTS_AWAY = re.compile(
@@ -279,9 +278,11 @@ class OfflineAnswerer:
         if first and name:
             chosen.extend(i for i, u in enumerate(units) if u.kind == "field" and i not in chosen and not said.covers(u))
         excerpts = {
-            i: self._excerpt(u, weights, markdown) for i, u in enumerate(units) if u.kind == "code" and not said.covers(u)
+            i: code_excerpt(u, self._line_weight(weights), markdown) for i, u in enumerate(units) if u.kind == "code" and not said.covers(u)
         }
-        code = self._code(section, relevance, reading, excerpts, markdown, best, first=first, answers=bool(chosen))
+        code = self._code(
+            section, relevance, reading, weights, excerpts, markdown, best, first=first, answers=bool(chosen)
+        )
         if code is not None:
             chosen.append(code)
             context = units[code].context
@@ -342,39 +343,25 @@ class OfflineAnswerer:
             total *= 0.4
         return total
 
-    def _excerpt(self, unit: Unit, weights: dict[str, float], markdown: bool) -> list[str]:
-        """The lines of a code block worth quoting: all of a short block; of a long one, the
-        earliest window of CODE_LINES lines holding nearly the most question weight. In text,
-        where the excerpt is one line of at most CODE_CHARS, the window's weaker ends go first."""
-        lines = [line.rstrip() for line in unit.code if line.strip()]
-        scores = [sum(weights.get(t, 0.0) for t in set(self.analyzer.terms(line))) for line in lines]
-        for k in range(len(lines) - 1):
-            if _COMMENT_LINE.match(lines[k]):
-                scores[k + 1] += scores[k]  # "// Equivalent to `docsUrl`." is about the next line
-        start, end = 0, len(lines)
-        if len(lines) > CODE_LINES:
-            windows = [sum(scores[k : k + CODE_LINES]) for k in range(len(lines) - CODE_LINES + 1)]
-            # The earliest window nearly as good as the best: a block's opening carries its structure.
-            start = next(k for k, score in enumerate(windows) if score >= 0.75 * max(windows))
-            end = start + CODE_LINES
-        while not markdown and end - start > 1 and len(one_line(lines[start:end])) >= CODE_CHARS:
-            if scores[start] < scores[end - 1]:
-                start += 1
-            else:
-                end -= 1
-        window = dedent(lines[start:end])
-        return (["…"] if start else []) + window + (["…"] if end < len(lines) else [])
+    def _line_weight(self, weights: dict[str, float]) -> Callable[[str], float]:
+        """The question weight a line of code holds (each of its words once)."""
+        return lambda line: sum(weights.get(t, 0.0) for t in set(self.analyzer.terms(line)))
 
     def _code(
-        self, section: Section, relevance: list[float], reading: Reading, excerpts: dict[int, list[str]],
-        markdown: bool, best: float, *, first: bool, answers: bool,
+        self, section: Section, relevance: list[float], reading: Reading, weights: dict[str, float],
+        excerpts: dict[int, list[str]], markdown: bool, best: float, *, first: bool, answers: bool,
     ) -> int | None:
         """The code block to quote from this section, if the question wants one."""
         units = section.units
         blocks = [
             i for i, lines in excerpts.items()
-            if markdown or not NOT_PLAIN.search(f"{units[i].intro.replace('`', '')}: {one_line(lines)}")
+            if markdown or reads_plain(units[i], lines)
         ]
+        if not blocks and excerpts and not markdown:
+            # No block reads plain as excerpted: a plainer window of one may (its best lines).
+            for i in excerpts:
+                excerpts[i] = code_excerpt(units[i], self._line_weight(weights), markdown, plain_only=True)
+            blocks = [i for i, lines in excerpts.items() if reads_plain(units[i], lines)]
         if not blocks:
             return None
         wanted = reading.wants_code
