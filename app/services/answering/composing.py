@@ -20,7 +20,7 @@ NOT_PLAIN = re.compile(
     r"|(?<![\w/])[A-Za-z][\w-]*:\s+[A-Za-z][\w-]*:(?:\s|$)"  # YAML "with: node-version:" on one line
 )
 CITATIONS = re.compile(r"\s*\[\d+\]")
-_INNER_FENCE = re.compile(r"^\s*(?:```|~~~)")
+INNER_FENCE = re.compile(r"^\s*(?:```|~~~)")
 _PATH = re.compile(r"[\w@~.-]*[./][\w@~./-]*")
 _COMMENT = re.compile(r"(?:^|\s)(?://|#|/\*|<!--|\{/\*).*$")
 
@@ -127,7 +127,7 @@ def _code_lead(unit: Unit, section: Section, before: Unit | None, markdown: bool
 def one_line(lines: list[str]) -> str:
     """A code excerpt as one line of plain text (the widget collapses newlines anyway); the
     fences of a Markdown example's inner code blocks are left out, they would read as Markdown."""
-    text = " ".join(_plain_comment(line.strip()) for line in lines if not _INNER_FENCE.match(line))
+    text = " ".join(_plain_comment(line.strip()) for line in lines if not INNER_FENCE.match(line))
     if len(text) > CODE_CHARS:
         text = text[: CODE_CHARS - 1].rsplit(" ", 1)[0] + " …"
     return text

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from app.services.answering.composing import CODE_CHARS, NOT_PLAIN, dedent, one_line
+from app.services.answering.composing import CODE_CHARS, INNER_FENCE, NOT_PLAIN, dedent, one_line
 from app.services.answering.units import Unit
 
 CODE_LINES = 8  # a quoted code excerpt: the lines that matter, not the whole block
@@ -25,7 +25,8 @@ def code_excerpt(
     where the excerpt is one line of at most CODE_CHARS, the window's weaker ends go first;
     with `plain_only`, an excerpt that does not read plain gives way to the best window that does."""
     lines = [line.rstrip() for line in unit.code if line.strip()]
-    scores = [line_weight(line) for line in lines]
+    # An inner fence ("```mermaid" in a Markdown example) is not shown in text: it weighs nothing.
+    scores = [0.0 if INNER_FENCE.match(line) and not markdown else line_weight(line) for line in lines]
     for k in range(len(lines) - 1):
         if _COMMENT_LINE.match(lines[k]):
             scores[k + 1] += scores[k]  # "// Equivalent to `docsUrl`." is about the next line
@@ -48,8 +49,9 @@ def code_excerpt(
             for b in range(a + 1, min(len(lines), a + CODE_LINES) + 1)
             if (b - a == 1 or len(one_line(lines[a:b])) < CODE_CHARS) and reads_plain(unit, _window(lines, a, b))
         ]
-        if plain:
-            _, _, start, end = max(plain)  # the most weight, the earliest of equals
+        best = max(plain, default=None)  # the most weight, the earliest of equals
+        if best is not None and best[0] > 0:  # a window of no question word says nothing
+            _, _, start, end = best
             excerpt = _window(lines, start, end)
     return excerpt
 
