@@ -91,7 +91,7 @@ class OfflineAnswer:
         self.text = text
         self.usage = Usage()
         self._delay = delay_seconds
-        self._pieces = iter(_PIECE.findall(text))
+        self._pieces: Iterator[str] = iter(_PIECE.findall(text))
         self._started = False
 
     def __iter__(self) -> Iterator[str]:
@@ -173,7 +173,9 @@ class OfflineAnswerer:
             ))
         return sections
 
-    def _read(self, question: str, sections: list[Section], history, selection: str | None) -> Reading:  # noqa: ANN001
+    def _read(
+        self, question: str, sections: list[Section], history: list[tuple[str, str]], selection: str | None
+    ) -> Reading:
         idf = self.book_idf() if self.book_idf is not None else None
         if idf is None:
             # The retrieval floor's IDF, over these passages' units instead of the book's sections.
@@ -243,9 +245,9 @@ class OfflineAnswerer:
             # No unit shares a word with the question (another language, other words): retrieval
             # still chose these passages, so open the best one as the book does.
             for section in ranked[:1]:
-                opening = [u for u in section.units if u.kind in ("sentence", "row") and not said.covers(u)][:2]
-                if opening:
-                    plan.append(Quote(section, opening, {}))
+                first_units = [u for u in section.units if u.kind in ("sentence", "row") and not said.covers(u)][:2]
+                if first_units:
+                    plan.append(Quote(section, first_units, {}))
         return plan
 
     def _quote(

@@ -14,7 +14,6 @@ Many real questions are GitHub issues, a title and a paragraph of context. The a
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -80,21 +79,21 @@ def read_question(
     previous: str | None = None,
 ) -> Reading:
     """The question's ask and its terms weighted by `idf` (the book's, where known)."""
-    weights: Counter[str] = Counter()
+    weights: dict[str, float] = {}
     title = _title(question)
     long = len(question.split()) >= LONG_QUESTION_WORDS and title != question
     parts = [(title, 1.0), (question[len(title):], CONTEXT_WEIGHT)] if long else [(question, 1.0)]
     for text, share in parts:
         for term in set(analyzer.terms(text)):
-            weights[term] = max(weights[term], share * _weight(term, idf))
+            weights[term] = max(weights.get(term, 0.0), share * _weight(term, idf))
     own = sum(w for t, w in weights.items() if t not in GENERIC)
     if previous:
         for term in set(analyzer.terms(_title(previous))):
-            weights[term] = max(weights[term], PREVIOUS_WEIGHT * _weight(term, idf))
+            weights[term] = max(weights.get(term, 0.0), PREVIOUS_WEIGHT * _weight(term, idf))
     ask = ask_of(question)
     if ask == OTHER and previous:
         ask = ask_of(previous)
-    return Reading(ask, dict(weights), own, question)
+    return Reading(ask, weights, own, question)
 
 
 def _weight(term: str, idf: Callable[[str], float]) -> float:

@@ -56,23 +56,23 @@ class QdrantIndex:
             if request.sparse
             else None
         )
-        use_dense = request.dense is not None and spec.dense_dim
-        if use_dense and sparse is not None:
+        dense = request.dense if spec.dense_dim else None  # a keyword-only version ignores it
+        if dense is not None and sparse is not None:
             response = self.client.query_points(
                 self.alias,
                 prefetch=[
-                    models.Prefetch(query=list(request.dense), using=DENSE_VECTOR, limit=request.prefetch_limit, filter=flt),
+                    models.Prefetch(query=list(dense), using=DENSE_VECTOR, limit=request.prefetch_limit, filter=flt),
                     models.Prefetch(query=sparse, using=SPARSE_VECTOR, limit=request.prefetch_limit, filter=flt),
                 ],
                 query=models.FusionQuery(fusion=models.Fusion.RRF),
                 limit=request.limit,
                 with_payload=payload,
             )
-        elif use_dense or sparse is not None:
+        elif dense is not None or sparse is not None:
             response = self.client.query_points(
                 self.alias,
-                query=list(request.dense) if use_dense else sparse,
-                using=DENSE_VECTOR if use_dense else SPARSE_VECTOR,
+                query=list(dense) if dense is not None else sparse,
+                using=DENSE_VECTOR if dense is not None else SPARSE_VECTOR,
                 query_filter=flt,
                 limit=request.limit,
                 with_payload=payload,
@@ -105,8 +105,8 @@ class QdrantIndex:
                 self.alias, limit=512, offset=offset, with_payload=False, with_vectors=[SPARSE_VECTOR]
             )
             for record in records:
-                vector = (record.vector or {}).get(SPARSE_VECTOR) if isinstance(record.vector, dict) else None
-                if vector is not None:  # the manifest point has none
+                vector = record.vector.get(SPARSE_VECTOR) if isinstance(record.vector, dict) else None
+                if isinstance(vector, models.SparseVector):  # the manifest point has none
                     points += 1
                     counts.update(vector.indices)
             if offset is None:
@@ -167,7 +167,8 @@ class QdrantIndex:
         else:
             target = live_collection
         if deletes:
-            self.client.delete(target, points_selector=models.PointIdsList(points=deletes), wait=True)
+            ids: list[models.ExtendedPointId] = list(deletes)
+            self.client.delete(target, points_selector=models.PointIdsList(points=ids), wait=True)
         for start in range(0, len(upserts), _UPSERT_BATCH):
             self.client.upsert(target, points=[_to_point(p) for p in upserts[start : start + _UPSERT_BATCH]], wait=True)
         meta = {"version": version, "dense_dim": spec.dense_dim, "meta": spec.meta}
@@ -210,7 +211,8 @@ class QdrantIndex:
             if _is_missing(exc):
                 return None
             raise
-        return records[0].payload.get("__index_meta__") if records else None
+        payload = records[0].payload if records else None
+        return payload.get("__index_meta__") if payload else None
 
     def _scroll(self, collection: str, flt: models.Filter | None) -> list[IndexHit]:
         hits: list[IndexHit] = []

@@ -124,15 +124,15 @@ class EdgeIndex:
         flt = _files_filter(request.files)
         table = None if request.fields is None else live.fields(request.fields)
         payload = table is None
-        use_dense = request.dense is not None and live.spec.dense_dim
+        dense = request.dense if live.spec.dense_dim else None  # a keyword-only version ignores it
         sparse = request.sparse if request.sparse else None
-        if use_dense and sparse:
+        if dense is not None and sparse:
             query = qe.QueryRequest(
                 limit=request.limit,
                 prefetches=[
                     qe.Prefetch(
                         limit=request.prefetch_limit,
-                        query=qe.Query.Nearest(list(request.dense), using=DENSE_VECTOR),
+                        query=qe.Query.Nearest(list(dense), using=DENSE_VECTOR),
                         filter=flt,
                     ),
                     qe.Prefetch(
@@ -141,13 +141,13 @@ class EdgeIndex:
                         filter=flt,
                     ),
                 ],
-                query=qe.Fusion.Rrf(k=RRF_K),
+                query=qe.Fusion.Rrf(k=RRF_K),  # type: ignore[arg-type]  # the stub's union omits Rrf; the engine takes it
                 with_payload=payload,
             )
-        elif use_dense:
+        elif dense is not None:
             query = qe.QueryRequest(
                 limit=request.limit,
-                query=qe.Query.Nearest(list(request.dense), using=DENSE_VECTOR),
+                query=qe.Query.Nearest(list(dense), using=DENSE_VECTOR),
                 filter=flt,
                 with_payload=payload,
             )
@@ -398,8 +398,8 @@ def _count_terms(shard: qe.EdgeShard) -> tuple[int, dict[int, int]]:
         records, offset = shard.scroll(qe.ScrollRequest(offset=offset, limit=512, with_payload=False, with_vector=True))
         for record in records:
             points += 1
-            vector = (record.vector or {}).get(SPARSE_VECTOR)
-            if vector is not None:
+            vector = record.vector.get(SPARSE_VECTOR) if isinstance(record.vector, dict) else None
+            if isinstance(vector, qe.SparseVector):
                 counts.update(vector.indices)
         if offset is None:
             return points, dict(counts)

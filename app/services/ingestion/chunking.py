@@ -24,6 +24,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import Any
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
@@ -99,7 +100,7 @@ def count_tokens(text: str) -> int:
     return sum(1 for _ in _TOKEN.finditer(text))
 
 
-def chunk_book(pages: Iterable[Page], *, include_unlisted: bool = False, **options) -> list[Chunk]:
+def chunk_book(pages: Iterable[Page], *, include_unlisted: bool = False, **options: Any) -> list[Chunk]:
     """Chunks of every page, in page order; ``options`` go to ``chunk_page``.
 
     Unlisted pages are skipped unless ``include_unlisted``: Docusaurus serves
@@ -268,7 +269,9 @@ def _fit_block(block: tuple[str, list[str]], max_tokens: int) -> list[_Unit]:
 def _split_code(lines: list[str], max_tokens: int) -> list[_Unit]:
     """Cut a fenced block on lines; every piece is a complete fenced block."""
     opener = lines[0]
-    fence = parse_fence_opener(opener)[0]
+    opened = parse_fence_opener(opener)
+    assert opened is not None  # a code unit starts with its fence
+    fence = opened[0]
     indent = opener[: len(opener) - len(opener.lstrip())]
     closer = indent + fence
     body = lines[1:-1] if len(lines) > 1 and closes_fence(lines[-1], fence) else lines[1:]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -170,7 +170,7 @@ class Retriever:
             log.warning("could not count the book's terms yet: %s", type(exc).__name__)
             return None
 
-    def book_idf(self):  # noqa: ANN201 - Callable[[str], float] | None
+    def book_idf(self) -> Callable[[str], float] | None:
         """The live book's IDF of a term (what the relevance floor weighs words by), or None when
         the index cannot be read: the offline answerer weighs a question's words by it."""
         try:

@@ -126,7 +126,7 @@ class Analyzer:
         stemmer = getattr(self._local, "stemmer", None)
         if stemmer is None:
             stemmer = self._local.stemmer = snowballstemmer.stemmer(self._language)
-        return stemmer.stemWord(term)
+        return str(stemmer.stemWord(term))
 
 
 def term_id(term: str) -> int:
@@ -165,7 +165,7 @@ class Bm25Encoder:
 
     def document(self, fields: Iterable[tuple[str, float]]) -> SparseVector:
         """The vector of a document given (text, weight) fields."""
-        frequencies: Counter[str] = Counter()
+        frequencies: dict[str, float] = {}
         length = 0.0
         for text, weight in fields:
             if not text or weight <= 0:
@@ -173,7 +173,7 @@ class Bm25Encoder:
             terms, pairs = self.index_terms(text)
             length += len(terms) * weight
             for term in terms + pairs:
-                frequencies[term] += weight
+                frequencies[term] = frequencies.get(term, 0.0) + weight
         norm = self.k1 * (1 - self.b + self.b * length / self.avgdl)
         weights: dict[int, float] = {}
         for term, tf in frequencies.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import posixpath
 import re
 from pathlib import PurePosixPath
+from typing import Any
 
 # --------------------------------------------------------------------------
 # Front matter values
@@ -65,7 +66,7 @@ def _file_stem(relative: PurePosixPath) -> str:
     return relative.name[: -len(relative.suffix)] if relative.suffix else relative.name
 
 
-def document_id(relative: PurePosixPath, meta: dict) -> str:
+def document_id(relative: PurePosixPath, meta: dict[str, Any]) -> str:
     """The doc's id: front matter ``id``, else the file name without extension and number prefix."""
     front_matter_id = optional_str(meta.get("id"))
     if front_matter_id is None:
@@ -82,7 +83,7 @@ def _is_category_index(relative: PurePosixPath) -> bool:
     return _file_stem(relative).lower() in {"index", "readme", folder.lower()}
 
 
-def _doc_slug(relative: PurePosixPath, meta: dict, base_id: str) -> str:
+def _doc_slug(relative: PurePosixPath, meta: dict[str, Any], base_id: str) -> str:
     front_matter_slug = meta.get("slug")
     front_matter_slug = None if front_matter_slug is None else str(front_matter_slug)
     if front_matter_slug is not None and front_matter_slug.startswith("/"):
@@ -106,6 +107,6 @@ def _route(route_base_path: str, slug: str) -> str:
     return "/" + "/".join(parts)
 
 
-def doc_route(relative: PurePosixPath, meta: dict, base_id: str, route_base_path: str) -> str:
+def doc_route(relative: PurePosixPath, meta: dict[str, Any], base_id: str, route_base_path: str) -> str:
     """The route the site serves the page at, e.g. ``/docs/api/docusaurus-config``."""
     return _route(route_base_path, _doc_slug(relative, meta, base_id))

@@ -123,7 +123,15 @@ _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _TAG_NAME = re.compile(r"[A-Za-z][\w.:-]*")
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z_:$][\w.:$-]*")
 _WHITESPACE = re.compile(r"\s*")
+
+
 _BLOCK_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+
+
+def _end_of(pattern: re.Pattern[str], text: str, start: int) -> int:
+    """Where `pattern`, matched at `start`, ends (`start` itself where it does not match)."""
+    found = pattern.match(text, start)
+    return found.end() if found else start
 
 
 @dataclass
@@ -137,7 +145,7 @@ class _JsxTag:
 
 def _code_span_end(text: str, start: int) -> int | None:
     """End of the inline code span opening at ``start``; None if the backticks are literal."""
-    run = _BACKTICKS.match(text, start).end() - start
+    run = _end_of(_BACKTICKS, text, start) - start
     closer = re.compile(rf"(?<!`)`{{{run}}}(?!`)").search(text, start + run)
     if closer is None or _BLANK_LINE.search(text, start, closer.start()):
         return None
@@ -199,7 +207,7 @@ def _parse_jsx_tag(text: str, start: int) -> _JsxTag | None:
         return None
     attributes: dict[str, str | None] = {}
     while index < len(text):
-        index = _WHITESPACE.match(text, index).end()
+        index = _end_of(_WHITESPACE, text, index)
         if text.startswith("/>", index):
             return _JsxTag(name, attributes, closing, True, index + 2)
         if text.startswith(">", index):
@@ -215,10 +223,10 @@ def _parse_jsx_tag(text: str, start: int) -> _JsxTag | None:
         attribute = _ATTRIBUTE_NAME.match(text, index)
         if attribute is None:
             return None
-        index = _WHITESPACE.match(text, attribute.end()).end()
+        index = _end_of(_WHITESPACE, text, attribute.end())
         value: str | None = None
         if text.startswith("=", index):
-            index = _WHITESPACE.match(text, index + 1).end()
+            index = _end_of(_WHITESPACE, text, index + 1)
             if index < len(text) and text[index] in "'\"":
                 end = text.find(text[index], index + 1)
                 if end == -1:
@@ -273,11 +281,11 @@ class MdxCleaner:
         if char == "\\":
             return text[start : start + 2], start + 2  # escapes stay markdown
         if char == "`":
-            end = _code_span_end(text, start) or _BACKTICKS.match(text, start).end()
+            end = _code_span_end(text, start) or _end_of(_BACKTICKS, text, start)
             return text[start:end], end  # code is never cleaned
         if char == "{":
-            end = _expression_end(text, start)
-            return (_render_expression(text[start:end]), end) if end else (char, start + 1)
+            closed = _expression_end(text, start)
+            return (_render_expression(text[start:closed]), closed) if closed else (char, start + 1)
         if text.startswith("<!--", start):
             end = text.find("-->", start + 4)
             return ("", end + 3) if end != -1 else (char, start + 1)

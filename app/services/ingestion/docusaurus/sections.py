@@ -176,6 +176,7 @@ def _line_event(line: str) -> _Event:
     if admonition:
         indent, kind, rest = admonition.groups()
         parts = _ADMONITION_REST.match(rest)
+        assert parts is not None  # the pattern matches any one line
         title = parts["bracket"] if parts["bracket"] is not None else parts["rest"]
         return f"{indent}{kind.capitalize()}: {title}".rstrip() if title else f"{indent}{kind.capitalize()}:"
     return line

@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Iterator
 
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 _INLINE_MARKDOWN = MarkdownIt("commonmark")
 
@@ -43,7 +44,7 @@ def plain_text_pieces(markdown_text: str, line_break: str = " ") -> Iterator[str
     return (_token_text(token, line_break) for token in tokens[0].children or [])
 
 
-def _token_text(token, line_break: str) -> str:
+def _token_text(token: Token, line_break: str) -> str:
     if token.type in ("text", "text_special", "code_inline"):
         return token.content
     if token.type in ("softbreak", "hardbreak"):
