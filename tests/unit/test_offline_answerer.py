@@ -236,6 +236,23 @@ def test_a_follow_up_adds_instead_of_repeating_its_predecessor():
         assert sentence not in follow_up
 
 
+def test_a_follow_up_does_not_show_again_the_line_of_a_long_block_already_shown():
+    fields = "\n".join(f"  field{n}?: string; // a long comment that says what field {n} holds, for the reader who reads the type from its top to its very end, line after line, slowly, with a cup of tea, in the shade of the old stone wall" for n in range(30))
+    text = (
+        "The banner of a garden version says whether the garden is still tended.\n\n"
+        f"```ts\ntype Options = {{\n{fields}\n  banner?: 'none' | 'unreleased' | 'unmaintained';\n}};\n```\n\n"
+        "Set the banner to none to hide it on every page of the version."
+    )
+    question = "How do I hide the garden version banner?"
+    first = compose(question, text)
+    assert "banner?: 'none' | 'unreleased' | 'unmaintained';" in first
+    history = [("user", question), ("assistant", first)]
+
+    follow_up = compose("Can you give an example?", text, history=history)
+
+    assert "banner?: 'none'" not in follow_up
+
+
 def test_an_admonition_title_is_a_label_not_the_start_of_a_sentence():
     answer = compose(
         "Is Qdrant Cloud indexed at start-up?",

@@ -124,11 +124,11 @@ def _code_lead(unit: Unit, section: Section, before: Unit | None, markdown: bool
     return unit.title or f"From “{section.heading}”"
 
 
-def one_line(lines: list[str]) -> str:
+def one_line(lines: list[str], *, cut: bool = True) -> str:
     """A code excerpt as one line of plain text (the widget collapses newlines anyway); the
     fences of a Markdown example's inner code blocks are left out, they would read as Markdown."""
     text = " ".join(_plain_comment(line.strip()) for line in lines if not INNER_FENCE.match(line))
-    if len(text) > CODE_CHARS:
+    if cut and len(text) > CODE_CHARS:
         text = text[: CODE_CHARS - 1].rsplit(" ", 1)[0] + " …"
     return text
 

@@ -36,7 +36,7 @@ def code_excerpt(
         # The earliest window nearly as good as the best: a block's opening carries its structure.
         start = next(k for k, score in enumerate(windows) if score >= 0.75 * max(windows))
         end = start + CODE_LINES
-    while not markdown and end - start > 1 and len(one_line(lines[start:end])) >= CODE_CHARS:
+    while not markdown and end - start > 1 and not _fits_one_line(lines[start:end]):
         if scores[start] < scores[end - 1]:
             start += 1
         else:
@@ -47,7 +47,7 @@ def code_excerpt(
             (sum(scores[a:b]), -a, a, b)
             for a in range(len(lines))
             for b in range(a + 1, min(len(lines), a + CODE_LINES) + 1)
-            if (b - a == 1 or len(one_line(lines[a:b])) < CODE_CHARS) and reads_plain(unit, _window(lines, a, b))
+            if (b - a == 1 or _fits_one_line(lines[a:b])) and reads_plain(unit, _window(lines, a, b))
         ]
         best = max(plain, default=None)  # the most weight, the earliest of equals
         if best is not None and best[0] > 0:  # a window of no question word says nothing
@@ -59,6 +59,11 @@ def code_excerpt(
 def reads_plain(unit: Unit, excerpt: list[str]) -> bool:
     """Whether a code excerpt, after its introduction, can be shown in text format."""
     return not NOT_PLAIN.search(f"{unit.intro.replace('`', '')}: {one_line(excerpt)}")
+
+
+def _fits_one_line(lines: list[str]) -> bool:
+    """Whether lines, as one line of text, fit CODE_CHARS uncut."""
+    return len(one_line(lines, cut=False)) < CODE_CHARS
 
 
 def _window(lines: list[str], start: int, end: int) -> list[str]:

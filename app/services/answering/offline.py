@@ -280,8 +280,12 @@ class OfflineAnswerer:
         if first and name:
             chosen.extend(i for i, u in enumerate(units) if u.kind == "field" and i not in chosen and not said.covers(u))
         excerpts = {
-            i: code_excerpt(u, self._line_weight(weights), markdown) for i, u in enumerate(units) if u.kind == "code" and not said.covers(u)
+            i: code_excerpt(u, self._line_weight(weights), markdown)
+            for i, u in enumerate(units)
+            if u.kind == "code" and not said.covers(u)
         }
+        # A window of a long block already shown (one line of a type, say) is not shown again.
+        excerpts = {i: lines for i, lines in excerpts.items() if not said.shows(lines)}
         code = self._code(
             section, relevance, reading, weights, excerpts, markdown, best, first=first, answers=bool(chosen)
         )
@@ -401,6 +405,12 @@ class _Said:
 
     previous: str
     selection: str
+
+    def shows(self, excerpt: list[str]) -> bool:
+        """Whether every line of a code excerpt is in the previous answers already."""
+        lines = [normalised(line) for line in excerpt if line != "…"]
+        lines = [line for line in lines if line]
+        return bool(lines and self.previous) and all(line in self.previous for line in lines)
 
     def covers(self, unit: Unit) -> bool:
         if unit.kind == "code":
