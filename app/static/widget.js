@@ -306,10 +306,9 @@
   }
   function stop() { if (controller) controller.abort(); }
 
-  function submit(attempt) {
-    var question = input.value.trim();
+  function submit(again) {
+    var question = typeof again === 'string' ? again : input.value.trim();
     if (!question || controller) return;
-    attempt = attempt || 0;
     var payload = { message: question, format: 'markdown', page: location.href.split('#')[0] };
     if (state.id) payload.conversation_id = state.id;
     if (state.selection) { payload.mode = 'selection'; payload.context = state.selection; }
@@ -318,24 +317,24 @@
     controller = new AbortController();
     busy(true);
     api('/api/chat', payload, controller.signal).then(function (r) {
-      if (r.status === 503 && attempt < 6) throw { wake: true };
+      // A 503 is a cold start only when health says so; any other outage shows its own message.
+      if (r.status === 503) return healthStatus().then(function (s) { if (s === 'starting') throw { wake: true }; return refused(r); });
       if (r.status === 429) throw { retry: +(r.headers.get('Retry-After') || 30) };
-      if (!r.ok || !r.body) return r.json().then(function (j) { throw { message: (j && typeof j.message === 'string' && j.message) || T.failed }; }, function () { throw {}; });
-      showBanner(''); input.value = ''; setSelection(null);  // accepted: the question is on its way
+      if (!r.ok || !r.body) return refused(r);
+      showBanner(''); setSelection(null);  // accepted: the question is on its way
+      if (input.value.trim() === question) input.value = '';  // not what the reader typed while waiting
       state.messages.push(ask, answer);
       if (state.messages.length && body.querySelector('.empty')) body.textContent = '';
       body.append(messageNode(ask), answer.wrap = messageNode(answer));
       return readStream(r.body.getReader(), answer);
     }).then(finish, function (err) {
+      if (err && err.wake) return wake(question, 0);
       controller = null; busy(false);
-      if (err && err.wake) {  // cold start: keep the question, retry with backoff
-        showBanner(T.waking);
-        return setTimeout(function () { submit(attempt + 1); }, Math.min(2000 * Math.pow(2, attempt), 20000));
-      }
       if (err && err.retry) return showBanner(T.limited.replace('{s}', err.retry));
       if (err && err.name === 'AbortError') return answer.wrap ? finish(null, true) : undefined;
       if (answer.wrap) { state.messages.splice(state.messages.indexOf(ask), 2); answer.wrap.remove(); answer.wrap = null; input.value = question; }
-      showBanner(err && err.message ? err.message : (navigator.onLine === false || err instanceof TypeError ? T.offline : T.failed));
+      // A network failure is a TypeError whose own message ("Failed to fetch") tells a reader nothing.
+      showBanner(err instanceof TypeError || navigator.onLine === false ? T.offline : (err && err.message) || T.failed);
       save();
     });
 
@@ -349,6 +348,27 @@
       live.textContent = answer.content.replace(/\s+/g, ' ').slice(0, 600);  // the whole answer, once
       save();
     }
+  }
+  function refused(r) {
+    return r.json().then(function (j) { throw { message: (j && typeof j.message === 'string' && j.message) || T.failed }; }, function () { throw {}; });
+  }
+  function healthStatus() {
+    return fetch(SERVICE + '/api/health', { credentials: 'omit', cache: 'no-store' })
+      .then(function (r) { return r.json(); }).then(function (j) { return j && j.status; }, function () { return null; });
+  }
+  // Cold start: the service is up but still indexing. The question waits in the box (Stop cancels)
+  // while health is polled with backoff, and goes out once the service is past `starting`.
+  function wake(question, attempt) {
+    var waiting = controller;
+    showBanner(T.waking);
+    if (!attempt) waiting.signal.addEventListener('abort', function () { clearTimeout(waiting.timer); controller = null; busy(false); showBanner(''); });
+    waiting.timer = setTimeout(function () {
+      healthStatus().then(function (s) {
+        if (waiting.signal.aborted) return;
+        if (s === 'starting') return wake(question, attempt + 1);
+        controller = null; showBanner(''); submit(question);
+      });
+    }, Math.min(1000 * Math.pow(1.5, attempt), 15000));
   }
   function readStream(reader, answer) {
     var decoder = new TextDecoder(), buffer = '', done = null, error = null;

@@ -348,11 +348,14 @@ def test_dark_mode_follows_the_book_live(offline_tab):
 
 
 class ColdStartProxy:
-    """The service behind a front that answers health 503 `starting` (and chat 503) for its first
-    `seconds`, as a Space does while it wakes, then passes everything through (streaming)."""
+    """The service behind a front that answers as the app does while it indexes, for its first
+    `seconds`: health 503 `{"status": "starting"}` and chat 503 `index_not_ready`; then it passes
+    everything through (streaming). CORS preflights always pass: the app answers them whatever its
+    state (flask-cors, before any view), so a browser does send the POST that gets the 503."""
 
     def __init__(self, target: str, seconds: float) -> None:
-        self.target, self.until, self.starting_answers = target, time.monotonic() + seconds, 0
+        self.target, self.until = target, time.monotonic() + seconds
+        self.starting_health = self.starting_chats = 0
         front = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -361,19 +364,25 @@ class ColdStartProxy:
             def log_message(self, *args):
                 pass
 
+            def _starting(self) -> None:
+                if self.path.startswith("/api/health"):
+                    front.starting_health += 1
+                    payload = b'{"status": "starting"}'
+                else:
+                    front.starting_chats += 1
+                    payload = b'{"status": 503, "error": "index_not_ready", "message": "The book\'s index is not built yet."}'
+                self.send_response(503)
+                for k, v in [("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
+                             ("Access-Control-Allow-Origin", self.headers.get("Origin") or "*")]:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(payload)
+
             def _pass(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                if time.monotonic() < front.until and self.path.startswith("/api/"):
-                    front.starting_answers += 1
-                    payload = b'{"status": "starting"}'
-                    self.send_response(503)
-                    for k, v in [("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
-                                 ("Access-Control-Allow-Origin", self.headers.get("Origin") or "*"),
-                                 ("Retry-After", "1")]:
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(payload)
+                if time.monotonic() < front.until and self.path.startswith("/api/") and self.command != "OPTIONS":
+                    self._starting()
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
                 upstream = requests.request(self.command, front.target + self.path, headers=headers, data=body,
@@ -400,20 +409,25 @@ class ColdStartProxy:
         self.server.server_close()
 
 
-@pytest.mark.xfail(strict=True, reason="fix-widget f86552c: behind a front answering 503 {status: starting}, no 'Waking up' text appears within 10 s (not yet investigated whether the widget or this proxy differs from a real waking Space)")
 def test_cold_start_shows_waking_up_then_answers_with_the_question_kept(browser, static_site, offline_service):
+    question = "What does the Kalman filter do?"
     proxy = ColdStartProxy(offline_service.url, seconds=3600)
     tab = Tab(browser, static_site, proxy.url)
     try:
         tab.goto()
-        tab.open_chat()
-        tab.page.get_by_role("textbox").last.fill("What does the Kalman filter do?")
+        panel = tab.open_chat()
+        tab.page.get_by_role("textbox").last.fill(question)
         proxy.until = time.monotonic() + 4
         tab.page.get_by_role("button", name="Send").click()
-        tab.page.get_by_text(re.compile("Waking up")).wait_for(timeout=10_000)
+        panel.get_by_role("alert").filter(has_text=re.compile("^Waking up")).wait_for(timeout=10_000)
+        assert tab.page.get_by_role("textbox").last.input_value() == question, "the question waits in the box"
+        assert not panel.locator("[data-role=user]").count(), "nothing is shown as asked before it is sent"
         tab.wait_answered(timeout=40_000)
-        assert proxy.starting_answers >= 1
-        assert tab.chat_requests()[-1]["message"] == "What does the Kalman filter do?"
+        assert panel.locator("[data-role=user]").last.inner_text() == question
+        assert panel.locator("[data-role=assistant]").last.get_by_text(re.compile("Kalman", re.I)).count() >= 1
+        assert not panel.get_by_role("alert").is_visible(), "the waking banner is gone once answered"
+        assert proxy.starting_chats == 1 and proxy.starting_health >= 2, "health polled, not the chat"
+        assert [r["message"] for r in tab.chat_requests()] == [question, question]
     finally:
         tab.close()
         proxy.stop()
