@@ -146,11 +146,16 @@
   }
 
   // --- Markdown: a small renderer that builds nodes, so no HTML in an answer is ever parsed -------
-  // Block level: fenced code, headings, lists, paragraphs. Inline: code, bold, italic, http(s)
-  // links, [n] citations. Anything else stays literal text. Re-run on each token (answers are short).
+  // Block level: fenced code, headings, lists, blockquotes, tables, paragraphs. Inline: code, bold,
+  // italic, http(s) links, [n] citations. Anything else stays literal text. Re-run on each token
+  // (answers are short).
   function renderMarkdown(text, sources, target) {
     target.textContent = '';
-    var lines = text.replace(/\r/g, '').split('\n'), i = 0, para = [];
+    blocks(text.replace(/\r/g, '').split('\n'), sources, target);
+  }
+  var ITEM = /^\s*([-*+]|\d+[.)])\s+/, QUOTE = /^\s*>/, RULE = /^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$/;
+  function blocks(lines, sources, target) {
+    var i = 0, para = [];
     function flush() { if (para.length) { target.append(el('p', {}, inline(para.join(' '), sources))); para = []; } }
     while (i < lines.length) {
       var line = lines[i], m;
@@ -160,19 +165,49 @@
         i++; target.append(codeBlock(code.join('\n'), m[2])); continue;
       }
       if ((m = /^(#{1,6})\s+(.*)$/.exec(line))) { flush(); target.append(el('p', { 'class': 'h' }, inline(m[2], sources))); i++; continue; }
-      if (/^\s*([-*+]|\d+[.)])\s+/.test(line)) {
-        flush(); var ordered = /^\s*\d/.test(line), list = el(ordered ? 'ol' : 'ul');
-        while (i < lines.length && /^\s*([-*+]|\d+[.)])\s+/.test(lines[i])) {
-          var item = lines[i++].replace(/^\s*([-*+]|\d+[.)])\s+/, '');
-          while (i < lines.length && /^\s{2,}\S/.test(lines[i]) && !/^\s*([-*+]|\d+[.)])\s+/.test(lines[i])) item += ' ' + lines[i++].trim();
+      if (ITEM.test(line)) {
+        flush(); var list = el(/^\s*\d/.test(line) ? 'ol' : 'ul');
+        while (i < lines.length && ITEM.test(lines[i])) {
+          var item = lines[i++].replace(ITEM, '');
+          while (i < lines.length && /^\s{2,}\S/.test(lines[i]) && !ITEM.test(lines[i])) item += ' ' + lines[i++].trim();
           list.append(el('li', {}, inline(item, sources)));
         }
         target.append(list); continue;
+      }
+      if (QUOTE.test(line)) {  // its lines, unquoted, are blocks of their own (a list in a quote)
+        flush(); var quoted = [];
+        while (i < lines.length && QUOTE.test(lines[i])) quoted.push(lines[i++].replace(/^\s*> ?/, ''));
+        var quote = el('blockquote'); blocks(quoted, sources, quote); target.append(quote); continue;
+      }
+      if (line.indexOf('|') >= 0 && RULE.test(lines[i + 1] || '') && cells(line).length === cells(lines[i + 1]).length) {
+        flush(); i = table(lines, i, sources, target); continue;
       }
       if (!line.trim()) flush(); else para.push(line.trim());
       i++;
     }
     flush();
+  }
+  // A GFM table: header row, alignment row, body rows while lines have a '|'. Returns the next line.
+  function table(lines, i, sources, target) {
+    var head = cells(lines[i]), align = cells(lines[i + 1]).map(function (c) {
+      return /^:-+:$/.test(c) ? 'center' : /-:$/.test(c) ? 'right' : '';
+    });
+    function row(tag, values) {
+      return el('tr', {}, head.map(function (_, k) {
+        var cell = el(tag, {}, inline(values[k] || '', sources));
+        if (align[k]) cell.style.textAlign = align[k];
+        return cell;
+      }));
+    }
+    var rows = [];
+    for (i += 2; i < lines.length && lines[i].trim() && lines[i].indexOf('|') >= 0; i++) rows.push(row('td', cells(lines[i])));
+    // Wide tables scroll inside their own box (focusable, so a keyboard can scroll it too).
+    target.append(el('div', { 'class': 'table', tabindex: '0' }, [el('table', {}, [el('thead', {}, [row('th', head)]), el('tbody', {}, rows)])]));
+    return i;
+  }
+  function cells(line) {  // split on '|' but not on an escaped '\|'
+    return line.trim().replace(/^\|/, '').replace(/\|$/, '').replace(/\\\|/g, '\u0000').split('|')
+      .map(function (c) { return c.trim().replace(/\u0000/g, '|'); });
   }
   var INLINE = /(`+)([^`]+?)\1|\*\*([^*]+)\*\*|__([^_]+)__|\*([^*\s][^*]*)\*|\b_([^_]+)_\b|\[([^\]]+)\]\(([^)\s]+)\)|\[(\d+)\]|(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])/g;
   function inline(text, sources) {

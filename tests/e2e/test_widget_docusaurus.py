@@ -42,6 +42,14 @@ HOSTILE_ANSWER = (
     "and [click me](javascript:alert(3)) and <a href=\"javascript:alert(4)\">raw</a> [1]."
 )
 
+HOSTILE_BLOCKS_ANSWER = (
+    "| Part | Payload |\n|---|:-:|\n"
+    "| image | <img src=x onerror=alert(5)> |\n"
+    "| script | <script>alert(6)</script> [go](javascript:alert(7)) |\n\n"
+    "> Quoted <svg onload=alert(8)></svg> with `<iframe src=javascript:alert(9)>` [1]\n"
+    "> - a <b onmouseover=alert(10)>listed</b> item\n"
+)
+
 
 # --- fixtures --------------------------------------------------------------------------------------
 
@@ -457,6 +465,30 @@ def test_hostile_markup_from_the_model_never_runs(gemini_tab, fake_gemini):
     panel = gemini_tab.open_chat()
     gemini_tab.ask("How does the Kalman filter fuse sensors?")
     gemini_tab.page.wait_for_timeout(1000)
+    assert panel.locator("img, script, iframe").count() == 0
+    hrefs = panel.locator("a").evaluate_all("els => els.map(a => a.getAttribute('href') || '')")
+    assert not [h for h in hrefs if not h.startswith(("http://", "https://", "#"))], hrefs
+    assert not gemini_tab.dialogs
+
+
+def test_tables_and_blockquotes_render_and_markup_in_them_never_runs(gemini_tab, fake_gemini):
+    fake_gemini.reply_with(HOSTILE_BLOCKS_ANSWER)
+    gemini_tab.goto()
+    panel = gemini_tab.open_chat()
+    gemini_tab.ask("How does the Kalman filter fuse sensors?")
+    answer = panel.locator("[data-role=assistant]").last
+    table = answer.locator("table")
+    assert table.locator("thead th").all_inner_texts() == ["Part", "Payload"]
+    assert table.locator("tbody tr").count() == 2
+    assert table.locator("tbody td").nth(1).inner_text() == "<img src=x onerror=alert(5)>", "markup shown as text"
+    assert table.locator("tbody td").nth(1).evaluate("td => td.style.textAlign") == "center"
+    quote = answer.locator("blockquote")
+    assert quote.count() == 1 and quote.locator("li", has_text="listed").count() == 1
+    assert quote.locator("code").inner_text() == "<iframe src=javascript:alert(9)>"
+    gemini_tab.page.mouse.move(0, 0)
+    quote.locator("li").hover()
+    gemini_tab.page.wait_for_timeout(500)
+    assert answer.locator(".text").locator("img, script, iframe, svg, b").count() == 0  # the model's text only
     assert panel.locator("img, script, iframe").count() == 0
     hrefs = panel.locator("a").evaluate_all("els => els.map(a => a.getAttribute('href') || '')")
     assert not [h for h in hrefs if not h.startswith(("http://", "https://", "#"))], hrefs
