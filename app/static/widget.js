@@ -279,7 +279,7 @@
   function messageNode(m) {
     var node = el('div', { 'class': 'msg ' + m.role, 'data-role': m.role });
     if (m.role === 'user') {
-      if (m.context) node.append(el('blockquote', { text: m.context.length > 300 ? m.context.slice(0, 300) + '…' : m.context }));
+      if (m.context) node.append(el('blockquote', { text: m.context }));
       node.append(el('p', { text: m.content }));
       return node;
     }
@@ -299,6 +299,8 @@
     m.node = text;
     return node;
   }
+  // What a selection question shows of its selection, and all that is kept of it in sessionStorage.
+  function quoted(selection) { return selection && (selection.length > 300 ? selection.slice(0, 300) + '…' : selection); }
   function feedbackNode(m) {
     var box = el('div', { 'class': 'vote', role: 'group', 'aria-label': 'Feedback' });
     var comment = el('form', { 'class': 'comment', hidden: '' });
@@ -347,7 +349,7 @@
     var payload = { message: question, format: 'markdown', page: location.href.split('#')[0] };
     if (state.id) payload.conversation_id = state.id;
     if (state.selection) { payload.mode = 'selection'; payload.context = state.selection; }
-    var ask = { role: 'user', content: question, context: state.selection };
+    var ask = { role: 'user', content: question, context: quoted(state.selection) };
     var answer = { role: 'assistant', content: '', sources: null, streaming: true };
     controller = new AbortController();
     busy(true);
@@ -476,7 +478,13 @@
       if (r.status === 404) { state.id = null; state.messages = []; save(); renderAll(); return; }
       return r.ok && r.json().then(function (j) {
         var scroll = state.scroll;
-        state.messages = j.messages.map(function (m) { return { id: m.role === 'assistant' ? m.id : undefined, role: m.role, content: m.content, sources: m.sources, status: m.status, feedback: m.feedback && m.feedback.vote }; });
+        // The service keeps a question's mode, not its selection: the quote comes from this tab's copy.
+        var quotes = state.messages.filter(function (m) { return m.context; });
+        state.messages = j.messages.map(function (m) {
+          var q = m.mode === 'selection' ? quotes.findIndex(function (c) { return c.content === m.content; }) : -1;
+          return { id: m.role === 'assistant' ? m.id : undefined, role: m.role, content: m.content, sources: m.sources,
+            status: m.status, feedback: m.feedback && m.feedback.vote, context: q < 0 ? undefined : quotes.splice(q, 1)[0].context };
+        });
         state.scroll = scroll; renderAll(); save();
       });
     }, function () {});

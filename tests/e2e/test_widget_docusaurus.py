@@ -304,6 +304,25 @@ def test_ask_about_a_selection_then_general_again(offline_tab):
     assert general.get("mode", "general") == "general" and not general.get("context")
 
 
+def test_a_selection_question_keeps_its_quote_after_a_reload(offline_tab, offline_service):
+    offline_tab.goto("/docs/sensor-fusion")
+    offline_tab.page.locator("article p", has_text="Calibrate the IMU").first.select_text()
+    offline_tab.page.get_by_role("button", name="Ask about this").click()
+    offline_tab.ask("What does this mean?")
+    offline_tab.ask("What is inverse kinematics?")
+    offline_tab.page.reload(wait_until="networkidle")
+    panel = offline_tab.page.get_by_role("dialog")
+    asked = panel.locator("[data-role=user]")
+    asked.nth(1).get_by_text("What is inverse kinematics?").wait_for(timeout=10_000)
+    offline_tab.page.wait_for_timeout(500)  # the service's copy has replaced the tab's
+    assert "Calibrate the IMU" in asked.nth(0).locator("blockquote").inner_text()
+    assert asked.nth(1).locator("blockquote").count() == 0, "the general question has no quote"
+    saved = offline_tab.page.evaluate("() => Object.values(sessionStorage).map(v => JSON.parse(v)).find(s => s.id)")
+    stored = _conversation(offline_service, saved["id"])
+    assert [m["mode"] for m in stored["messages"] if m["role"] == "user"] == ["selection", "general"]
+    assert [bool(m.get("context")) for m in saved["messages"]] == [True, False, False, False]
+
+
 def test_votes_reach_the_database_and_a_second_replaces_the_first(offline_tab, offline_service):
     offline_tab.goto()
     panel = offline_tab.open_chat()
