@@ -299,6 +299,17 @@
     m.node = text;
     return node;
   }
+  // Drawn, not emoji: a page without an emoji font (headless Chromium, some Linux desktops) would
+  // show empty boxes. Down is up turned over.
+  var THUMB = 'M7 10.5 11 3c1.5 0 2.5 1 2.5 2.5V9h5.3a2 2 0 0 1 2 2.4l-1.4 7.3a2 2 0 0 1-2 1.6H7zM3 10.5h4v9.8H3z';
+  function thumb(down) {
+    var ns = 'http://www.w3.org/2000/svg', svg = document.createElementNS(ns, 'svg'), path = document.createElementNS(ns, 'path');
+    svg.setAttribute('viewBox', '0 0 24 24'); svg.setAttribute('aria-hidden', 'true'); svg.setAttribute('focusable', 'false');
+    path.setAttribute('d', THUMB);
+    if (down) path.setAttribute('transform', 'rotate(180 12 12)');
+    svg.append(path);
+    return svg;
+  }
   // What a selection question shows of its selection, and all that is kept of it in sessionStorage.
   function quoted(selection) { return selection && (selection.length > 300 ? selection.slice(0, 300) + '…' : selection); }
   function feedbackNode(m) {
@@ -307,11 +318,12 @@
     var field = el('textarea', { rows: '2', maxlength: '1000', placeholder: T.comment, 'aria-label': T.commentLabel });
     comment.append(field, el('button', { type: 'submit', text: T.sendComment }));
     comment.addEventListener('submit', function (e) { e.preventDefault(); vote('down', field.value.trim() || null); comment.hidden = true; });
-    function button(kind, label, glyph) {
+    function button(kind, label) {
       return el('button', { type: 'button', 'aria-label': label, title: label, 'aria-pressed': String(m.feedback === kind),
-        'data-vote': kind, text: glyph, onclick: function () { vote(kind, null); if (kind === 'down') { comment.hidden = false; field.focus(); } } });
+        'data-vote': kind, onclick: function () { vote(kind, null); if (kind === 'down') { comment.hidden = false; field.focus(); } } },
+        [thumb(kind === 'down')]);
     }
-    var up = button('up', T.helpful, '👍'), down = button('down', T.notHelpful, '👎');
+    var up = button('up', T.helpful), down = button('down', T.notHelpful);
     var note = el('span', { 'class': 'thanks', role: 'status' });
     // One vote per answer: the service replaces an earlier vote (200) rather than adding one (201).
     function vote(kind, text) {

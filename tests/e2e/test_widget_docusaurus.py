@@ -327,6 +327,9 @@ def test_votes_reach_the_database_and_a_second_replaces_the_first(offline_tab, o
     offline_tab.goto()
     panel = offline_tab.open_chat()
     offline_tab.ask("What does the Kalman filter do?")
+    for name in ("Helpful", "Not helpful"):  # drawn icons: an emoji glyph is an empty box with no emoji font
+        icon = panel.get_by_role("button", name=name, exact=True).last.locator("svg")
+        assert icon.count() == 1 and icon.bounding_box()["width"] >= 12
     panel.get_by_role("button", name="Helpful").last.click()
     panel.get_by_role("button", name="Not helpful").last.click()
     panel.get_by_role("textbox", name=re.compile("comment", re.I)).fill("missed the covariance")
