@@ -189,13 +189,11 @@
   }
   // A GFM table: header row, alignment row, body rows while lines have a '|'. Returns the next line.
   function table(lines, i, sources, target) {
-    var head = cells(lines[i]), align = cells(lines[i + 1]).map(function (c) {
-      return /^:-+:$/.test(c) ? 'center' : /-:$/.test(c) ? 'right' : '';
-    });
+    var head = cells(lines[i]), align = cells(lines[i + 1]).map(function (c) { return /^:-+:$/.test(c) ? 'center' : /-:$/.test(c) ? 'right' : ''; });
     function row(tag, values) {
       return el('tr', {}, head.map(function (_, k) {
         var cell = el(tag, {}, inline(values[k] || '', sources));
-        if (align[k]) cell.style.textAlign = align[k];
+        cell.style.textAlign = align[k];
         return cell;
       }));
     }
@@ -305,10 +303,8 @@
   function thumb(down) {
     var ns = 'http://www.w3.org/2000/svg', svg = document.createElementNS(ns, 'svg'), path = document.createElementNS(ns, 'path');
     svg.setAttribute('viewBox', '0 0 24 24'); svg.setAttribute('aria-hidden', 'true'); svg.setAttribute('focusable', 'false');
-    path.setAttribute('d', THUMB);
-    if (down) path.setAttribute('transform', 'rotate(180 12 12)');
-    svg.append(path);
-    return svg;
+    path.setAttribute('d', THUMB); path.setAttribute('transform', down ? 'rotate(180 12 12)' : '');
+    svg.append(path); return svg;
   }
   // What a selection question shows of its selection, and all that is kept of it in sessionStorage.
   function quoted(selection) { return selection && (selection.length > 300 ? selection.slice(0, 300) + '…' : selection); }
@@ -402,8 +398,7 @@
     return r.json().then(function (j) { throw { message: (j && typeof j.message === 'string' && j.message) || T.failed }; }, function () { throw {}; });
   }
   function healthStatus() {
-    return fetch(SERVICE + '/api/health', { credentials: 'omit', cache: 'no-store' })
-      .then(function (r) { return r.json(); }).then(function (j) { return j && j.status; }, function () { return null; });
+    return fetch(SERVICE + '/api/health', { credentials: 'omit', cache: 'no-store' }).then(function (r) { return r.json(); }).then(function (j) { return j && j.status; }, function () { return null; });
   }
   // Cold start: the service is up but still indexing. The question waits in the box (Stop cancels)
   // while health is polled with backoff, and goes out once the service is past `starting`.
