@@ -146,11 +146,16 @@
   }
 
   // --- Markdown: a small renderer that builds nodes, so no HTML in an answer is ever parsed -------
-  // Block level: fenced code, headings, lists, paragraphs. Inline: code, bold, italic, http(s)
-  // links, [n] citations. Anything else stays literal text. Re-run on each token (answers are short).
+  // Block level: fenced code, headings, lists, blockquotes, tables, paragraphs. Inline: code, bold,
+  // italic, http(s) links, [n] citations. Anything else stays literal text. Re-run on each token
+  // (answers are short).
   function renderMarkdown(text, sources, target) {
     target.textContent = '';
-    var lines = text.replace(/\r/g, '').split('\n'), i = 0, para = [];
+    blocks(text.replace(/\r/g, '').split('\n'), sources, target);
+  }
+  var ITEM = /^\s*([-*+]|\d+[.)])\s+/, QUOTE = /^\s*>/, RULE = /^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$/;
+  function blocks(lines, sources, target) {
+    var i = 0, para = [];
     function flush() { if (para.length) { target.append(el('p', {}, inline(para.join(' '), sources))); para = []; } }
     while (i < lines.length) {
       var line = lines[i], m;
@@ -160,19 +165,47 @@
         i++; target.append(codeBlock(code.join('\n'), m[2])); continue;
       }
       if ((m = /^(#{1,6})\s+(.*)$/.exec(line))) { flush(); target.append(el('p', { 'class': 'h' }, inline(m[2], sources))); i++; continue; }
-      if (/^\s*([-*+]|\d+[.)])\s+/.test(line)) {
-        flush(); var ordered = /^\s*\d/.test(line), list = el(ordered ? 'ol' : 'ul');
-        while (i < lines.length && /^\s*([-*+]|\d+[.)])\s+/.test(lines[i])) {
-          var item = lines[i++].replace(/^\s*([-*+]|\d+[.)])\s+/, '');
-          while (i < lines.length && /^\s{2,}\S/.test(lines[i]) && !/^\s*([-*+]|\d+[.)])\s+/.test(lines[i])) item += ' ' + lines[i++].trim();
+      if (ITEM.test(line)) {
+        flush(); var list = el(/^\s*\d/.test(line) ? 'ol' : 'ul');
+        while (i < lines.length && ITEM.test(lines[i])) {
+          var item = lines[i++].replace(ITEM, '');
+          while (i < lines.length && /^\s{2,}\S/.test(lines[i]) && !ITEM.test(lines[i])) item += ' ' + lines[i++].trim();
           list.append(el('li', {}, inline(item, sources)));
         }
         target.append(list); continue;
+      }
+      if (QUOTE.test(line)) {  // its lines, unquoted, are blocks of their own (a list in a quote)
+        flush(); var quoted = [];
+        while (i < lines.length && QUOTE.test(lines[i])) quoted.push(lines[i++].replace(/^\s*> ?/, ''));
+        var quote = el('blockquote'); blocks(quoted, sources, quote); target.append(quote); continue;
+      }
+      if (line.indexOf('|') >= 0 && RULE.test(lines[i + 1] || '') && cells(line).length === cells(lines[i + 1]).length) {
+        flush(); i = table(lines, i, sources, target); continue;
       }
       if (!line.trim()) flush(); else para.push(line.trim());
       i++;
     }
     flush();
+  }
+  // A GFM table: header row, alignment row, body rows while lines have a '|'. Returns the next line.
+  function table(lines, i, sources, target) {
+    var head = cells(lines[i]), align = cells(lines[i + 1]).map(function (c) { return /^:-+:$/.test(c) ? 'center' : /-:$/.test(c) ? 'right' : ''; });
+    function row(tag, values) {
+      return el('tr', {}, head.map(function (_, k) {
+        var cell = el(tag, {}, inline(values[k] || '', sources));
+        cell.style.textAlign = align[k];
+        return cell;
+      }));
+    }
+    var rows = [];
+    for (i += 2; i < lines.length && lines[i].trim() && lines[i].indexOf('|') >= 0; i++) rows.push(row('td', cells(lines[i])));
+    // Wide tables scroll inside their own box (focusable, so a keyboard can scroll it too).
+    target.append(el('div', { 'class': 'table', tabindex: '0' }, [el('table', {}, [el('thead', {}, [row('th', head)]), el('tbody', {}, rows)])]));
+    return i;
+  }
+  function cells(line) {  // split on '|' but not on an escaped '\|'
+    return line.trim().replace(/^\|/, '').replace(/\|$/, '').replace(/\\\|/g, '\u0000').split('|')
+      .map(function (c) { return c.trim().replace(/\u0000/g, '|'); });
   }
   var INLINE = /(`+)([^`]+?)\1|\*\*([^*]+)\*\*|__([^_]+)__|\*([^*\s][^*]*)\*|\b_([^_]+)_\b|\[([^\]]+)\]\(([^)\s]+)\)|\[(\d+)\]|(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])/g;
   function inline(text, sources) {
@@ -244,7 +277,7 @@
   function messageNode(m) {
     var node = el('div', { 'class': 'msg ' + m.role, 'data-role': m.role });
     if (m.role === 'user') {
-      if (m.context) node.append(el('blockquote', { text: m.context.length > 300 ? m.context.slice(0, 300) + '…' : m.context }));
+      if (m.context) node.append(el('blockquote', { text: m.context }));
       node.append(el('p', { text: m.content }));
       return node;
     }
@@ -264,17 +297,29 @@
     m.node = text;
     return node;
   }
+  // Drawn, not emoji: a page without an emoji font (headless Chromium, some Linux desktops) would
+  // show empty boxes. Down is up turned over.
+  var THUMB = 'M7 10.5 11 3c1.5 0 2.5 1 2.5 2.5V9h5.3a2 2 0 0 1 2 2.4l-1.4 7.3a2 2 0 0 1-2 1.6H7zM3 10.5h4v9.8H3z';
+  function thumb(down) {
+    var ns = 'http://www.w3.org/2000/svg', svg = document.createElementNS(ns, 'svg'), path = document.createElementNS(ns, 'path');
+    svg.setAttribute('viewBox', '0 0 24 24'); svg.setAttribute('aria-hidden', 'true'); svg.setAttribute('focusable', 'false');
+    path.setAttribute('d', THUMB); path.setAttribute('transform', down ? 'rotate(180 12 12)' : '');
+    svg.append(path); return svg;
+  }
+  // What a selection question shows of its selection, and all that is kept of it in sessionStorage.
+  function quoted(selection) { return selection && (selection.length > 300 ? selection.slice(0, 300) + '…' : selection); }
   function feedbackNode(m) {
     var box = el('div', { 'class': 'vote', role: 'group', 'aria-label': 'Feedback' });
     var comment = el('form', { 'class': 'comment', hidden: '' });
     var field = el('textarea', { rows: '2', maxlength: '1000', placeholder: T.comment, 'aria-label': T.commentLabel });
     comment.append(field, el('button', { type: 'submit', text: T.sendComment }));
     comment.addEventListener('submit', function (e) { e.preventDefault(); vote('down', field.value.trim() || null); comment.hidden = true; });
-    function button(kind, label, glyph) {
+    function button(kind, label) {
       return el('button', { type: 'button', 'aria-label': label, title: label, 'aria-pressed': String(m.feedback === kind),
-        'data-vote': kind, text: glyph, onclick: function () { vote(kind, null); if (kind === 'down') { comment.hidden = false; field.focus(); } } });
+        'data-vote': kind, onclick: function () { vote(kind, null); if (kind === 'down') { comment.hidden = false; field.focus(); } } },
+        [thumb(kind === 'down')]);
     }
-    var up = button('up', T.helpful, '👍'), down = button('down', T.notHelpful, '👎');
+    var up = button('up', T.helpful), down = button('down', T.notHelpful);
     var note = el('span', { 'class': 'thanks', role: 'status' });
     // One vote per answer: the service replaces an earlier vote (200) rather than adding one (201).
     function vote(kind, text) {
@@ -306,36 +351,35 @@
   }
   function stop() { if (controller) controller.abort(); }
 
-  function submit(attempt) {
-    var question = input.value.trim();
+  function submit(again) {
+    var question = typeof again === 'string' ? again : input.value.trim();
     if (!question || controller) return;
-    attempt = attempt || 0;
     var payload = { message: question, format: 'markdown', page: location.href.split('#')[0] };
     if (state.id) payload.conversation_id = state.id;
     if (state.selection) { payload.mode = 'selection'; payload.context = state.selection; }
-    var ask = { role: 'user', content: question, context: state.selection };
+    var ask = { role: 'user', content: question, context: quoted(state.selection) };
     var answer = { role: 'assistant', content: '', sources: null, streaming: true };
     controller = new AbortController();
     busy(true);
     api('/api/chat', payload, controller.signal).then(function (r) {
-      if (r.status === 503 && attempt < 6) throw { wake: true };
+      // A 503 is a cold start only when health says so; any other outage shows its own message.
+      if (r.status === 503) return healthStatus().then(function (s) { if (s === 'starting') throw { wake: true }; return refused(r); });
       if (r.status === 429) throw { retry: +(r.headers.get('Retry-After') || 30) };
-      if (!r.ok || !r.body) return r.json().then(function (j) { throw { message: (j && typeof j.message === 'string' && j.message) || T.failed }; }, function () { throw {}; });
-      showBanner(''); input.value = ''; setSelection(null);  // accepted: the question is on its way
+      if (!r.ok || !r.body) return refused(r);
+      showBanner(''); setSelection(null);  // accepted: the question is on its way
+      if (input.value.trim() === question) input.value = '';  // not what the reader typed while waiting
       state.messages.push(ask, answer);
       if (state.messages.length && body.querySelector('.empty')) body.textContent = '';
       body.append(messageNode(ask), answer.wrap = messageNode(answer));
       return readStream(r.body.getReader(), answer);
     }).then(finish, function (err) {
+      if (err && err.wake) return wake(question, 0);
       controller = null; busy(false);
-      if (err && err.wake) {  // cold start: keep the question, retry with backoff
-        showBanner(T.waking);
-        return setTimeout(function () { submit(attempt + 1); }, Math.min(2000 * Math.pow(2, attempt), 20000));
-      }
       if (err && err.retry) return showBanner(T.limited.replace('{s}', err.retry));
       if (err && err.name === 'AbortError') return answer.wrap ? finish(null, true) : undefined;
       if (answer.wrap) { state.messages.splice(state.messages.indexOf(ask), 2); answer.wrap.remove(); answer.wrap = null; input.value = question; }
-      showBanner(err && err.message ? err.message : (navigator.onLine === false || err instanceof TypeError ? T.offline : T.failed));
+      // A network failure is a TypeError whose own message ("Failed to fetch") tells a reader nothing.
+      showBanner(err instanceof TypeError || navigator.onLine === false ? T.offline : (err && err.message) || T.failed);
       save();
     });
 
@@ -349,6 +393,26 @@
       live.textContent = answer.content.replace(/\s+/g, ' ').slice(0, 600);  // the whole answer, once
       save();
     }
+  }
+  function refused(r) {
+    return r.json().then(function (j) { throw { message: (j && typeof j.message === 'string' && j.message) || T.failed }; }, function () { throw {}; });
+  }
+  function healthStatus() {
+    return fetch(SERVICE + '/api/health', { credentials: 'omit', cache: 'no-store' }).then(function (r) { return r.json(); }).then(function (j) { return j && j.status; }, function () { return null; });
+  }
+  // Cold start: the service is up but still indexing. The question waits in the box (Stop cancels)
+  // while health is polled with backoff, and goes out once the service is past `starting`.
+  function wake(question, attempt) {
+    var waiting = controller;
+    showBanner(T.waking);
+    if (!attempt) waiting.signal.addEventListener('abort', function () { clearTimeout(waiting.timer); controller = null; busy(false); showBanner(''); });
+    waiting.timer = setTimeout(function () {
+      healthStatus().then(function (s) {
+        if (waiting.signal.aborted) return;
+        if (s === 'starting') return wake(question, attempt + 1);
+        controller = null; showBanner(''); submit(question);
+      });
+    }, Math.min(1000 * Math.pow(1.5, attempt), 15000));
   }
   function readStream(reader, answer) {
     var decoder = new TextDecoder(), buffer = '', done = null, error = null;
@@ -421,7 +485,13 @@
       if (r.status === 404) { state.id = null; state.messages = []; save(); renderAll(); return; }
       return r.ok && r.json().then(function (j) {
         var scroll = state.scroll;
-        state.messages = j.messages.map(function (m) { return { id: m.role === 'assistant' ? m.id : undefined, role: m.role, content: m.content, sources: m.sources, status: m.status, feedback: m.feedback && m.feedback.vote }; });
+        // The service keeps a question's mode, not its selection: the quote comes from this tab's copy.
+        var quotes = state.messages.filter(function (m) { return m.context; });
+        state.messages = j.messages.map(function (m) {
+          var q = m.mode === 'selection' ? quotes.findIndex(function (c) { return c.content === m.content; }) : -1;
+          return { id: m.role === 'assistant' ? m.id : undefined, role: m.role, content: m.content, sources: m.sources,
+            status: m.status, feedback: m.feedback && m.feedback.vote, context: q < 0 ? undefined : quotes.splice(q, 1)[0].context };
+        });
         state.scroll = scroll; renderAll(); save();
       });
     }, function () {});

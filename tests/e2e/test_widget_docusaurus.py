@@ -42,6 +42,14 @@ HOSTILE_ANSWER = (
     "and [click me](javascript:alert(3)) and <a href=\"javascript:alert(4)\">raw</a> [1]."
 )
 
+HOSTILE_BLOCKS_ANSWER = (
+    "| Part | Payload |\n|---|:-:|\n"
+    "| image | <img src=x onerror=alert(5)> |\n"
+    "| script | <script>alert(6)</script> [go](javascript:alert(7)) |\n\n"
+    "> Quoted <svg onload=alert(8)></svg> with `<iframe src=javascript:alert(9)>` [1]\n"
+    "> - a <b onmouseover=alert(10)>listed</b> item\n"
+)
+
 
 # --- fixtures --------------------------------------------------------------------------------------
 
@@ -296,10 +304,32 @@ def test_ask_about_a_selection_then_general_again(offline_tab):
     assert general.get("mode", "general") == "general" and not general.get("context")
 
 
+def test_a_selection_question_keeps_its_quote_after_a_reload(offline_tab, offline_service):
+    offline_tab.goto("/docs/sensor-fusion")
+    offline_tab.page.locator("article p", has_text="Calibrate the IMU").first.select_text()
+    offline_tab.page.get_by_role("button", name="Ask about this").click()
+    offline_tab.ask("What does this mean?")
+    offline_tab.ask("What is inverse kinematics?")
+    offline_tab.page.reload(wait_until="networkidle")
+    panel = offline_tab.page.get_by_role("dialog")
+    asked = panel.locator("[data-role=user]")
+    asked.nth(1).get_by_text("What is inverse kinematics?").wait_for(timeout=10_000)
+    offline_tab.page.wait_for_timeout(500)  # the service's copy has replaced the tab's
+    assert "Calibrate the IMU" in asked.nth(0).locator("blockquote").inner_text()
+    assert asked.nth(1).locator("blockquote").count() == 0, "the general question has no quote"
+    saved = offline_tab.page.evaluate("() => Object.values(sessionStorage).map(v => JSON.parse(v)).find(s => s.id)")
+    stored = _conversation(offline_service, saved["id"])
+    assert [m["mode"] for m in stored["messages"] if m["role"] == "user"] == ["selection", "general"]
+    assert [bool(m.get("context")) for m in saved["messages"]] == [True, False, False, False]
+
+
 def test_votes_reach_the_database_and_a_second_replaces_the_first(offline_tab, offline_service):
     offline_tab.goto()
     panel = offline_tab.open_chat()
     offline_tab.ask("What does the Kalman filter do?")
+    for name in ("Helpful", "Not helpful"):  # drawn icons: an emoji glyph is an empty box with no emoji font
+        icon = panel.get_by_role("button", name=name, exact=True).last.locator("svg")
+        assert icon.count() == 1 and icon.bounding_box()["width"] >= 12
     panel.get_by_role("button", name="Helpful").last.click()
     panel.get_by_role("button", name="Not helpful").last.click()
     panel.get_by_role("textbox", name=re.compile("comment", re.I)).fill("missed the covariance")
@@ -348,11 +378,14 @@ def test_dark_mode_follows_the_book_live(offline_tab):
 
 
 class ColdStartProxy:
-    """The service behind a front that answers health 503 `starting` (and chat 503) for its first
-    `seconds`, as a Space does while it wakes, then passes everything through (streaming)."""
+    """The service behind a front that answers as the app does while it indexes, for its first
+    `seconds`: health 503 `{"status": "starting"}` and chat 503 `index_not_ready`; then it passes
+    everything through (streaming). CORS preflights always pass: the app answers them whatever its
+    state (flask-cors, before any view), so a browser does send the POST that gets the 503."""
 
     def __init__(self, target: str, seconds: float) -> None:
-        self.target, self.until, self.starting_answers = target, time.monotonic() + seconds, 0
+        self.target, self.until = target, time.monotonic() + seconds
+        self.starting_health = self.starting_chats = 0
         front = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -361,19 +394,25 @@ class ColdStartProxy:
             def log_message(self, *args):
                 pass
 
+            def _starting(self) -> None:
+                if self.path.startswith("/api/health"):
+                    front.starting_health += 1
+                    payload = b'{"status": "starting"}'
+                else:
+                    front.starting_chats += 1
+                    payload = b'{"status": 503, "error": "index_not_ready", "message": "The book\'s index is not built yet."}'
+                self.send_response(503)
+                for k, v in [("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
+                             ("Access-Control-Allow-Origin", self.headers.get("Origin") or "*")]:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(payload)
+
             def _pass(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                if time.monotonic() < front.until and self.path.startswith("/api/"):
-                    front.starting_answers += 1
-                    payload = b'{"status": "starting"}'
-                    self.send_response(503)
-                    for k, v in [("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
-                                 ("Access-Control-Allow-Origin", self.headers.get("Origin") or "*"),
-                                 ("Retry-After", "1")]:
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(payload)
+                if time.monotonic() < front.until and self.path.startswith("/api/") and self.command != "OPTIONS":
+                    self._starting()
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
                 upstream = requests.request(self.command, front.target + self.path, headers=headers, data=body,
@@ -400,20 +439,25 @@ class ColdStartProxy:
         self.server.server_close()
 
 
-@pytest.mark.xfail(strict=True, reason="fix-widget f86552c: behind a front answering 503 {status: starting}, no 'Waking up' text appears within 10 s (not yet investigated whether the widget or this proxy differs from a real waking Space)")
 def test_cold_start_shows_waking_up_then_answers_with_the_question_kept(browser, static_site, offline_service):
+    question = "What does the Kalman filter do?"
     proxy = ColdStartProxy(offline_service.url, seconds=3600)
     tab = Tab(browser, static_site, proxy.url)
     try:
         tab.goto()
-        tab.open_chat()
-        tab.page.get_by_role("textbox").last.fill("What does the Kalman filter do?")
+        panel = tab.open_chat()
+        tab.page.get_by_role("textbox").last.fill(question)
         proxy.until = time.monotonic() + 4
         tab.page.get_by_role("button", name="Send").click()
-        tab.page.get_by_text(re.compile("Waking up")).wait_for(timeout=10_000)
+        panel.get_by_role("alert").filter(has_text=re.compile("^Waking up")).wait_for(timeout=10_000)
+        assert tab.page.get_by_role("textbox").last.input_value() == question, "the question waits in the box"
+        assert not panel.locator("[data-role=user]").count(), "nothing is shown as asked before it is sent"
         tab.wait_answered(timeout=40_000)
-        assert proxy.starting_answers >= 1
-        assert tab.chat_requests()[-1]["message"] == "What does the Kalman filter do?"
+        assert panel.locator("[data-role=user]").last.inner_text() == question
+        assert panel.locator("[data-role=assistant]").last.get_by_text(re.compile("Kalman", re.I)).count() >= 1
+        assert not panel.get_by_role("alert").is_visible(), "the waking banner is gone once answered"
+        assert proxy.starting_chats == 1 and proxy.starting_health >= 2, "health polled, not the chat"
+        assert [r["message"] for r in tab.chat_requests()] == [question, question]
     finally:
         tab.close()
         proxy.stop()
@@ -443,6 +487,30 @@ def test_hostile_markup_from_the_model_never_runs(gemini_tab, fake_gemini):
     panel = gemini_tab.open_chat()
     gemini_tab.ask("How does the Kalman filter fuse sensors?")
     gemini_tab.page.wait_for_timeout(1000)
+    assert panel.locator("img, script, iframe").count() == 0
+    hrefs = panel.locator("a").evaluate_all("els => els.map(a => a.getAttribute('href') || '')")
+    assert not [h for h in hrefs if not h.startswith(("http://", "https://", "#"))], hrefs
+    assert not gemini_tab.dialogs
+
+
+def test_tables_and_blockquotes_render_and_markup_in_them_never_runs(gemini_tab, fake_gemini):
+    fake_gemini.reply_with(HOSTILE_BLOCKS_ANSWER)
+    gemini_tab.goto()
+    panel = gemini_tab.open_chat()
+    gemini_tab.ask("How does the Kalman filter fuse sensors?")
+    answer = panel.locator("[data-role=assistant]").last
+    table = answer.locator("table")
+    assert table.locator("thead th").all_inner_texts() == ["Part", "Payload"]
+    assert table.locator("tbody tr").count() == 2
+    assert table.locator("tbody td").nth(1).inner_text() == "<img src=x onerror=alert(5)>", "markup shown as text"
+    assert table.locator("tbody td").nth(1).evaluate("td => td.style.textAlign") == "center"
+    quote = answer.locator("blockquote")
+    assert quote.count() == 1 and quote.locator("li", has_text="listed").count() == 1
+    assert quote.locator("code").inner_text() == "<iframe src=javascript:alert(9)>"
+    gemini_tab.page.mouse.move(0, 0)
+    quote.locator("li").hover()
+    gemini_tab.page.wait_for_timeout(500)
+    assert answer.locator(".text").locator("img, script, iframe, svg, b").count() == 0  # the model's text only
     assert panel.locator("img, script, iframe").count() == 0
     hrefs = panel.locator("a").evaluate_all("els => els.map(a => a.getAttribute('href') || '')")
     assert not [h for h in hrefs if not h.startswith(("http://", "https://", "#"))], hrefs

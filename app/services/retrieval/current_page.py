@@ -1,13 +1,31 @@
-"""The page the reader is on: matched to indexed pages by their URLs, and preferred when relevant."""
+"""The page the reader is on: matched to indexed pages by their URLs, and preferred when it is a
+contender for the best page."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-# A multiplicative prior on the current page's score, applied after fusion to pages that are
-# already candidates of a question the relevance floor passed: it reorders pages that are close
-# (within 25%), and can neither admit an off-topic question nor lift a page that barely matches.
+# The reader's page is a tie-break between contenders: multiplied by this, it must reach the best
+# page's score (it is within 25 % of it) or it is left where it is. Applied after fusion, only
+# among the candidates of a question the relevance floor passed, so it never admits an
+# off-topic question.
 CURRENT_PAGE_PRIOR = 1.25
+
+
+def prefer_current(page_score: dict[str, float], current: str | None) -> dict[str, float]:
+    """The pages' scores with the reader's page (`current`, a key of `page_score`, or None)
+    preferred: times CURRENT_PAGE_PRIOR when that makes it the best page, unchanged otherwise.
+
+    All or nothing, because a page that cannot reach the top is about something else: lifting it
+    part of the way only pushes down pages with more evidence than it, and a sibling page on the
+    same subject displaced the answer's own page that way (bench/README.md, "The reader's page").
+    """
+    if current not in page_score:
+        return page_score
+    boosted, best = page_score[current] * CURRENT_PAGE_PRIOR, max(page_score.values())
+    if boosted < best or page_score[current] == best:
+        return page_score
+    return {**page_score, current: boosted}
 
 
 def page_key(url: str) -> tuple[str, str] | None:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from app.services.errors import ServiceUnavailable
 from app.services.index.base import IndexHit, SearchIndex, SearchRequest
-from app.services.retrieval.current_page import CURRENT_PAGE_PRIOR, page_key, same_page
+from app.services.retrieval.current_page import page_key, prefer_current, same_page
 from app.services.retrieval.floor import FloorVerdict, RelevanceFloor, TermStatistics
 from app.services.retrieval.sparse import Bm25Encoder
 
@@ -124,8 +124,8 @@ class Retriever:
         `alternatives` are other wordings of the same need (a follow-up's fallback query): each
         query that passes the floor contributes, and their results are fused by rank (RRF), so a
         poor wording cannot sink a good one. `page` is the URL or path of the page the reader is
-        on: when it is one of the candidates' pages its score gets CURRENT_PAGE_PRIOR (an unknown
-        page changes nothing; a refused question stays refused).
+        on: when it is one of the candidates' pages and within reach of the best, it comes first
+        (`prefer_current`; an unknown page changes nothing; a refused question stays refused).
         """
         started = time.perf_counter()
         limit = limit or self.top_k
@@ -236,9 +236,9 @@ class Retriever:
             for page, page_hits in by_page.items()
         }
         if current is not None:
-            for page, page_hits in by_page.items():
-                if same_page(page_hits[0].payload.get("url", ""), current):
-                    page_score[page] *= CURRENT_PAGE_PRIOR
+            on = [p for p, page_hits in by_page.items() if same_page(page_hits[0].payload.get("url", ""),
+                                                                   current)]
+            page_score = prefer_current(page_score, on[0] if on else None)
         top = max(page_score.values())
         chosen: list[tuple[IndexHit, float]] = []
         for page in sorted(by_page, key=lambda p: -page_score[p]):
