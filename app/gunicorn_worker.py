@@ -55,6 +55,7 @@ from gunicorn.http import errors as herrors
 from gunicorn.http.body import ChunkedReader, LengthReader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from app.api.schemas import ErrorBody, wire
 from app.http_framing import ChunkedBody, Verdict, head_may_be_decided, single_chunk
 
 # A request (line, headers, body) must arrive whole this long after its first byte. Generous for
@@ -435,7 +436,7 @@ class BufferingThreadWorker(ThreadWorker):
 
     def error_bytes(self, status: int, reason: str, code: str, message: str) -> bytes:
         """A whole HTTP/1.1 response carrying the API's error body; the connection then closes."""
-        body = json.dumps({"status": status, "error": code, "message": message}).encode()
+        body = json.dumps(wire(ErrorBody, {"status": status, "error": code, "message": message})).encode()
         headers = {
             "Content-Type": "application/json",
             "Content-Length": str(len(body)),

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from app.api.schemas import ErrorBody, wire
 from app.services.conversations import ConversationNotFound
 from app.services.errors import ServiceUnavailable
 from app.services.feedback import MessageNotFound, NotAnAnswer
@@ -73,7 +74,7 @@ def error_response(
     body: dict[str, Any] = {"status": status, "error": code or _CODES.get(status, "error"), "message": message}
     if details:
         body["details"] = details
-    response = jsonify(body)
+    response = jsonify(wire(ErrorBody, body))
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value

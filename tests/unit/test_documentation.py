@@ -1,7 +1,13 @@
-"""The README and the user guide name every setting the service reads."""
+"""The README and the user guide name every setting the service reads, and show the events the
+service sends."""
+
+import json
+import re
 
 import pytest
+from pydantic import ValidationError
 
+from app.api.schemas import ChatEvent
 from app.config import Settings
 from tests.conftest import ROOT
 
@@ -31,3 +37,22 @@ def test_no_removed_setting_is_documented_as_a_variable(document):
                "SSE_KEEPALIVE_SECONDS", "QDRANT_PATH"]
     text = (ROOT / document).read_text()
     assert [name for name in removed if f"`{name}`" in text] == []
+
+
+ABBREVIATED = re.compile(r'"(?:…|\.\.\.)"|\[(?:…|\.\.\.)\]|, …}')
+
+
+def test_every_whole_stream_event_shown_is_one_the_schema_names():
+    # An event shown whole must be exactly what the service may send: no field the schema does
+    # not name, none it requires missing. Abbreviated ones ("sources": [...], "id": "…") are skipped.
+    shown = []
+    for document in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        for number, line in enumerate(document.read_text().splitlines(), 1):
+            if line.startswith("data: {") and not ABBREVIATED.search(line):
+                event = json.loads(line.removeprefix("data: "))
+                shown.append(f"{document.relative_to(ROOT)}:{number}")
+                try:
+                    ChatEvent.model_validate(event, extra="forbid")
+                except ValidationError as exc:
+                    pytest.fail(f"{shown[-1]} shows an event the service does not send: {exc}")
+    assert len(shown) >= 10
