@@ -337,8 +337,3 @@ class ErrorBody(_Reply):
     error: str = Field(description="Stable machine-readable code; branch on this.")
     message: str = Field(description="A sentence safe to show to a person.")
     details: list[ErrorDetail] | None = Field(default=None, description="Validation errors: one per bad field.")
-
-
-def schema_of(model: type[BaseModel]) -> dict[str, Any]:
-    """A model's JSON Schema with references into the OpenAPI components."""
-    return model.model_json_schema(ref_template="#/components/schemas/{model}")

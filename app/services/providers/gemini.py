@@ -186,7 +186,7 @@ class GeminiProvider:
         """Embedding requests sent so far (retries included)."""
         return self._embedding_requests
 
-    def embed_documents(self, texts: Sequence[str], titles: Sequence[str] | None = None) -> list[list[float]]:
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         """One vector per text, in batches of at most 100, each batch retried on 429/503."""
         vectors: list[list[float]] = []
         for start in range(0, len(texts), MAX_EMBED_BATCH):
