@@ -160,13 +160,6 @@ class Settings(BaseSettings):
             raise ValueError("must be a URL like redis://[:password@]host:6379/0 (or rediss://)")
         return SecretStr(raw)
 
-    @field_validator("frame_ancestors", mode="before")
-    @classmethod
-    def _split_frame_ancestors(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
     @field_validator("frame_ancestors")
     @classmethod
     def _check_frame_ancestors(cls, origins: list[str]) -> list[str]:
@@ -209,9 +202,10 @@ class Settings(BaseSettings):
     def _upper_log_level(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("allowed_origins", mode="before")
+    @field_validator("allowed_origins", "frame_ancestors", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_on_commas(cls, value: object) -> object:
+        # Comma-separated in the environment (a list in code and tests).
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value

@@ -55,7 +55,9 @@ from gunicorn.http import errors as herrors
 from gunicorn.http.body import ChunkedReader, LengthReader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from app.api.schemas import ErrorBody, wire
 from app.http_framing import ChunkedBody, Verdict, head_may_be_decided, single_chunk
+from app.services.errors import ErrorCode
 
 # A request (line, headers, body) must arrive whole this long after its first byte. Generous for
 # a real reader on a poor link (a chat body is a few kB), short enough that a client trickling
@@ -82,24 +84,24 @@ _M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
 # index, pipes).
 _SPARE_FDS = 256
 
-_INTERNAL_ERROR = (500, "Internal Server Error", "internal_error",
+_INTERNAL_ERROR = (500, "Internal Server Error", ErrorCode.INTERNAL_ERROR,
                    "Something went wrong on our side. Please try again.")
 # (status, reason, code, message) per gunicorn parse error; anything else a client sends wrong is 400.
-_CLIENT_ERRORS: list[tuple[type[Exception], int, str, str, str]] = [
-    (herrors.LimitRequestLine, 414, "URI Too Long", "uri_too_long", "The request line is too long."),
-    (herrors.LimitRequestHeaders, 431, "Request Header Fields Too Large", "headers_too_large",
+_CLIENT_ERRORS: list[tuple[type[Exception], int, str, ErrorCode, str]] = [
+    (herrors.LimitRequestLine, 414, "URI Too Long", ErrorCode.URI_TOO_LONG, "The request line is too long."),
+    (herrors.LimitRequestHeaders, 431, "Request Header Fields Too Large", ErrorCode.HEADERS_TOO_LARGE,
      "The request headers are too large."),
-    (herrors.UnsupportedTransferCoding, 501, "Not Implemented", "not_implemented",
+    (herrors.UnsupportedTransferCoding, 501, "Not Implemented", ErrorCode.NOT_IMPLEMENTED,
      "This Transfer-Encoding is not supported."),
-    (herrors.ExpectationFailed, 417, "Expectation Failed", "expectation_failed",
+    (herrors.ExpectationFailed, 417, "Expectation Failed", ErrorCode.EXPECTATION_FAILED,
      "This Expect header is not supported."),
-    (herrors.ForbiddenProxyRequest, 403, "Forbidden", "forbidden", "Request forbidden."),
+    (herrors.ForbiddenProxyRequest, 403, "Forbidden", ErrorCode.FORBIDDEN, "Request forbidden."),
     # gunicorn's own settings contradict each other: not the client's fault.
     (herrors.ConfigurationProblem, *_INTERNAL_ERROR),
 ]
-_INVALID_REQUEST = (400, "Bad Request", "bad_request", "The request is not valid HTTP.")
-_TOO_LARGE = (413, "Content Too Large", "payload_too_large", "The body is too large.")
-_TIMEOUT = (408, "Request Timeout", "request_timeout", "The request did not arrive in time.")
+_INVALID_REQUEST = (400, "Bad Request", ErrorCode.BAD_REQUEST, "The request is not valid HTTP.")
+_TOO_LARGE = (413, "Content Too Large", ErrorCode.PAYLOAD_TOO_LARGE, "The body is too large.")
+_TIMEOUT = (408, "Request Timeout", ErrorCode.REQUEST_TIMEOUT, "The request did not arrive in time.")
 
 
 class BufferingThreadWorker(ThreadWorker):
@@ -435,7 +437,7 @@ class BufferingThreadWorker(ThreadWorker):
 
     def error_bytes(self, status: int, reason: str, code: str, message: str) -> bytes:
         """A whole HTTP/1.1 response carrying the API's error body; the connection then closes."""
-        body = json.dumps({"status": status, "error": code, "message": message}).encode()
+        body = json.dumps(wire(ErrorBody, {"status": status, "error": code, "message": message})).encode()
         headers = {
             "Content-Type": "application/json",
             "Content-Length": str(len(body)),

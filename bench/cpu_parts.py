@@ -46,12 +46,15 @@ def per_call_ms(work: Callable[[], object], repeat: int) -> tuple[float, list[fl
 
 def answer_events(events: int) -> list[dict]:
     """The widget events of one answer: metadata, tokens of five words, done with five sources."""
-    source = {"title": "Deploying", "url": "https://book.example.com/docs/deploy#space", "file": "docs/deploy.md",
-              "heading": "Deploying > To a Space", "snippet": "x" * 200, "score": 0.71}
+    # Events as ChatTurn yields them: frame() sends each through its schema, which refuses others.
+    source = {"file": "docs/deploy.md", "heading": "Deploying > To a Space", "similarity": 0.71,
+              "url": "https://book.example.com/docs/deploy#space", "title": "Deploying", "snippet": "x" * 200}
+    ids = {"conversation_id": "5b0d7c1e-0000-4000-8000-000000000000", "message_id": "5b0d7c1e-0000-4000-8000-000000000001"}
     return (
-        [{"type": "metadata", "conversation_id": "5b0d7c1e-0000-4000-8000-000000000000", "message_id": "5b0d7c1e-0000-4000-8000-000000000001"}]
+        [{"type": "metadata", **ids}]
         + [{"type": "token", "content": "words of the answer here "} for _ in range(events)]
-        + [{"type": "done", "sources": [source] * 5, "grounded": True, "conversation_id": "c", "message_id": "m", "cached": False}]
+        + [{"type": "done", "sources": [source] * 5, "grounded": True, **ids, "cached": False, "answerer": "offline",
+            "format": "text"}]
     )
 
 

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from app.api.parsing import parse_json_body
-from app.api.schemas import ChatRequest
+from app.api.schemas import ChatAnswer, ChatRequest, wire
 from app.api.services import services
 from app.api import sse
 from app.api.security import cap_streams
@@ -30,7 +30,7 @@ def chat() -> ResponseReturnValue:
     turn = services().chat.start(question)  # unknown conversation, unavailable: see app/api/errors.py
 
     if _wants_json():
-        return jsonify(turn.collect())
+        return jsonify(wire(ChatAnswer, turn.collect()))
     return Response(_sse(turn), mimetype="text/event-stream", headers=SSE_HEADERS)
 
 

@@ -8,6 +8,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from app.api.errors import ApiError
+from app.api.schemas import Conversation, wire
 from app.api.services import services
 
 bp = Blueprint("conversations", __name__, url_prefix="/api/conversation")
@@ -21,19 +22,20 @@ def get_conversation(conversation_id: str) -> ResponseReturnValue:
     except ValueError:
         raise ApiError(422, "conversation_id must be a UUID.", details=[{"field": "conversation_id", "problem": "not a UUID"}]) from None
     messages = services().store.get_messages(cid)
-    return jsonify(
-        conversation_id=str(cid),
-        messages=[
+    body = {
+        "conversation_id": cid,
+        "messages": [
             {
-                "id": str(m.id),
+                "id": m.id,
                 "role": m.role,
                 "content": m.content,
                 "sources": m.sources,
-                "created_at": m.created_at.isoformat(),
+                "created_at": m.created_at,
                 "status": m.status,
                 "mode": m.mode,
                 "feedback": m.feedback,
             }
             for m in messages
         ],
-    )
+    }
+    return jsonify(wire(Conversation, body))

@@ -17,27 +17,28 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from app.api.schemas import ErrorBody, wire
 from app.services.conversations import ConversationNotFound
-from app.services.errors import ServiceUnavailable
+from app.services.errors import ErrorCode, ServiceUnavailable
 from app.services.feedback import MessageNotFound, NotAnAnswer
 
 log = logging.getLogger(__name__)
 
 # Stable machine-readable names for the statuses this API uses.
 _CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    404: "not_found",
-    408: "request_timeout",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    414: "uri_too_long",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    429: "rate_limited",
-    431: "headers_too_large",
-    500: "internal_error",
-    503: "unavailable",
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.UNAUTHORIZED,
+    404: ErrorCode.NOT_FOUND,
+    408: ErrorCode.REQUEST_TIMEOUT,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    413: ErrorCode.PAYLOAD_TOO_LARGE,
+    414: ErrorCode.URI_TOO_LONG,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+    422: ErrorCode.VALIDATION_ERROR,
+    429: ErrorCode.RATE_LIMITED,
+    431: ErrorCode.HEADERS_TOO_LARGE,
+    500: ErrorCode.INTERNAL_ERROR,
+    503: ErrorCode.UNAVAILABLE,
 }
 
 
@@ -49,13 +50,13 @@ class ApiError(Exception):
         status: int,
         message: str,
         *,
-        code: str | None = None,
+        code: ErrorCode | None = None,
         details: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
-        self.code = code or _CODES.get(status, "error")
+        self.code = code or _CODES.get(status, ErrorCode.ERROR)
         self.message = message
         self.details = details
         self.headers = headers or {}
@@ -65,15 +66,15 @@ def error_response(
     status: int,
     message: str,
     *,
-    code: str | None = None,
+    code: ErrorCode | None = None,
     details: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
     """Build the JSON error response."""
-    body: dict[str, Any] = {"status": status, "error": code or _CODES.get(status, "error"), "message": message}
+    body: dict[str, Any] = {"status": status, "error": code or _CODES.get(status, ErrorCode.ERROR), "message": message}
     if details:
         body["details"] = details
-    response = jsonify(body)
+    response = jsonify(wire(ErrorBody, body))
     response.status_code = status
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -116,7 +117,7 @@ def register(app: Flask) -> None:
         # The type only: the message may carry the host and user of the database URL.
         log.warning("database unavailable: %s", type(getattr(error, "orig", None) or error).__name__)
         return error_response(
-            503, "The database is unavailable right now; please retry shortly.", code="database_unavailable",
+            503, "The database is unavailable right now; please retry shortly.", code=ErrorCode.DATABASE_UNAVAILABLE,
             headers={"Retry-After": "5"},
         )
 

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, request
 from app.api.errors import ApiError
 from app.api.services import services
 from app.observability.metrics import render
+from app.services.errors import ErrorCode
 
 bp = Blueprint("metrics", __name__)
 
@@ -27,7 +28,7 @@ def metrics() -> Response:
     sent = request.headers.get("Authorization", "")
     scheme, _, credentials = sent.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), expected.encode()):
-        raise ApiError(401, "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>.", code="unauthorized",
+        raise ApiError(401, "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>.", code=ErrorCode.UNAUTHORIZED,
                        headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
     body, content_type = render()
     return Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})

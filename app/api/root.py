@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
+from app.api.schemas import ServiceInfo, wire
 from app.version import __version__
 
 bp = Blueprint("root", __name__)
@@ -18,7 +19,7 @@ def index() -> ResponseReturnValue:
         # it runs under a strict Content-Security-Policy.
         response = Response(render_template("chat.html", version=__version__), mimetype="text/html")
     else:
-        response = jsonify(
+        info = ServiceInfo(
             service="docusaurus-book-chat",
             description="Chat backend for a Docusaurus book: hybrid retrieval, grounded answers, SSE.",
             version=__version__,
@@ -30,6 +31,7 @@ def index() -> ResponseReturnValue:
                 "liveness": "GET /api/health/live",
             },
         )
+        response = jsonify(wire(ServiceInfo, info))
     # The same URL answers two ways: caches must key on Accept.
     response.vary.add("Accept")
     return response

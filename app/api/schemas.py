@@ -1,13 +1,27 @@
-"""Request bodies, validated with pydantic (the same models document the API)."""
+"""Request bodies, validated with pydantic, and every JSON body and stream event the API sends.
+
+The same models document the API (app/api/openapi.py) and serialise what it sends (`wire`), so
+the published schema, the docs and the bytes on the wire cannot disagree.
+"""
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    RootModel,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 MAX_MESSAGE_CHARS = 2000
 MAX_CONTEXT_CHARS = 8000  # the widget trims the selection to this
@@ -126,8 +140,28 @@ class FeedbackRequest(BaseModel):
 
 
 class _Reply(BaseModel):
-    # Fields may be added to replies later (never removed): clients must ignore ones they do not know.
+    # Fields may be added to replies later (never removed): clients must ignore ones they do not
+    # know, so the published schemas stay open. What the service sends is checked closed: `wire`.
     model_config = ConfigDict(extra="ignore")
+
+
+Reply = TypeVar("Reply", bound=BaseModel)
+
+
+def wire(model: type[Reply], data: Mapping[str, Any] | Reply) -> dict[str, Any]:
+    """`data` as it goes on the wire, through `model`: a field the model does not declare is an
+    error (the schema must name everything sent), and a field left unset is not sent (the
+    optional ones, such as `error` or `details`, appear only when there is something to say)."""
+    reply = data if isinstance(data, model) else model.model_validate(data, extra="forbid")
+    return reply.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+# Sent as Python's isoformat() ("+00:00"), as it always was; pydantic's own form would be "Z".
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 class Source(_Reply):
@@ -148,6 +182,10 @@ class AnswerError(_Reply):
     message: str
 
 
+_ANSWERER = "Who wrote the answer: 'offline' is the extractive answerer (no key, or Gemini unavailable)."
+_CACHED = "True when the answer was replayed from the answer cache (the same question against the same index, recently)."
+
+
 class ChatAnswer(_Reply):
     """POST /api/chat with Accept: application/json: the whole turn at once."""
 
@@ -156,9 +194,8 @@ class ChatAnswer(_Reply):
     answer: str
     sources: list[Source] = Field(description="The passages the answer cites, in the order of its [n].")
     grounded: bool = Field(description="True when the answer rests on book passages or the selection.")
-    answerer: Literal["gemini", "offline"] = Field(
-        description="Who wrote the answer: 'offline' is the extractive answerer (no key, or Gemini unavailable)."
-    )
+    cached: bool = Field(description=_CACHED)
+    answerer: Literal["gemini", "offline"] = Field(description=_ANSWERER)
     format: Literal["text", "markdown"]
     error: AnswerError | None = Field(default=None, description="Present only when the answer was cut short.")
 
@@ -189,15 +226,15 @@ class ErrorEvent(_Reply):
 class DoneEvent(_Reply):
     """Last event: the sources behind the [n] citations."""
 
+    # In the order the event has always been sent.
     type: Literal["done"]
     sources: list[Source] = Field(description="Only the passages the text cites; the n-th is [n].")
     grounded: bool
-    answerer: Literal["gemini", "offline"] = Field(
-        description="Who wrote the answer: 'offline' is the extractive answerer (no key, or Gemini unavailable)."
-    )
-    format: Literal["text", "markdown"]
     conversation_id: uuid.UUID
     message_id: uuid.UUID
+    cached: bool = Field(description=_CACHED)
+    answerer: Literal["gemini", "offline"] = Field(description=_ANSWERER)
+    format: Literal["text", "markdown"]
 
 
 class ChatEvent(RootModel[Annotated[MetadataEvent | TokenEvent | ErrorEvent | DoneEvent, Field(discriminator="type")]]):
@@ -218,7 +255,7 @@ class ConversationMessage(_Reply):
     role: Literal["user", "assistant"]
     content: str
     sources: list[Source]
-    created_at: datetime
+    created_at: Timestamp
     status: Literal["streaming", "complete", "interrupted", "failed"]
     mode: Literal["general", "selection"]
     feedback: MessageFeedback | None = Field(default=None, description="Assistant messages: the vote, or null.")
@@ -238,14 +275,28 @@ class FeedbackReceipt(_Reply):
     conversation_id: uuid.UUID
     vote: Literal["up", "down"]
     comment: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class ServiceState(_Reply):
-    """One dependency's state; other fields depend on the dependency."""
+    """One dependency's state; which other fields appear depends on the dependency."""
 
+    # In the order each check has always sent them (a check sends some of them, in this order).
     state: str = Field(description="up, down, or for startup: starting, ready, failed.")
+    error: str | None = Field(default=None, description="Why it is down: `timeout`, an errno name or an exception class.")
+    mode: str | None = Field(default=None, description="answerer: `gemini`, or the offline answerer's name.")
+    model: str | None = Field(default=None, description="answerer: the Gemini model.")
+    circuit: str | None = Field(default=None, description="answerer: the circuit breaker's state (open: down).")
+    consecutive_failures: int | None = Field(default=None, description="answerer: Gemini calls failed in a row.")
+    backend: str | None = Field(default=None, description="database: sqlite or postgresql.")
+    migrations: str | None = Field(
+        default=None, alias="schema", description="database: `migrations pending` when the schema is behind."
+    )
+    points: int | None = Field(default=None, description="index: how many passages it holds.")
+    version: str | None = Field(default=None, description="index: the version of the book indexed.")
+    engine: str | None = Field(default=None, description="index: `embedded` or `qdrant`.")
+    latency_ms: float | None = Field(default=None, description="How long the check took.")
 
 
 class Health(_Reply):
@@ -253,7 +304,7 @@ class Health(_Reply):
 
     status: Literal["starting", "healthy", "degraded", "unhealthy"]
     services: dict[str, ServiceState]
-    timestamp: datetime
+    timestamp: Timestamp
 
 
 class Liveness(_Reply):
@@ -266,6 +317,7 @@ class ServiceInfo(_Reply):
     """GET /: what this service is and where its API is described."""
 
     service: str
+    description: str
     version: str
     docs: str
     endpoints: dict[str, str]
@@ -285,8 +337,3 @@ class ErrorBody(_Reply):
     error: str = Field(description="Stable machine-readable code; branch on this.")
     message: str = Field(description="A sentence safe to show to a person.")
     details: list[ErrorDetail] | None = Field(default=None, description="Validation errors: one per bad field.")
-
-
-def schema_of(model: type[BaseModel]) -> dict[str, Any]:
-    """A model's JSON Schema with references into the OpenAPI components."""
-    return model.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -32,6 +32,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.api.errors import ApiError, error_response
 from app.config import ConfigError, Settings
+from app.services.errors import ErrorCode
 
 if TYPE_CHECKING:
     import redis
@@ -142,7 +143,7 @@ def _install_limiter(app: Flask, settings: Settings, shared: redis.Redis | None)
         return error_response(
             429,
             f"Too many requests: the limit is {error.description}. Try again in {retry_after} s.",
-            code="rate_limited",
+            code=ErrorCode.RATE_LIMITED,
             headers={"Retry-After": str(retry_after)},
         )
 
@@ -320,7 +321,7 @@ def cap_streams(view: Callable[..., Any]) -> Callable[..., Any]:
                 429,
                 f"Too many answers in progress from this client (at most {slots.limit}); "
                 "wait for one to finish.",
-                code="too_many_streams",
+                code=ErrorCode.TOO_MANY_STREAMS,
                 headers={"Retry-After": "5"},
             )
         try:

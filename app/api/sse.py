@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from typing import Any, Protocol
 
+from app.api.schemas import ChatEvent, wire
+
 KEEPALIVE = ": keep-alive\n\n"
 # A keep-alive after this much silence: proxies (the Space's, nginx's default 60 s) cut idle
 # streams after tens of seconds, and Gemini's first token can take several. Not a setting.
@@ -49,8 +51,9 @@ class Interruption(Protocol):
 
 
 def frame(event: dict[str, Any]) -> str:
-    """One event as the widget reads it: a `data: <json>` line and a blank line."""
-    return f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
+    """One event as the widget reads it: a `data: <json>` line and a blank line. Every event goes
+    through its schema (app/api/schemas.py), the closing events of a cut stream included."""
+    return f"data: {json.dumps(wire(ChatEvent, event), ensure_ascii=False)}\n\n"
 
 
 def sse_stream(

@@ -30,7 +30,7 @@ from app.services.answering.rewriting import ConcatenatingRewriter, QueryRewrite
 from app.services.answering.shaping import TEXT
 from app.services.chat_turn import ChatTurn, Remember, TurnContext, ms_since, turn_report
 from app.services.conversations import ConversationStore, OpenTurn, TurnOutcome
-from app.services.errors import ServiceUnavailable
+from app.services.errors import ErrorCode, ServiceUnavailable
 from app.services.index.base import IndexNotReady
 from app.services.live_turns import LiveTurns
 from app.services.observer import NULL_OBSERVER, Observer
@@ -97,7 +97,7 @@ class ChatService:
             # Fail fast: an answer that cannot be kept is not worth streaming.
             log.warning("cannot store the question: %s", type(exc).__name__)
             raise ServiceUnavailable(
-                "database_unavailable", "Conversations cannot be stored right now; please retry shortly.", retry_after=5
+                ErrorCode.DATABASE_UNAVAILABLE, "Conversations cannot be stored right now; please retry shortly.", retry_after=5
             ) from exc
         if cached is not None:
             return self._replay(turn, cached, started, question.mode, question.format)
@@ -109,12 +109,12 @@ class ChatService:
                 # Cite where the selection comes from, with its neighbours as extra context.
                 passages = _merge(self.retriever.locate(question.context), passages, self.retriever.top_k + 2)
         except IndexNotReady as exc:
-            self._fail(turn, question.mode, started, "index_not_ready")
-            raise ServiceUnavailable("index_not_ready", "The book's index is not built yet.") from exc
+            self._fail(turn, question.mode, started, ErrorCode.INDEX_NOT_READY)
+            raise ServiceUnavailable(ErrorCode.INDEX_NOT_READY, "The book's index is not built yet.") from exc
         except Exception as exc:  # Qdrant Cloud down, network, auth: the reader needs a 503, not a 500
             log.warning("retrieval failed: %s", type(exc).__name__)
-            self._fail(turn, question.mode, started, "index_unavailable")
-            raise ServiceUnavailable("index_unavailable", "The book's index is unavailable right now.", retry_after=5) from exc
+            self._fail(turn, question.mode, started, ErrorCode.INDEX_UNAVAILABLE)
+            raise ServiceUnavailable(ErrorCode.INDEX_UNAVAILABLE, "The book's index is unavailable right now.", retry_after=5) from exc
         self.observer.retrieval_finished(retrieval.elapsed_ms / 1000)
         request = AnswerRequest(
             question=question.message,

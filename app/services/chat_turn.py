@@ -24,7 +24,8 @@ from app.services.answer_cache import CACHE_ANSWERER
 from app.services.answering.base import AnswerStream, AnswerUnavailable
 from app.services.answering.shaping import MARKDOWN, TEXT, AnswerShaper
 from app.services.conversations import OpenTurn, TurnOutcome
-from app.services.live_turns import SHUTDOWN_CODE, LiveTurns, TurnRecorder
+from app.services.errors import ErrorCode
+from app.services.live_turns import LiveTurns, TurnRecorder
 from app.services.observer import NULL_OBSERVER, Observer, TurnReport
 from app.services.retrieval.retriever import Passage
 
@@ -122,12 +123,12 @@ class ChatTurn:
             self._stream.close()
             if outcome.status is not MessageStatus.COMPLETE:
                 outcome.status = MessageStatus.INTERRUPTED
-                outcome.error_code = "client_disconnected"
+                outcome.error_code = ErrorCode.CLIENT_DISCONNECTED
             raise
         except Exception:
             log.exception("chat turn %s failed while streaming", self.message_id)
             outcome.status = MessageStatus.FAILED
-            outcome.error_code = "internal_error"
+            outcome.error_code = ErrorCode.INTERNAL_ERROR
             raise
         finally:
             outcome.total_ms = ms_since(self._started)
@@ -198,7 +199,7 @@ class ChatTurn:
         # and a delivered answer never turns into an error.
         if not self.recorder.finish(outcome):  # the shutdown cut stored it
             outcome.status = MessageStatus.INTERRUPTED
-            outcome.error_code = SHUTDOWN_CODE
+            outcome.error_code = ErrorCode.SHUTDOWN
         if self._remember is not None and outcome.status is MessageStatus.COMPLETE and outcome.grounded and outcome.content:
             self._remember(pieces, self._shaper.cited)
 
@@ -226,7 +227,7 @@ class ChatTurn:
         note = INTERRUPTED_NOTE[self._format].format(reason=SHUTDOWN_MESSAGE.rstrip(".").lower())
         return [
             {"type": "token", "content": note},
-            {"type": "error", "code": SHUTDOWN_CODE, "message": f"{SHUTDOWN_MESSAGE} Please ask again."},
+            {"type": "error", "code": ErrorCode.SHUTDOWN, "message": f"{SHUTDOWN_MESSAGE} Please ask again."},
             self._done_event(),
         ]
 

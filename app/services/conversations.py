@@ -16,6 +16,7 @@ from sqlalchemy import Text, Uuid, bindparam, column, delete, insert, or_, selec
 from sqlalchemy.orm import Session
 
 from app.models import Conversation, Feedback, Message, MessageStatus, WorkerHeartbeat, aware, utcnow
+from app.services.errors import ErrorCode
 
 # Answers left `streaming` without an owning worker (stored before workers had heartbeats) are
 # taken for abandoned after this long, as before.
@@ -253,7 +254,7 @@ class ConversationStore:
                         Message.worker_id.is_(None) & (Message.created_at < now - UNOWNED_STREAM_AGE),
                     )
                 )
-                .values(status=MessageStatus.INTERRUPTED.value, error_code="worker_stopped", completed_at=now)
+                .values(status=MessageStatus.INTERRUPTED.value, error_code=ErrorCode.WORKER_STOPPED, completed_at=now)
                 .execution_options(synchronize_session=False)
             )
             session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.beat_at < now - stale_after))

@@ -29,12 +29,14 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.models import MessageStatus
 from app.services.conversations import ConversationStore, TurnOutcome
+from app.services.errors import ErrorCode
 from app.services.observer import NULL_OBSERVER, Observer
 
 log = logging.getLogger(__name__)
@@ -48,8 +50,19 @@ SWEEP_SECONDS = 10.0
 IDLE_AFTER_SECONDS = 60.0
 # Storing the cut answers and sending the readers their last events takes well under a second.
 SHUTDOWN_MARGIN_SECONDS = 2.0
-SHUTDOWN_CODE = "shutdown"
 _TICK_SECONDS = 0.25  # how soon the thread notices that the worker is stopping
+
+
+class TurnState(StrEnum):
+    """Where a turn's recorder is (docs/getting-started/design-notes.md draws it). LIVE: streaming,
+    checkpointed, may be cut. SEALED: ending on its own (its last events follow), no cut from now
+    on. FINISHED: stored by its stream, from SEALED, or from LIVE when the reader left or the
+    stream failed. CUT: stored as interrupted by the stopping worker; its stream sends nothing more."""
+
+    LIVE = "live"
+    SEALED = "sealed"
+    FINISHED = "finished"
+    CUT = "cut"
 
 
 class TurnRecorder:
@@ -68,7 +81,7 @@ class TurnRecorder:
         self._lock = threading.Lock()
         self._pieces: list[str] = []
         self._saved_pieces = 0
-        self._state = "live"  # live → sealed (about to end on its own) → finished, or live → cut
+        self._state = TurnState.LIVE
         self._closing_taken = False
         self._listeners: list[Callable[[], None]] = []
         self.closing_events: Callable[[], list[dict[str, Any]]] = list
@@ -82,7 +95,7 @@ class TurnRecorder:
     def append(self, piece: str) -> bool:
         """Record a piece about to be sent; False once the turn was cut (send nothing more)."""
         with self._lock:
-            if self._state == "cut":
+            if self._state is TurnState.CUT:
                 return False
             self._pieces.append(piece)
             return True
@@ -90,19 +103,19 @@ class TurnRecorder:
     def seal(self) -> bool:
         """The stream is ending on its own: no cut from now on. False if it was cut already."""
         with self._lock:
-            if self._state == "cut":
+            if self._state is TurnState.CUT:
                 return False
-            self._state = "sealed"
+            self._state = TurnState.SEALED
             return True
 
     def is_set(self) -> bool:
         """Whether the worker cut this turn (it is stored as interrupted)."""
-        return self._state == "cut"
+        return self._state is TurnState.CUT
 
     def add_listener(self, wake: Callable[[], None]) -> None:
         """Call `wake` (from the cutting thread) when the turn is cut."""
         with self._lock:
-            if self._state != "cut":
+            if self._state is not TurnState.CUT:
                 self._listeners.append(wake)
                 return
         wake()
@@ -118,9 +131,9 @@ class TurnRecorder:
     def finish(self, outcome: TurnOutcome) -> bool:
         """Store how the turn ended; False (nothing stored) if the shutdown cut stored it already."""
         with self._lock:
-            if self._state == "cut":
+            if self._state is TurnState.CUT:
                 return False
-            self._state = "finished"
+            self._state = TurnState.FINISHED
         self._registry.finished(self, outcome)
         return True
 
@@ -128,7 +141,7 @@ class TurnRecorder:
     def _unsaved(self) -> tuple[str, int] | None:
         # The text and how many pieces it holds, when it grew since the last checkpoint.
         with self._lock:
-            if self._state != "live" or len(self._pieces) == self._saved_pieces:
+            if self._state is not TurnState.LIVE or len(self._pieces) == self._saved_pieces:
                 return None
             return "".join(self._pieces), len(self._pieces)
 
@@ -138,15 +151,15 @@ class TurnRecorder:
 
     def _cut(self) -> TurnOutcome | None:
         with self._lock:
-            if self._state != "live":
+            if self._state is not TurnState.LIVE:
                 return None
-            self._state = "cut"
+            self._state = TurnState.CUT
             text = "".join(self._pieces)
         return dataclasses.replace(
             self._outcome,
             content=text,
             status=MessageStatus.INTERRUPTED,
-            error_code=SHUTDOWN_CODE,
+            error_code=ErrorCode.SHUTDOWN,
             total_ms=int((time.perf_counter() - self._started) * 1000),
         )
 

@@ -29,14 +29,10 @@ from sqlalchemy.orm import Session, aliased
 
 from app.models import Conversation, Feedback, Message, MessageStatus, aware
 from app.services.answer_cache import CACHE_ANSWERER, normalise_question
+from app.services.errors import GEMINI_ERRORS
 from app.services.retrieval.sparse import Analyzer
 
 LIST_LIMIT = 20  # rows per list (gaps, weak answers, cited pages and sections)
-# Error codes that are not Gemini's: the reader left, a worker stopped, the index or the service
-# failed. Every other code on a Gemini answer comes from the Gemini provider.
-NOT_GEMINI_ERRORS = frozenset(
-    {"client_disconnected", "worker_stopped", "shutdown", "index_not_ready", "index_unavailable", "internal_error"}
-)
 
 _PERIOD = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$", re.IGNORECASE)
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -344,8 +340,9 @@ def _errors(session: Session, answers: ColumnElement[bool]) -> dict[str, Any]:
     gemini: Counter[str] = Counter()
     for row in errors:
         # The offline answerer never fails on its own: an error code on its answer is the Gemini
-        # failure it stood in for (GEMINI_FALLBACK).
-        if answerer_kind(row["answerer"]) in ("gemini", "offline") and row["code"] not in NOT_GEMINI_ERRORS:
+        # failure it stood in for (GEMINI_FALLBACK). Only the codes the Gemini provider gives
+        # count: the reader leaving, a worker stopping or the index failing are not Gemini's.
+        if answerer_kind(row["answerer"]) in ("gemini", "offline") and row["code"] in GEMINI_ERRORS:
             gemini[row["code"]] += row["count"]
     return {"errors": errors, "gemini_errors": dict(_most_common(gemini))}
 

@@ -44,7 +44,7 @@ class StallingStream:
 
 
 class StallingAnswerer:
-    name = "stalling"
+    name = "gemini:stalling"  # as a model: events name the answerer "gemini", as the schema allows
     writes_markdown = True  # as a model: its stream goes through the plain-text filter
 
     def __init__(self, pieces: list[str]) -> None:

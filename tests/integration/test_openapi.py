@@ -13,6 +13,7 @@ import uuid
 import jsonschema_rs
 import pytest
 import schemathesis
+from pydantic import ValidationError
 
 from app.api import schemas
 from app.api.openapi import OPERATIONS, component_schemas
@@ -27,11 +28,22 @@ def document(client) -> dict:
 
 
 def conforms(document: dict, component: str, instance: object) -> list[str]:
-    """Errors of `instance` against a schema of the *published* document (empty when it conforms)."""
+    """Errors of `instance` against a schema of the *published* document (empty when it conforms),
+    and against its model with no field left undeclared (the published schemas stay open, for
+    fields added later: the service itself must send nothing they do not name)."""
     validator = jsonschema_rs.Draft202012Validator(
         {"$ref": f"#/components/schemas/{component}", "components": document["components"]}
     )
-    return [error.message for error in validator.iter_errors(instance)]
+    errors = [error.message for error in validator.iter_errors(instance)]
+    model = getattr(schemas, component)
+    try:
+        reply = model.model_validate(instance, extra="forbid")
+    except ValidationError as exc:
+        return errors + [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+    # What the model would send is what was sent: no field dropped, none rewritten.
+    if json.loads(json.dumps(schemas.wire(model, reply))) != instance:
+        errors.append(f"{component} does not serialise back to the body sent")
+    return errors
 
 
 def test_document_is_valid_openapi_3_1(document):
@@ -87,15 +99,35 @@ def test_stream_events_conform_to_the_published_event_schema(client, document):
     assert {e["type"] for e in events} == {"metadata", "token", "done"}
     for event in events:
         assert conforms(document, "ChatEvent", event) == [], event
-        schemas.ChatEvent.model_validate(event)
+    assert events[-1]["cached"] is False
+    again = parse_widget_stream(client.post("/api/chat", json={"message": "How do I water basil?"}).get_data(as_text=True))
+    assert again[-1]["type"] == "done" and again[-1]["cached"] is True  # the answer cache's replay
+    for event in again:
+        assert conforms(document, "ChatEvent", event) == [], event
+
+
+def test_a_field_the_schema_does_not_name_is_refused():
+    done = {"type": "done", "sources": [], "grounded": False, "conversation_id": str(uuid.uuid4()),
+            "message_id": str(uuid.uuid4()), "cached": False, "answerer": "offline", "format": "text"}
+    assert schemas.wire(schemas.ChatEvent, done) == done
+    with pytest.raises(ValidationError, match="surprise"):
+        schemas.wire(schemas.ChatEvent, {**done, "surprise": 1})
+    with pytest.raises(ValidationError, match="cached"):
+        schemas.wire(schemas.ChatEvent, {k: v for k, v in done.items() if k != "cached"})
 
 
 def test_json_answer_conversation_health_and_root_conform(client, document):
     answer = client.post("/api/chat", json={"message": "How do I water basil?"}, headers={"Accept": "application/json"})
     assert conforms(document, "ChatAnswer", answer.get_json()) == []
+    assert "error" not in answer.get_json()  # sent only when the answer was cut short
     conversation = client.get(f"/api/conversation/{answer.get_json()['conversation_id']}").get_json()
     assert conforms(document, "Conversation", conversation) == []
     assert [m["feedback"] for m in conversation["messages"]] == [None, None]
+    vote = client.post("/api/feedback", json={"message_id": answer.get_json()["message_id"], "vote": "down"})
+    assert vote.status_code == 201 and conforms(document, "FeedbackReceipt", vote.get_json()) == []
+    voted = client.get(f"/api/conversation/{answer.get_json()['conversation_id']}").get_json()
+    assert conforms(document, "Conversation", voted) == []
+    assert voted["messages"][1]["feedback"] == {"vote": "down", "comment": None}
     assert conforms(document, "Health", client.get("/api/health").get_json()) == []
     assert conforms(document, "Liveness", client.get("/api/health/live").get_json()) == []
     assert conforms(document, "ServiceInfo", client.get("/").get_json()) == []

@@ -46,6 +46,7 @@ from google import genai
 from google.genai import types
 
 from app.services.answering.base import AnswerUnavailable
+from app.services.errors import ErrorCode
 from app.services.observer import NULL_OBSERVER, Observer
 from app.services.providers.gemini_failures import (
     CircuitBreaker,
@@ -185,7 +186,7 @@ class GeminiProvider:
         """Embedding requests sent so far (retries included)."""
         return self._embedding_requests
 
-    def embed_documents(self, texts: Sequence[str], titles: Sequence[str] | None = None) -> list[list[float]]:
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         """One vector per text, in batches of at most 100, each batch retried on 429/503."""
         vectors: list[list[float]] = []
         for start in range(0, len(texts), MAX_EMBED_BATCH):
@@ -215,7 +216,7 @@ class GeminiProvider:
         self.breaker.record_success()
         values = embeddings[0].get("values") if len(embeddings) == 1 and isinstance(embeddings[0], dict) else None
         if not values:
-            raise AnswerUnavailable("embedding_failed", "The embedding service returned an unexpected answer.")
+            raise AnswerUnavailable(ErrorCode.EMBEDDING_FAILED, "The embedding service returned an unexpected answer.")
         return _unit(values)
 
     def _embed(self, texts: list[str], task_type: str) -> list[list[float]]:
@@ -230,7 +231,7 @@ class GeminiProvider:
         self.breaker.record_success()
         embeddings = response.embeddings or []
         if len(embeddings) != len(texts):
-            raise AnswerUnavailable("embedding_failed", "The embedding service returned an unexpected answer.")
+            raise AnswerUnavailable(ErrorCode.EMBEDDING_FAILED, "The embedding service returned an unexpected answer.")
         # Sizes below 3072 are not normalised by the API; cosine wants unit vectors anyway.
         return [_unit(list(e.values or [])) for e in embeddings]
 
@@ -238,9 +239,9 @@ class GeminiProvider:
     def _with_retries(self, call: Callable[[], _T], *, what: str) -> _T:
         if not self.breaker.allow():
             self.observer.gemini_call(what, "circuit_open", 0.0)
-            self.observer.gemini_failure(what, "model_unavailable")
+            self.observer.gemini_failure(what, ErrorCode.MODEL_UNAVAILABLE)
             raise AnswerUnavailable(
-                "model_unavailable",
+                ErrorCode.MODEL_UNAVAILABLE,
                 "The answering service is unavailable right now; please try again shortly.",
                 retry_after=self.breaker.retry_after(),
             )

@@ -14,6 +14,7 @@ from google.genai import errors
 from urllib3 import exceptions as urllib3_errors
 
 from app.services.answering.base import AnswerUnavailable
+from app.services.errors import ErrorCode
 
 log = logging.getLogger("app.services.providers.gemini")
 
@@ -135,23 +136,23 @@ def classify(exc: BaseException, *, streaming: bool) -> AnswerUnavailable:
         retry_after = math.ceil(server_delay) if server_delay else None
         if code == 429:
             return AnswerUnavailable(
-                "quota_exhausted",
+                ErrorCode.QUOTA_EXHAUSTED,
                 "The assistant has used up its Gemini quota for now; please try again later.",
                 http_status=429,
                 retry_after=retry_after,
             )
         if code in (400, 401, 403, 404):
             log.error("Gemini rejected the request (HTTP %s): check GEMINI_API_KEY and GEMINI_MODEL", code)
-            return AnswerUnavailable("model_misconfigured", "The answering service is misconfigured.")
+            return AnswerUnavailable(ErrorCode.MODEL_MISCONFIGURED, "The answering service is misconfigured.")
         return AnswerUnavailable(
-            "model_unavailable",
+            ErrorCode.MODEL_UNAVAILABLE,
             "The answering service is unavailable right now; please try again shortly.",
             retry_after=retry_after,
         )
     if _timed_out(exc):
-        return AnswerUnavailable("timeout", "The answering service took too long to respond.")
+        return AnswerUnavailable(ErrorCode.TIMEOUT, "The answering service took too long to respond.")
     if streaming and isinstance(exc, _TRANSPORT) and not isinstance(exc, _UNREACHABLE):
-        return AnswerUnavailable("stream_interrupted", "The connection to the answering service was lost.")
+        return AnswerUnavailable(ErrorCode.STREAM_INTERRUPTED, "The connection to the answering service was lost.")
     if isinstance(exc, _TRANSPORT):
-        return AnswerUnavailable("model_unavailable", "The answering service cannot be reached right now.")
-    return AnswerUnavailable("model_error", "The answering service failed unexpectedly.")
+        return AnswerUnavailable(ErrorCode.MODEL_UNAVAILABLE, "The answering service cannot be reached right now.")
+    return AnswerUnavailable(ErrorCode.MODEL_ERROR, "The answering service failed unexpectedly.")

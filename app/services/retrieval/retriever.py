@@ -40,18 +40,15 @@ class Passage:
     score: float
     similarity: float  # 0..1, comparable within one result list
 
-    def source(self, snippet_chars: int = 200) -> dict[str, Any]:
-        """The `sources` entry sent to the widget (file/heading/similarity are its contract)."""
-        snippet = " ".join(self.text.split())
-        if len(snippet) > snippet_chars:
-            snippet = snippet[: snippet_chars - 1].rsplit(" ", 1)[0] + "…"
+    def source(self) -> dict[str, Any]:
+        """The `sources` entry sent to the widget (file/heading/similarity are its contract), but
+        its `snippet`, which the answer's shaper adds as plain text (answering/shaping.py)."""
         return {
             "file": self.file,
             "heading": self.heading,
             "similarity": round(self.similarity, 3),
             "url": self.url,
             "title": self.title,
-            "snippet": snippet,
         }
 
 
