@@ -289,6 +289,7 @@ def test_stop_aborts_the_answer_and_the_finished_answer_is_announced(page, serve
 
 def test_a_waking_service_is_retried_and_a_rate_limit_says_when(page):
     calls: list[int] = []
+    probes: list[int] = []
 
     def waking_then_up(route):
         calls.append(1)
@@ -297,7 +298,16 @@ def test_a_waking_service_is_retried_and_a_rate_limit_says_when(page):
         else:
             route.continue_()
 
+    def starting_once(route):
+        # A 503 is a cold start only when health says so: the widget asks, then polls until ready.
+        probes.append(1)
+        if len(probes) == 1:
+            route.fulfill(status=503, content_type="application/json", body='{"status": "starting"}')
+        else:
+            route.continue_()
+
     page.route("**/api/chat", waking_then_up)
+    page.route("**/api/health", starting_once)
     box = page.get_by_role("textbox", name="Your question")
     box.fill("How often should I water tomatoes?")
     box.press("Enter")
