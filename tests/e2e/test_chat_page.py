@@ -287,25 +287,25 @@ def test_stop_aborts_the_answer_and_the_finished_answer_is_announced(page, serve
     assert stored[-1]["status"] == "interrupted"
 
 
+def _first_answered(status: int, body: str):
+    """A route handler that answers its first request itself, then lets the rest through; and
+    the list of the requests it has seen."""
+    seen: list[int] = []
+
+    def handle(route):
+        seen.append(1)
+        if len(seen) == 1:
+            route.fulfill(status=status, content_type="application/json", body=body)
+        else:
+            route.continue_()
+
+    return handle, seen
+
+
 def test_a_waking_service_is_retried_and_a_rate_limit_says_when(page):
-    calls: list[int] = []
-    probes: list[int] = []
-
-    def waking_then_up(route):
-        calls.append(1)
-        if len(calls) == 1:
-            route.fulfill(status=503, content_type="application/json", body='{"status": 503, "message": "starting"}')
-        else:
-            route.continue_()
-
-    def starting_once(route):
-        # A 503 is a cold start only when health says so: the widget asks, then polls until ready.
-        probes.append(1)
-        if len(probes) == 1:
-            route.fulfill(status=503, content_type="application/json", body='{"status": "starting"}')
-        else:
-            route.continue_()
-
+    waking_then_up, calls = _first_answered(503, '{"status": 503, "message": "starting"}')
+    # A 503 is a cold start only when health says so: the widget asks, then polls until ready.
+    starting_once, _ = _first_answered(503, '{"status": "starting"}')
     page.route("**/api/chat", waking_then_up)
     page.route("**/api/health", starting_once)
     box = page.get_by_role("textbox", name="Your question")
