@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 7860
 export FLASK_APP := wsgi
 
-.PHONY: run test test-fast install ingest clean space image
+.PHONY: run test test-fast lint format install ingest clean space image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,16 @@ test: install  ## the whole suite (SQLite; set TEST_DATABASE_URL for PostgreSQL)
 # tests/e2e starts real gunicorn processes and a browser; the rest takes a fraction of the time.
 test-fast: install  ## unit and integration tests, no end-to-end (tests/e2e, or marked e2e)
 	$(BIN)/python -m pytest tests/unit tests/integration -m "not e2e"
+
+# ruff (lint and format) and mypy, configured in pyproject.toml; CI runs this first.
+lint: install  ## ruff check, ruff format --check, mypy; fails on any finding
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 ingest: install  ## index docs/ (incremental)
 	$(BIN)/flask ingest

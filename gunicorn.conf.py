@@ -39,7 +39,9 @@ except ConfigError as exc:
 # reads the variable when it is first imported, so it is set now, before the app (or a worker)
 # loads. With metrics off, no folder: each process keeps its unused samples in memory.
 if _settings.metrics_enabled:
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_files.metrics_folder(_settings.instance_path)))
+    os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR", str(metrics_files.metrics_folder(_settings.instance_path))
+    )
 
 _METRICS_FOLDER = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
@@ -93,7 +95,9 @@ def on_starting(server):
     else:
         # Serve anyway (health says the database is down); a worker migrates once it is back,
         # rather than the Space restarting in a loop while Neon wakes up.
-        server.log.error("database unreachable at start (%s); migrations will be retried", _settings.database_label)
+        server.log.error(
+            "database unreachable at start (%s); migrations will be retried", _settings.database_label
+        )
 
 
 def post_worker_init(worker):

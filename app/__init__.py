@@ -50,9 +50,7 @@ def configure_logging(settings: Settings) -> None:
     from app.logging_setup import configure_logging as configure
 
     secrets = [
-        s.get_secret_value()
-        for s in (settings.gemini_api_key, settings.qdrant_api_key)
-        if s is not None
+        s.get_secret_value() for s in (settings.gemini_api_key, settings.qdrant_api_key) if s is not None
     ]
     password = _database_password(settings)
     if password:
@@ -64,11 +62,14 @@ def configure_logging(settings: Settings) -> None:
 
 def register_extensions(app: Flask, settings: Settings) -> None:
     """Database, migrations and CORS."""
+    from app.api.security import CORS_EXPOSE_HEADERS, CORS_SUPPORTS_CREDENTIALS, check_cors
     from app.database import (
-        engine_options, install_client_deadlines, install_postgres_session_settings, install_sqlite_pragmas,
+        engine_options,
+        install_client_deadlines,
+        install_postgres_session_settings,
+        install_sqlite_pragmas,
     )
     from app.extensions import cors, db, migrate
-    from app.api.security import CORS_EXPOSE_HEADERS, CORS_SUPPORTS_CREDENTIALS, check_cors
 
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(settings)
     db.init_app(app)

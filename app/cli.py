@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -32,12 +32,19 @@ def register(app: Flask) -> None:
 @with_appcontext
 @click.argument("path", required=False, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--site-url", default=None, help="The book's site URL (default: BOOK_SITE_URL).")
-@click.option("--route-base-path", default=None, help="Docusaurus routeBasePath (default: BOOK_ROUTE_BASE_PATH).")
+@click.option(
+    "--route-base-path", default=None, help="Docusaurus routeBasePath (default: BOOK_ROUTE_BASE_PATH)."
+)
 @click.option("--full", is_flag=True, help="Rebuild from nothing beside the live index, then switch.")
 @click.option("--dry-run", is_flag=True, help="Print one JSON object per chunk; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON (last line).")
 def ingest(
-    path: Path | None, site_url: str | None, route_base_path: str | None, full: bool, dry_run: bool, as_json: bool
+    path: Path | None,
+    site_url: str | None,
+    route_base_path: str | None,
+    full: bool,
+    dry_run: bool,
+    as_json: bool,
 ) -> None:
     """Index a Docusaurus docs folder (default: DOCS_PATH); only changed chunks are written."""
     services: Services = current_app.extensions["services"]
@@ -58,27 +65,41 @@ def ingest(
     if dry_run:
         _, chunks = ingester.read_chunks(docs, site_url=site, route_base_path=base)
         for chunk in chunks:
-            click.echo(json.dumps({"file": chunk.file, "url": chunk.url, "heading": chunk.heading,
-                                   "anchor": chunk.anchor, "tokens": chunk.tokens}, ensure_ascii=False))
+            click.echo(
+                json.dumps(
+                    {
+                        "file": chunk.file,
+                        "url": chunk.url,
+                        "heading": chunk.heading,
+                        "anchor": chunk.anchor,
+                        "tokens": chunk.tokens,
+                    },
+                    ensure_ascii=False,
+                )
+            )
         return
-    summary = ingester.ingest(docs, site_url=site, route_base_path=base, full=full, show_progress=sys.stderr.isatty())
+    summary = ingester.ingest(
+        docs, site_url=site, route_base_path=base, full=full, show_progress=sys.stderr.isatty()
+    )
     if as_json:
         click.echo(json.dumps(summary.as_dict()))
     else:
         click.echo(
-            f"{summary.files} files, {summary.chunks} chunks: {summary.added} added, {summary.updated} updated, "
-            f"{summary.removed} removed, {summary.unchanged} unchanged; "
+            f"{summary.files} files, {summary.chunks} chunks: {summary.added} added, "
+            f"{summary.updated} updated, {summary.removed} removed, {summary.unchanged} unchanged; "
             f"{summary.embedding_requests} embedding requests; version {summary.version or '(unchanged)'}"
         )
 
 
-def _start_up_reindexes_another_book(settings, path: Path) -> bool:  # noqa: ANN001 - Settings
+def _start_up_reindexes_another_book(settings, path: Path) -> bool:
     # DOCS_PATH is the book: the embedded index is brought in line with it at every start-up, so a
     # different folder ingested by hand would be silently replaced by DOCS_PATH on the next start.
-    return settings.embedded_index and settings.index_on_start and path.resolve() != settings.docs_path.resolve()
+    return (
+        settings.embedded_index and settings.index_on_start and path.resolve() != settings.docs_path.resolve()
+    )
 
 
-def _session_factory():  # noqa: ANN202 - a sessionmaker
+def _session_factory():
     from sqlalchemy.orm import sessionmaker
 
     from app.extensions import db
@@ -97,15 +118,22 @@ def _period(_ctx: click.Context, _param: click.Parameter, value: str) -> object:
 
 @click.command("report")
 @with_appcontext
-@click.option("--since", "period", default="7d", show_default=True, callback=_period,
-              help="How far back, in UTC: 30m, 24h, 7d, 2w.")
+@click.option(
+    "--since",
+    "period",
+    default="7d",
+    show_default=True,
+    callback=_period,
+    help="How far back, in UTC: 30m, 24h, 7d, 2w.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
 def report(period: tuple[str, object], as_json: bool) -> None:
     """What readers asked, what the book did not cover, and which answers they disliked."""
-    from app.services.reporting import build_report, render_text
+    from app.services.report_text import render_text
+    from app.services.reporting import build_report
 
     label, span = period
-    until = datetime.now(timezone.utc)
+    until = datetime.now(UTC)
     try:
         result = build_report(_session_factory(), until - span, until, label)  # type: ignore[operator]
     except SQLAlchemyError as exc:
@@ -122,10 +150,20 @@ def report(period: tuple[str, object], as_json: bool) -> None:
 
 @click.command("purge")
 @with_appcontext
-@click.option("--older-than", "days", type=click.IntRange(min=1), default=None,
-              help="Delete conversations whose last message is older than this many days.")
-@click.option("--conversation", "conversation_id", type=click.UUID, default=None,
-              help="Delete this one conversation (a reader's request).")
+@click.option(
+    "--older-than",
+    "days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Delete conversations whose last message is older than this many days.",
+)
+@click.option(
+    "--conversation",
+    "conversation_id",
+    type=click.UUID,
+    default=None,
+    help="Delete this one conversation (a reader's request).",
+)
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 def purge(days: int | None, conversation_id: uuid.UUID | None, dry_run: bool, as_json: bool) -> None:
@@ -145,7 +183,7 @@ def purge(days: int | None, conversation_id: uuid.UUID | None, dry_run: bool, as
             raise click.ClickException(f"no conversation {conversation_id}") from None
         scope = f"conversation {conversation_id}"
     else:
-        cutoff = datetime.now(timezone.utc) - timedelta(days=days)  # type: ignore[arg-type]
+        cutoff = datetime.now(UTC) - timedelta(days=days)  # type: ignore[arg-type]
         result = purger.purge_inactive_since(cutoff, dry_run=dry_run)
         scope = f"conversations inactive since {cutoff:%Y-%m-%d %H:%M} UTC"
     if as_json:

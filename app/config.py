@@ -319,8 +319,10 @@ def prepare_instance_path(settings: Settings) -> Path:
             pass
     except OSError as exc:
         problem = exc.strerror or type(exc).__name__
-        raise ConfigError(f"INSTANCE_PATH: cannot create or write files in {path} ({problem}); "
-                          "point it at a folder this user can write") from None
+        raise ConfigError(
+            f"INSTANCE_PATH: cannot create or write files in {path} ({problem}); "
+            "point it at a folder this user can write"
+        ) from None
     return path
 
 

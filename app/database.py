@@ -12,8 +12,8 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 from sqlalchemy import event
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
 
 from app.config import Settings
 
@@ -129,7 +129,9 @@ def wait_with_deadline(conn: Any) -> None:
     """
     if conn.status == psycopg2.extensions.STATUS_SETUP:
         # Opening: asynchronous libpq ignores connect_timeout, so it is enforced here.
-        seconds = float(psycopg2.extensions.parse_dsn(conn.dsn).get("connect_timeout") or CONNECT_TIMEOUT_SECONDS)
+        seconds = float(
+            psycopg2.extensions.parse_dsn(conn.dsn).get("connect_timeout") or CONNECT_TIMEOUT_SECONDS
+        )
     else:
         seconds = getattr(_deadline, "seconds", None) or STATEMENT_DEADLINE_SECONDS
     deadline = time.monotonic() + seconds
@@ -275,7 +277,9 @@ def try_upgrade_database(app: Any, attempts: int = 3, first_wait: float = 1.0) -
             upgrade_database(app)
             return True
         except OperationalError as exc:
-            log.warning("database unreachable for migrations (try %d/%d): %s", attempt, attempts, type(exc).__name__)
+            log.warning(
+                "database unreachable for migrations (try %d/%d): %s", attempt, attempts, type(exc).__name__
+            )
             if attempt < attempts:
                 time.sleep(first_wait * 2 ** (attempt - 1))
     return False

@@ -57,7 +57,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from app.api.schemas import ErrorBody, wire
 from app.http_framing import ChunkedBody, Verdict, head_may_be_decided, single_chunk
-from app.services.errors import ErrorCode
+from app.http_refusals import TIMEOUT, TOO_LARGE, error_for
 
 # A request (line, headers, body) must arrive whole this long after its first byte. Generous for
 # a real reader on a poor link (a chat body is a few kB), short enough that a client trickling
@@ -83,25 +83,6 @@ _M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
 # File descriptors a worker needs besides its connections (log files, the database pool, the
 # index, pipes).
 _SPARE_FDS = 256
-
-_INTERNAL_ERROR = (500, "Internal Server Error", ErrorCode.INTERNAL_ERROR,
-                   "Something went wrong on our side. Please try again.")
-# (status, reason, code, message) per gunicorn parse error; anything else a client sends wrong is 400.
-_CLIENT_ERRORS: list[tuple[type[Exception], int, str, ErrorCode, str]] = [
-    (herrors.LimitRequestLine, 414, "URI Too Long", ErrorCode.URI_TOO_LONG, "The request line is too long."),
-    (herrors.LimitRequestHeaders, 431, "Request Header Fields Too Large", ErrorCode.HEADERS_TOO_LARGE,
-     "The request headers are too large."),
-    (herrors.UnsupportedTransferCoding, 501, "Not Implemented", ErrorCode.NOT_IMPLEMENTED,
-     "This Transfer-Encoding is not supported."),
-    (herrors.ExpectationFailed, 417, "Expectation Failed", ErrorCode.EXPECTATION_FAILED,
-     "This Expect header is not supported."),
-    (herrors.ForbiddenProxyRequest, 403, "Forbidden", ErrorCode.FORBIDDEN, "Request forbidden."),
-    # gunicorn's own settings contradict each other: not the client's fault.
-    (herrors.ConfigurationProblem, *_INTERNAL_ERROR),
-]
-_INVALID_REQUEST = (400, "Bad Request", ErrorCode.BAD_REQUEST, "The request is not valid HTTP.")
-_TOO_LARGE = (413, "Content Too Large", ErrorCode.PAYLOAD_TOO_LARGE, "The body is too large.")
-_TIMEOUT = (408, "Request Timeout", ErrorCode.REQUEST_TIMEOUT, "The request did not arrive in time.")
 
 
 class BufferingThreadWorker(ThreadWorker):
@@ -149,7 +130,10 @@ class BufferingThreadWorker(ThreadWorker):
             if target < wanted:
                 self.log.warning(
                     "open files limit is %s, below the %s this worker may need (worker_connections %s); "
-                    "raise `ulimit -n`", target, wanted, self.cfg.worker_connections,
+                    "raise `ulimit -n`",
+                    target,
+                    wanted,
+                    self.cfg.worker_connections,
                 )
 
     # --- reading requests in the main loop ---------------------------------------------------------
@@ -220,11 +204,11 @@ class BufferingThreadWorker(ThreadWorker):
         try:
             head = self.read_head(conn, scanned)
         except Exception as exc:  # noqa: BLE001 - any parse error is the client's malformed request
-            self.refuse(conn, _error_for(exc), exc)
+            self.refuse(conn, error_for(exc), exc)
             return
         if head is None:
             if len(conn.inbuf) > _MAX_HEAD_BYTES:
-                self.refuse(conn, _error_for(herrors.LimitRequestHeaders("request head too large")))
+                self.refuse(conn, error_for(herrors.LimitRequestHeaders("request head too large")))
             return
         head_length, request = head
         conn.head = request
@@ -280,17 +264,21 @@ class BufferingThreadWorker(ThreadWorker):
             self.send_continue(conn)
             return
         if verdict is Verdict.TOO_LARGE:
-            self.refuse(conn, _TOO_LARGE, chunks.reason)
+            self.refuse(conn, TOO_LARGE, chunks.reason)
             return
         if verdict is not Verdict.WHOLE:  # 431 as gunicorn for trailers too large, or 400
-            exc = (herrors.LimitRequestHeaders if verdict is Verdict.TRAILERS_TOO_LARGE else herrors.InvalidChunkSize)
-            self.refuse(conn, _error_for(exc(chunks.reason)), chunks.reason)
+            exc = (
+                herrors.LimitRequestHeaders
+                if verdict is Verdict.TRAILERS_TOO_LARGE
+                else herrors.InvalidChunkSize
+            )
+            self.refuse(conn, error_for(exc(chunks.reason)), chunks.reason)
             return
         if chunks.trailers != b"\r\n":
             try:  # gunicorn's own checks of each trailer field, as its ChunkedReader makes them
                 conn.head.parse_headers(chunks.trailers[:-4], from_trailer=True)
-            except Exception as exc:  # noqa: BLE001
-                self.refuse(conn, _error_for(exc), exc)
+            except Exception as exc:  # noqa: BLE001 - any parse error is the client's bad trailer
+                self.refuse(conn, error_for(exc), exc)
                 return
         # The thread's parser reads this head and this one chunk: the same body, headers and
         # trailers for the app, in one step instead of one per chunk the client sent.
@@ -343,7 +331,7 @@ class BufferingThreadWorker(ThreadWorker):
                 break
             self.stop_reading(conn)
             if conn.inbuf:
-                self.answer_and_close(conn, _TIMEOUT)
+                self.answer_and_close(conn, TIMEOUT)
             else:
                 self.drop(conn)
         while self.lingering_conns:
@@ -365,7 +353,7 @@ class BufferingThreadWorker(ThreadWorker):
     def finish_request(self, conn: TConn, fs: Any) -> None:
         try:
             keepalive = bool(fs.result()) if not fs.cancelled() else False
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - gthread's own rule: a failed handler closes
             keepalive = False
         if keepalive:
             super().finish_request(conn, fs)
@@ -425,14 +413,14 @@ class BufferingThreadWorker(ThreadWorker):
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
         """gunicorn's error page, in the API's JSON shape with the security headers."""
-        error = _error_for(exc)
+        error = error_for(exc)
         if error[0] >= 500:
             self.log.exception("Error handling request %s", getattr(req, "uri", "(no URI read)"))
         else:
             self.log.warning("Invalid request from ip=%s: %s", _ip(addr), exc)
         try:
             util.write_nonblock(client, self.error_bytes(*error))
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - the client is gone; nothing else to tell it
             self.log.debug("Failed to send error message.")
 
     def error_bytes(self, status: int, reason: str, code: str, message: str) -> bytes:
@@ -447,15 +435,6 @@ class BufferingThreadWorker(ThreadWorker):
         }
         lines = [f"HTTP/1.1 {status} {reason}", *(f"{k}: {v}" for k, v in headers.items()), "", ""]
         return "\r\n".join(lines).encode("latin-1") + body
-
-
-def _error_for(exc: BaseException) -> tuple[int, str, str, str]:
-    for kind, status, reason, code, message in _CLIENT_ERRORS:
-        if isinstance(exc, kind):
-            return status, reason, code, message
-    if isinstance(exc, herrors.ParseException):
-        return _INVALID_REQUEST
-    return _INTERNAL_ERROR
 
 
 def _send_nowait(sock: socket.socket, data: bytes) -> None:

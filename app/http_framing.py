@@ -171,7 +171,7 @@ class ChunkedBody:
 
     def _read_data(self, buf: bytearray, pos: int) -> int:
         take = min(self._remaining, len(buf) - pos)
-        self.body += memoryview(buf)[pos:pos + take]
+        self.body += memoryview(buf)[pos : pos + take]
         self._remaining -= take
         if not self._remaining:
             self._state = _State.DATA_END
@@ -182,7 +182,7 @@ class ChunkedBody:
             if buf[pos] != 0x0D:  # b"\r"
                 raise _Refused(Verdict.MALFORMED, "chunk data not followed by CRLF")
             return -pos - 1
-        if buf[pos:pos + 2] != b"\r\n":
+        if buf[pos : pos + 2] != b"\r\n":
             raise _Refused(Verdict.MALFORMED, "chunk data not followed by CRLF")
         self._state = _State.SIZE_LINE
         return pos + 2
@@ -190,7 +190,7 @@ class ChunkedBody:
     def _read_trailers(self, buf: bytearray, pos: int) -> int:
         # As gunicorn's parse_trailers: a CRLF at once ends the body; otherwise the section ends
         # at the first empty line.
-        if buf[pos:pos + 2] == b"\r\n":
+        if buf[pos : pos + 2] == b"\r\n":
             return self._whole(buf, pos, pos + 2)
         checked = max(pos, self._checked)
         end = buf.find(b"\r\n\r\n", max(pos, checked - 3))

@@ -15,14 +15,15 @@ import json
 import logging
 import sys
 from contextvars import ContextVar
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from gunicorn.glogging import Logger as GunicornLogger
 
 _FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
-# The id of the request this thread is serving (set by app.observability.request_log); every log line carries it.
+# The id of the request this thread is serving (set by app.observability.request_log); every log
+# line carries it.
 current_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
@@ -42,7 +43,8 @@ class RedactSecrets(logging.Filter):
             fields = getattr(record, "fields", None)
             if isinstance(fields, dict):
                 record.fields = {
-                    key: self.redact(value) if isinstance(value, str) else value for key, value in fields.items()
+                    key: self.redact(value) if isinstance(value, str) else value
+                    for key, value in fields.items()
                 }
         return True
 
@@ -58,7 +60,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "pid": record.process,

@@ -60,7 +60,9 @@ class Gunicorn(service.Gunicorn):
     def cpu_times(self) -> tuple[float, float]:
         """(user, system) CPU seconds of the master and every worker, reaped ones included (the
         master's cutime/cstime count children it has waited for, so a recycled worker is not lost)."""
-        times = [process_cpu_times(self.proc.pid, children=True)] + [process_cpu_times(p) for p in self.worker_pids()]
+        times = [process_cpu_times(self.proc.pid, children=True)] + [
+            process_cpu_times(p) for p in self.worker_pids()
+        ]
         return sum(t[0] for t in times), sum(t[1] for t in times)
 
     def metrics(self) -> dict[tuple[str, tuple], float]:

@@ -14,7 +14,9 @@ CITATION = re.compile(r"\[(\d+)\]")
 
 # Markdown the widget would show literally (it renders a text node, not Markdown).
 _MARKDOWN = {
-    "bold or emphasis": re.compile(r"(?<![\w*])(\*\*|__)\S(.*?\S)?\1(?![\w*])|(?<![\w*])\*\S[^*\n]*\S\*(?![\w*])"),
+    "bold or emphasis": re.compile(
+        r"(?<![\w*])(\*\*|__)\S(.*?\S)?\1(?![\w*])|(?<![\w*])\*\S[^*\n]*\S\*(?![\w*])"
+    ),
     "inline code": re.compile(r"`[^`\n]+`"),
     "code fence": re.compile(r"^\s*(```|~~~)", re.MULTILINE),
     "heading": re.compile(r"^\s{0,3}#{1,6}\s", re.MULTILINE),
@@ -31,7 +33,9 @@ _BROKEN = {
     # ("../docs") and a dot that starts a word (": .venv/bin/flask" in a quoted command) are fine.
     "doubled punctuation": re.compile(r"(?<!\.)\.\.(?![./])|,,|;;|(?<!\b\w)\.,|[,;:]\s*\.(?![\w./])"),
     # "(an example; see the section)" -- a stand-in for something not shown.
-    "placeholder": re.compile(r"\((an example|example omitted|see (the )?(section|table|code|example|below))", re.I),
+    "placeholder": re.compile(
+        r"\((an example|example omitted|see (the )?(section|table|code|example|below))", re.I
+    ),
     # "Name — Type — Default — Description." -- a table row flattened into a sentence.
     "flattened table row": re.compile(r"[^.\n]* — [^.\n]* — "),
     # "RSS: Atom: JSON:" -- labels whose URLs were dropped.

@@ -141,16 +141,25 @@ def main(argv: list[str] | None = None) -> int:
     def per_chat(seconds: float) -> float:
         return round(seconds / args.chats * 1000, 2)
 
-    rows: list[list[Any]] = [["the whole process (every thread)", per_chat(process)],
-                             ["the request's thread (Flask and the test client included)", per_chat(main_thread)]]
+    rows: list[list[Any]] = [
+        ["the whole process (every thread)", per_chat(process)],
+        ["the request's thread (Flask and the test client included)", per_chat(main_thread)],
+    ]
     rows += [[f"  {label}", per_chat(meter.seconds[label])] for _, _, label in STEPS]
-    rows += [[label, per_chat(seconds)] for label, seconds in meter.seconds.items() if label.startswith("thread ")]
+    rows += [
+        [label, per_chat(seconds)] for label, seconds in meter.seconds.items() if label.startswith("thread ")
+    ]
     emit(
         f"CPU per answer by step, one chat at a time ({args.chats} chats, "
         f"{'PostgreSQL' if args.database_url else 'SQLite'})",
         ["step", "CPU ms per answer"],
         rows,
-        {"bench": "chat_parts", "machine": machine(), "chats": args.chats, "steps": {r[0].strip(): r[1] for r in rows}},
+        {
+            "bench": "chat_parts",
+            "machine": machine(),
+            "chats": args.chats,
+            "steps": {r[0].strip(): r[1] for r in rows},
+        },
     )
     return 0
 

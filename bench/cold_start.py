@@ -31,7 +31,12 @@ def import_profile(instance: Path, top: int = 8) -> tuple[float, list[tuple[str,
     subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, env=env, check=True, capture_output=True)
     wall = time.perf_counter() - started
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import wsgi"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+        [sys.executable, "-X", "importtime", "-c", "import wsgi"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     packages: dict[str, float] = {}
     for line in result.stderr.splitlines():
@@ -67,13 +72,29 @@ def main(argv: list[str] | None = None) -> int:
         import_s, slowest = import_profile(instance)
 
     rows = [
-        ["gunicorn start → health 200 (index present)", f"{args.workers} workers", min(times) * 1000,
-         statistics.median(times) * 1000, max(times) * 1000],
-        ["gunicorn start → health 200 (empty instance: builds the index)", f"{args.workers} workers",
-         min(empty_times) * 1000, statistics.median(empty_times) * 1000, max(empty_times) * 1000],
+        [
+            "gunicorn start → health 200 (index present)",
+            f"{args.workers} workers",
+            min(times) * 1000,
+            statistics.median(times) * 1000,
+            max(times) * 1000,
+        ],
+        [
+            "gunicorn start → health 200 (empty instance: builds the index)",
+            f"{args.workers} workers",
+            min(empty_times) * 1000,
+            statistics.median(empty_times) * 1000,
+            max(empty_times) * 1000,
+        ],
         ["first start (builds the index of docs/)", f"{args.workers} workers", build_s * 1000, None, None],
         ["`import wsgi` (imports + create_app)", "1 process", import_s * 1000, None, None],
-        ["RSS per worker once healthy (MB, not ms)", f"{len(rss)} workers", min(rss), statistics.median(rss), max(rss)],
+        [
+            "RSS per worker once healthy (MB, not ms)",
+            f"{len(rss)} workers",
+            min(rss),
+            statistics.median(rss),
+            max(rss),
+        ],
     ]
     rows += [[f"  import {name}", "cumulative", cost, None, None] for name, cost in slowest]
     result = {
@@ -81,11 +102,23 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "runs": args.runs,
         "workers": args.workers,
-        "health_200_s": {"min": round(min(times), 3), "median": round(statistics.median(times), 3), "max": round(max(times), 3)},
-        "health_200_empty_instance_s": {"min": round(min(empty_times), 3), "median": round(statistics.median(empty_times), 3), "max": round(max(empty_times), 3)},
+        "health_200_s": {
+            "min": round(min(times), 3),
+            "median": round(statistics.median(times), 3),
+            "max": round(max(times), 3),
+        },
+        "health_200_empty_instance_s": {
+            "min": round(min(empty_times), 3),
+            "median": round(statistics.median(empty_times), 3),
+            "max": round(max(empty_times), 3),
+        },
         "first_start_with_index_build_s": round(build_s, 3),
         "import_wsgi_s": round(import_s, 3),
-        "rss_mb_per_worker_after_start": {"min": round(min(rss), 1), "median": round(statistics.median(rss), 1), "max": round(max(rss), 1)},
+        "rss_mb_per_worker_after_start": {
+            "min": round(min(rss), 1),
+            "median": round(statistics.median(rss), 1),
+            "max": round(max(rss), 1),
+        },
         "slowest_imports_ms": {name: round(cost, 1) for name, cost in slowest},
     }
     emit(f"Cold start ({args.runs} runs)", ["what", "how", "min ms", "median ms", "max ms"], rows, result)

@@ -47,14 +47,32 @@ def per_call_ms(work: Callable[[], object], repeat: int) -> tuple[float, list[fl
 def answer_events(events: int) -> list[dict]:
     """The widget events of one answer: metadata, tokens of five words, done with five sources."""
     # Events as ChatTurn yields them: frame() sends each through its schema, which refuses others.
-    source = {"file": "docs/deploy.md", "heading": "Deploying > To a Space", "similarity": 0.71,
-              "url": "https://book.example.com/docs/deploy#space", "title": "Deploying", "snippet": "x" * 200}
-    ids = {"conversation_id": "5b0d7c1e-0000-4000-8000-000000000000", "message_id": "5b0d7c1e-0000-4000-8000-000000000001"}
+    source = {
+        "file": "docs/deploy.md",
+        "heading": "Deploying > To a Space",
+        "similarity": 0.71,
+        "url": "https://book.example.com/docs/deploy#space",
+        "title": "Deploying",
+        "snippet": "x" * 200,
+    }
+    ids = {
+        "conversation_id": "5b0d7c1e-0000-4000-8000-000000000000",
+        "message_id": "5b0d7c1e-0000-4000-8000-000000000001",
+    }
     return (
         [{"type": "metadata", **ids}]
         + [{"type": "token", "content": "words of the answer here "} for _ in range(events)]
-        + [{"type": "done", "sources": [source] * 5, "grounded": True, **ids, "cached": False, "answerer": "offline",
-            "format": "text"}]
+        + [
+            {
+                "type": "done",
+                "sources": [source] * 5,
+                "grounded": True,
+                **ids,
+                "cached": False,
+                "answerer": "offline",
+                "format": "text",
+            }
+        ]
     )
 
 
@@ -75,15 +93,22 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = {"ms_per_answer": round(median, 3), "blocks": [round(b, 3) for b in blocks]}
         rows.append([name, f"{median:.3f}", f"{min(blocks):.3f} – {max(blocks):.3f}", note])
 
-    record("sse framing", *per_call_ms(lambda: [frame(e) for e in events], args.repeat), f"{len(events)} events")
+    record(
+        "sse framing", *per_call_ms(lambda: [frame(e) for e in events], args.repeat), f"{len(events)} events"
+    )
+
     def generate():  # a generator, as ChatTurn.events() is (sse_stream closes it)
         yield from events
 
     inline, inline_blocks = per_call_ms(lambda: list(sse_stream(generate(), 0)), args.repeat)
     threaded, threaded_blocks = per_call_ms(lambda: list(sse_stream(generate(), 15.0)), args.repeat)
     record("sse_stream, keep-alive off", inline, inline_blocks, "framed inline")
-    record("sse_stream, keep-alive on", threaded, threaded_blocks,
-           f"+{threaded - inline:.3f} ms: a thread and a queue per stream")
+    record(
+        "sse_stream, keep-alive on",
+        threaded,
+        threaded_blocks,
+        f"+{threaded - inline:.3f} ms: a thread and a queue per stream",
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         handler = logging.FileHandler(Path(tmp) / "log.jsonl")
@@ -92,12 +117,32 @@ def main(argv: list[str] | None = None) -> int:
         logger.propagate = False
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
-        request_fields = {"event": "request", "request_id": "ab" * 16, "method": "POST", "route": "/api/chat",
-                          "status": 200, "duration_ms": 12.3}
-        chat_fields = {"event": "chat", "request_id": "ab" * 16, "conversation_id": "c" * 36, "message_id": "m" * 36,
-                       "mode": "general", "status": "complete", "answerer": "gemini:gemini-3.5-flash", "cached": False,
-                       "grounded": True, "passages": 5, "retrieval_ms": 3, "first_token_ms": 310, "total_ms": 1150,
-                       "prompt_tokens": 900, "completion_tokens": 200, "store_ms": 2}
+        request_fields = {
+            "event": "request",
+            "request_id": "ab" * 16,
+            "method": "POST",
+            "route": "/api/chat",
+            "status": 200,
+            "duration_ms": 12.3,
+        }
+        chat_fields = {
+            "event": "chat",
+            "request_id": "ab" * 16,
+            "conversation_id": "c" * 36,
+            "message_id": "m" * 36,
+            "mode": "general",
+            "status": "complete",
+            "answerer": "gemini:gemini-3.5-flash",
+            "cached": False,
+            "grounded": True,
+            "passages": 5,
+            "retrieval_ms": 3,
+            "first_token_ms": 310,
+            "total_ms": 1150,
+            "prompt_tokens": 900,
+            "completion_tokens": 200,
+            "store_ms": 2,
+        }
 
         def two_lines() -> None:
             logger.info("POST /api/chat 200", extra={"fields": request_fields})
@@ -111,8 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     with fake_gemini() as fake:
         target = provider(fake.base_url)
         question = "How do I deploy to Spaces?"
-        record("query embedding (the service's: urllib3)", *per_call_ms(lambda: target.embed_query(question),
-                                                     max(20, args.repeat // 10)), "768 dims, over HTTP")
+        record(
+            "query embedding (the service's: urllib3)",
+            *per_call_ms(lambda: target.embed_query(question), max(20, args.repeat // 10)),
+            "768 dims, over HTTP",
+        )
         # For comparison only: through the SDK's models, and the raw request over httpx2.
         import json as json_module
 
@@ -123,23 +171,37 @@ def main(argv: list[str] | None = None) -> int:
         config = types.EmbedContentConfig(task_type="RETRIEVAL_QUERY", output_dimensionality=768)
 
         def sdk_embed() -> list[float]:
-            response = target.client.models.embed_content(model="gemini-embedding-001", contents=[question], config=config)
+            response = target.client.models.embed_content(
+                model="gemini-embedding-001", contents=[question], config=config
+            )
             return _unit(list(response.embeddings[0].values or []))
 
-        record("query embedding (google-genai)", *per_call_ms(sdk_embed, max(20, args.repeat // 10)), "not used")
+        record(
+            "query embedding (google-genai)", *per_call_ms(sdk_embed, max(20, args.repeat // 10)), "not used"
+        )
 
         url = f"{fake.base_url}/v1/models/gemini-embedding-001:batchEmbedContents"
         headers = {"Content-Type": "application/json", "x-goog-api-key": target.config.api_key}
 
         def raw_embed() -> list[float]:
-            body = {"requests": [{"content": {"parts": [{"text": "How do I deploy to Spaces?"}], "role": "user"},
-                                  "taskType": "RETRIEVAL_QUERY", "outputDimensionality": 768,
-                                  "model": "models/gemini-embedding-001"}]}
+            body = {
+                "requests": [
+                    {
+                        "content": {"parts": [{"text": "How do I deploy to Spaces?"}], "role": "user"},
+                        "taskType": "RETRIEVAL_QUERY",
+                        "outputDimensionality": 768,
+                        "model": "models/gemini-embedding-001",
+                    }
+                ]
+            }
             response = target.http.post(url, content=json_module.dumps(body), headers=headers)
             return _unit(response.json()["embeddings"][0]["values"])
 
-        record("query embedding (raw, httpx2)", *per_call_ms(raw_embed, max(20, args.repeat // 10)),
-               "not used since urllib3")
+        record(
+            "query embedding (raw, httpx2)",
+            *per_call_ms(raw_embed, max(20, args.repeat // 10)),
+            "not used since urllib3",
+        )
 
     emit(
         f"CPU of the parts of one answer ({args.events} token events; one thread; median of {BLOCKS} blocks)",

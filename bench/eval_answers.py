@@ -38,17 +38,40 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from bench.answer_checks import broken_text, cites_gold_page, key_facts_held, markdown_markers, uncited_sources
+from bench.answer_checks import (
+    broken_text,
+    cites_gold_page,
+    key_facts_held,
+    markdown_markers,
+    uncited_sources,
+)
 from bench.eval_retrieval import docs_folder, label_path, read_questions
 
 METRICS = (
-    "real", "offtopic", "markdown", "broken", "uncited_sources", "gold_cited", "real_refused", "offtopic_refused",
-    "keyfacts", "all_facts", "facts_share", "longest", "follow_ups", "follow_up_repeats",
+    "real",
+    "offtopic",
+    "markdown",
+    "broken",
+    "uncited_sources",
+    "gold_cited",
+    "real_refused",
+    "offtopic_refused",
+    "keyfacts",
+    "all_facts",
+    "facts_share",
+    "longest",
+    "follow_ups",
+    "follow_up_repeats",
 )
 
 
 def ask_all(
-    docs: Path, questions: list[dict], offtopic: list[dict], *, site_url: str, route_base_path: str,
+    docs: Path,
+    questions: list[dict],
+    offtopic: list[dict],
+    *,
+    site_url: str,
+    route_base_path: str,
     current_page: str = "none",
 ) -> dict:
     """Index `docs`, ask every question through the chat path, and check every answer."""
@@ -61,30 +84,56 @@ def ask_all(
     from bench.eval_retrieval import reader_page
 
     with tempfile.TemporaryDirectory(prefix="bench-answers-") as tmp:
-        app = create_app({
-            "instance_path": Path(tmp), "docs_path": docs, "index_on_start": False, "log_level": "WARNING",
-            "qdrant_url": None, "book_site_url": site_url, "book_route_base_path": route_base_path,
-        })
+        app = create_app(
+            {
+                "instance_path": Path(tmp),
+                "docs_path": docs,
+                "index_on_start": False,
+                "log_level": "WARNING",
+                "qdrant_url": None,
+                "book_site_url": site_url,
+                "book_route_base_path": route_base_path,
+            }
+        )
         upgrade_database(app)
         services = app.extensions["services"]
         services.ingest_book()
         hybrid = services.settings.gemini_enabled
-        chat = ChatService(services.store, services.retriever, OfflineAnswerer(book_idf=services.retriever.book_idf))
-        _, chunks = make_ingester(services.settings).read_chunks(docs, site_url=site_url, route_base_path=route_base_path)
+        chat = ChatService(
+            services.store, services.retriever, OfflineAnswerer(book_idf=services.retriever.book_idf)
+        )
+        _, chunks = make_ingester(services.settings).read_chunks(
+            docs, site_url=site_url, route_base_path=route_base_path
+        )
         page_urls = {c.file: c.url.split("#")[0] for c in chunks}
         answers = []
         for kind, group in (("real", questions), ("offtopic", offtopic)):
             for q in group:
                 gold = [label_path(f, docs) for f in q.get("expected_files", [])]
-                page = (reader_page(current_page, gold, page_urls) if gold
-                        else None if current_page == "none" else min(page_urls.values()))
+                page = (
+                    reader_page(current_page, gold, page_urls)
+                    if gold
+                    else None
+                    if current_page == "none"
+                    else min(page_urls.values())
+                )
                 conversation, text, sources, grounded = ask(chat, ChatQuestion(q["question"], page=page))
-                answer = {"id": q["id"], "kind": kind, "question": q["question"], "text": text,
-                          "sources": sources, "grounded": grounded, "gold": gold,
-                          "key_facts": q.get("key_facts"), "any_of": q.get("any_of")}
+                answer = {
+                    "id": q["id"],
+                    "kind": kind,
+                    "question": q["question"],
+                    "text": text,
+                    "sources": sources,
+                    "grounded": grounded,
+                    "gold": gold,
+                    "key_facts": q.get("key_facts"),
+                    "any_of": q.get("any_of"),
+                }
                 if kind == "real" and grounded:
                     # The follow-up readers ask most: it must add to the answer, not repeat it.
-                    _, again, _, _ = ask(chat, ChatQuestion(FOLLOW_UP, conversation_id=conversation, page=page))
+                    _, again, _, _ = ask(
+                        chat, ChatQuestion(FOLLOW_UP, conversation_id=conversation, page=page)
+                    )
                     answer["follow_up"] = again
                 answers.append(answer)
         with app.app_context():
@@ -95,7 +144,7 @@ def ask_all(
 FOLLOW_UP = "Can you give an example?"
 
 
-def ask(chat, question) -> tuple:  # noqa: ANN001 - ChatService, ChatQuestion (imported late)
+def ask(chat, question) -> tuple:
     """(conversation id, streamed text, sources, grounded) of one question through the chat path."""
     conversation, text, sources, grounded = None, "", [], False
     for event in chat.start(question).events():
@@ -110,8 +159,12 @@ def ask(chat, question) -> tuple:  # noqa: ANN001 - ChatService, ChatQuestion (i
 
 def repeats(first: str, follow_up: str) -> bool:
     """Whether the follow-up repeats a sentence of the first answer (citations aside)."""
+
     def sentences(text: str) -> set[str]:
-        return {" ".join(s.split()).casefold() for s in re.split(r"\s*\[\d+\]\.?\s*", text) if len(s.split()) >= 5}
+        return {
+            " ".join(s.split()).casefold() for s in re.split(r"\s*\[\d+\]\.?\s*", text) if len(s.split()) >= 5
+        }
+
     return bool(sentences(first) & sentences(follow_up))
 
 
@@ -131,8 +184,11 @@ def score(answers: list[dict]) -> dict:
         "real": len(real),
         "offtopic": len(off),
         **{name: len(pairs) for name, pairs in problems.items()},
-        "gold_cited": round(sum(cites_gold_page(a["text"], a["sources"], a["gold"]) for a in real_answered)
-                            / max(1, len(real_answered)), 3),
+        "gold_cited": round(
+            sum(cites_gold_page(a["text"], a["sources"], a["gold"]) for a in real_answered)
+            / max(1, len(real_answered)),
+            3,
+        ),
         "real_refused": sum(1 for a in real if not a["grounded"]),
         "offtopic_refused": round(sum(1 for a in off if not a["grounded"]) / max(1, len(off)), 3),
     }
@@ -156,26 +212,40 @@ def with_key_facts(questions: list[dict], path: Path | None) -> list[dict]:
     if path is None or not path.exists():
         return questions
     facts = {row["id"]: row for row in read_questions(path)}
-    return [{**q, **{k: facts[q["id"]][k] for k in ("key_facts", "any_of") if k in facts.get(q["id"], {})}}
-            for q in questions]
+    return [
+        {**q, **{k: facts[q["id"]][k] for k in ("key_facts", "any_of") if k in facts.get(q["id"], {})}}
+        for q in questions
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--docs", type=Path, required=True, help="the Docusaurus docs folder")
     parser.add_argument("--questions", type=Path, required=True, help="JSONL of labelled real questions")
-    parser.add_argument("--offtopic", type=Path, required=True, help="JSONL of questions the book does not cover")
+    parser.add_argument(
+        "--offtopic", type=Path, required=True, help="JSONL of questions the book does not cover"
+    )
     parser.add_argument("--modes", default="keyword", help="comma-separated: keyword, hybrid (MiniLM)")
     parser.add_argument("--site-url", default="https://docusaurus.io")
     parser.add_argument("--route-base-path", default="docs")
-    parser.add_argument("--keyfacts", type=Path, help="JSONL of key facts by id (default: QUESTIONS' .keyfacts.jsonl)")
+    parser.add_argument(
+        "--keyfacts", type=Path, help="JSONL of key facts by id (default: QUESTIONS' .keyfacts.jsonl)"
+    )
     parser.add_argument("--examples", type=int, default=3, help="answers shown per problem")
-    parser.add_argument("--current-page", choices=("none", "gold", "unrelated"), default="none",
-                        help="the page the reader is on: none, the gold page, or an unrelated page")
+    parser.add_argument(
+        "--current-page",
+        choices=("none", "gold", "unrelated"),
+        default="none",
+        help="the page the reader is on: none, the gold page, or an unrelated page",
+    )
     parser.add_argument("--dump", type=Path, help="write every answer as JSONL here")
     args = parser.parse_args(argv)
-    keyfacts = args.keyfacts or args.questions.with_name(args.questions.name.replace(".jsonl", ".keyfacts.jsonl"))
+    keyfacts = args.keyfacts or args.questions.with_name(
+        args.questions.name.replace(".jsonl", ".keyfacts.jsonl")
+    )
     questions = with_key_facts(read_questions(args.questions), keyfacts)
     offtopic = read_questions(args.offtopic)
     docs = docs_folder(args.docs)
@@ -185,8 +255,14 @@ def main(argv: list[str] | None = None) -> int:
         from bench._embeddings import embeddings
 
         with embeddings(mode):
-            run = ask_all(docs, questions, offtopic, site_url=args.site_url, route_base_path=args.route_base_path,
-                          current_page=args.current_page)
+            run = ask_all(
+                docs,
+                questions,
+                offtopic,
+                site_url=args.site_url,
+                route_base_path=args.route_base_path,
+                current_page=args.current_page,
+            )
         results[mode] = score(run["answers"])
         if args.dump:
             dump = args.dump if len(results) == 1 else args.dump.with_suffix(f".{mode}.jsonl")

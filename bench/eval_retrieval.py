@@ -38,7 +38,7 @@ def docs_folder(path: Path) -> Path:
 def label_path(label: str, docs: Path) -> str:
     """A label's path relative to the docs folder (labels may be relative to the site folder)."""
     prefix = docs.name + "/"
-    return label[len(prefix):] if label.startswith(prefix) and not (docs / label).exists() else label
+    return label[len(prefix) :] if label.startswith(prefix) and not (docs / label).exists() else label
 
 
 def read_questions(path: Path) -> list[dict]:
@@ -69,7 +69,7 @@ def reader_page(choice: str, gold: list[str], page_urls: dict[str, str]) -> str 
         return page_urls.get(gold[0])
     files = sorted(page_urls)
     start = files.index(gold[0]) if gold[0] in files else 0
-    return next(page_urls[f] for f in files[start + 1:] + files[:start + 1] if f not in gold)
+    return next(page_urls[f] for f in files[start + 1 :] + files[: start + 1] if f not in gold)
 
 
 def evaluate(
@@ -86,14 +86,19 @@ def evaluate(
     offtopic = offtopic or []
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(
-            instance_path=Path(tmp), qdrant_url=None, docs_path=docs,
-            book_site_url=site_url, book_route_base_path=route_base_path,
+            instance_path=Path(tmp),
+            qdrant_url=None,
+            docs_path=docs,
+            book_site_url=site_url,
+            book_route_base_path=route_base_path,
         )
         started = time.perf_counter()
         summary = make_ingester(settings).ingest(docs, site_url=site_url, route_base_path=route_base_path)
         ingest_s = time.perf_counter() - started
         retriever = make_retriever(open_index(settings), make_embedder(settings))
-        _, chunks = make_ingester(settings).read_chunks(docs, site_url=site_url, route_base_path=route_base_path)
+        _, chunks = make_ingester(settings).read_chunks(
+            docs, site_url=site_url, route_base_path=route_base_path
+        )
         page_urls = {c.file: c.url.split("#")[0] for c in chunks}
         rows = []
         for q in questions:
@@ -110,17 +115,33 @@ def evaluate(
             section_hit = None
             if anchor:
                 section_hit = any(
-                    p.file == first_file and (p.anchor or "").lower() == anchor.lower() for p in result.passages[:5]
+                    p.file == first_file and (p.anchor or "").lower() == anchor.lower()
+                    for p in result.passages[:5]
                 )
-            rows.append({
-                "id": q["id"], "rank": rank, "section_hit": section_hit, "top": pages[:3],
-                "refused": not result.passages, "slack": floor_slack(result.verdict), "question": q["question"],
-            })
+            rows.append(
+                {
+                    "id": q["id"],
+                    "rank": rank,
+                    "section_hit": section_hit,
+                    "top": pages[:3],
+                    "refused": not result.passages,
+                    "slack": floor_slack(result.verdict),
+                    "question": q["question"],
+                }
+            )
         off_rows = []
         for q in offtopic:
-            result = retriever.retrieve(q["question"], page=min(page_urls.values()) if current_page != "none" else None)
-            off_rows.append({"id": q["id"], "refused": not result.passages, "slack": floor_slack(result.verdict),
-                             "question": q["question"]})
+            result = retriever.retrieve(
+                q["question"], page=min(page_urls.values()) if current_page != "none" else None
+            )
+            off_rows.append(
+                {
+                    "id": q["id"],
+                    "refused": not result.passages,
+                    "slack": floor_slack(result.verdict),
+                    "question": q["question"],
+                }
+            )
     n = len(rows)
     with_anchor = [r for r in rows if r["section_hit"] is not None]
     metrics = {
@@ -147,15 +168,29 @@ def evaluate(
             print(f"{r['id'][:40]:40} {rank:>5} {section:>8} {r['slack']:>7}  {', '.join(r['top'])}")
         print()
         print(f"{'metric':16} value")
-        for key in ("n", "hit@1", "hit@5", "mrr@10", "section_hit@5", "refused", "ranking_miss@5",
-                    "offtopic_n", "offtopic_refused", "mode", "chunks", "ingest_s"):
+        for key in (
+            "n",
+            "hit@1",
+            "hit@5",
+            "mrr@10",
+            "section_hit@5",
+            "refused",
+            "ranking_miss@5",
+            "offtopic_n",
+            "offtopic_refused",
+            "mode",
+            "chunks",
+            "ingest_s",
+        ):
             print(f"{key:16} {metrics[key]}")
         print()
         print("Closest calls of the relevance floor (slack: ≥ 0 passes its thresholds, < 0 falls short):")
-        for label, group in (("real, answered", [r for r in rows if not r["refused"]]),
-                             ("real, refused", [r for r in rows if r["refused"]]),
-                             ("off-topic, answered", [r for r in off_rows if not r["refused"]]),
-                             ("off-topic, refused", [r for r in off_rows if r["refused"]])):
+        for label, group in (
+            ("real, answered", [r for r in rows if not r["refused"]]),
+            ("real, refused", [r for r in rows if r["refused"]]),
+            ("off-topic, answered", [r for r in off_rows if not r["refused"]]),
+            ("off-topic, refused", [r for r in off_rows if r["refused"]]),
+        ):
             closest = sorted(group, key=lambda r: r["slack"], reverse=label.endswith("refused"))[:3]
             for r in closest:
                 print(f"  {label:20} {r['slack']:>7}  {r['question'][:70]}")
@@ -164,16 +199,28 @@ def evaluate(
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--docs", type=Path, required=True, help="the Docusaurus docs folder")
     parser.add_argument("--questions", type=Path, required=True, help="JSONL of labelled questions")
-    parser.add_argument("--offtopic", type=Path, default=None, help="JSONL of questions the book does not cover")
-    parser.add_argument("--embeddings", choices=("env", "minilm"), default="env",
-                        help="env: hybrid only with GEMINI_API_KEY set; minilm: hybrid with all-MiniLM-L6-v2")
+    parser.add_argument(
+        "--offtopic", type=Path, default=None, help="JSONL of questions the book does not cover"
+    )
+    parser.add_argument(
+        "--embeddings",
+        choices=("env", "minilm"),
+        default="env",
+        help="env: hybrid only with GEMINI_API_KEY set; minilm: hybrid with all-MiniLM-L6-v2",
+    )
     parser.add_argument("--site-url", default="https://docusaurus.io")
     parser.add_argument("--route-base-path", default="docs")
-    parser.add_argument("--current-page", choices=("none", "gold", "unrelated"), default="none",
-                        help="the page the reader is on: none, the gold page, or an unrelated page")
+    parser.add_argument(
+        "--current-page",
+        choices=("none", "gold", "unrelated"),
+        default="none",
+        help="the page the reader is on: none, the gold page, or an unrelated page",
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the JSON line")
     args = parser.parse_args(argv)
     questions = read_questions(args.questions)
@@ -184,10 +231,26 @@ def main(argv: list[str] | None = None) -> int:
 
         context = embeddings("hybrid")
     with context:
-        metrics = evaluate(docs_folder(args.docs), questions, site_url=args.site_url,
-                           route_base_path=args.route_base_path, show=not args.quiet, offtopic=offtopic,
-                           current_page=args.current_page)
-    keys = ("n", "hit@1", "hit@5", "mrr@10", "section_hit@5", "refused", "ranking_miss@5", "offtopic_n", "offtopic_refused")
+        metrics = evaluate(
+            docs_folder(args.docs),
+            questions,
+            site_url=args.site_url,
+            route_base_path=args.route_base_path,
+            show=not args.quiet,
+            offtopic=offtopic,
+            current_page=args.current_page,
+        )
+    keys = (
+        "n",
+        "hit@1",
+        "hit@5",
+        "mrr@10",
+        "section_hit@5",
+        "refused",
+        "ranking_miss@5",
+        "offtopic_n",
+        "offtopic_refused",
+    )
     print(json.dumps({k: metrics[k] for k in keys}))
     return 0
 

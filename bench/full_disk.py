@@ -6,7 +6,8 @@ Mounts a 200 MB tmpfs as INSTANCE_PATH (root only), starts the project's gunicor
 SQLite (the embedded default), waits for health, then fills the disk. For --seconds it probes
 every 0.25 s: liveness, health and a chat (each with a 5 s timeout); then it frees the disk and
 times health's return to 200. Reported per probe: how many answered and with which status, the
-first health 503 after the fill, SIGBUS lines in the log, whether the workers are the ones it started with, and recovery time.
+first health 503 after the fill, SIGBUS lines in the log, whether the workers are the ones it
+started with, and recovery time.
 Run it from a checkout of another commit to compare (the script only needs tests/support).
 """
 
@@ -49,9 +50,16 @@ def main() -> None:
             result = run(disk, Path(tmp) / "gunicorn.log", args.seconds)
         finally:
             subprocess.run(["umount", "-l", str(disk)], check=False)
-    rows = [[name, sum(counts.values()), ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))]
-            for name, counts in result.pop("probes").items()]
-    emit(f"A full instance disk for {args.seconds:.0f} s", ["probe", "sent", "answers"], rows, {**result, "machine": machine()})
+    rows = [
+        [name, sum(counts.values()), ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))]
+        for name, counts in result.pop("probes").items()
+    ]
+    emit(
+        f"A full instance disk for {args.seconds:.0f} s",
+        ["probe", "sent", "answers"],
+        rows,
+        {**result, "machine": machine()},
+    )
 
 
 def run(disk: Path, log: Path, seconds: float) -> dict:

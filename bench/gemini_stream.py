@@ -28,8 +28,13 @@ def provider(base_url: str):
     from app.services.providers.gemini import GeminiConfig, GeminiProvider
 
     return GeminiProvider(
-        GeminiConfig(api_key=FAKE_KEY, model="gemini-3.5-flash", embedding_model="gemini-embedding-001",
-                     embedding_dim=768, base_url=base_url)
+        GeminiConfig(
+            api_key=FAKE_KEY,
+            model="gemini-3.5-flash",
+            embedding_model="gemini-embedding-001",
+            embedding_dim=768,
+            base_url=base_url,
+        )
     )
 
 
@@ -45,7 +50,9 @@ def cpu_per_answer(stream_method, target, answers: int) -> float:
     contents = prompt()
     started = time.process_time()
     for _ in range(answers):
-        text = "".join(stream_method(target, contents, system_instruction="Be grounded.", max_output_tokens=1024))
+        text = "".join(
+            stream_method(target, contents, system_instruction="Be grounded.", max_output_tokens=1024)
+        )
         assert text
     return (time.process_time() - started) / answers * 1000
 
@@ -60,11 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     from app.services.providers import gemini
 
     raw_stream = gemini.GeminiProvider.stream
-    import bench.variants as variants  # noqa: F401 - nothing applied: BENCH_VARIANTS is unset
+    import bench.variants as variants
 
     variants.sdk_stream()
     sdk_stream_method = gemini.GeminiProvider.stream
-    gemini.GeminiProvider.stream = raw_stream  # the class keeps the raw reader; each method is called explicitly
+    gemini.GeminiProvider.stream = (
+        raw_stream  # the class keeps the raw reader; each method is called explicitly
+    )
     urllib3_reader = gemini.read_pieces
     variants.httpx2_stream()
     httpx2_reader, gemini.read_pieces = gemini.read_pieces, urllib3_reader
@@ -90,11 +99,22 @@ def main(argv: list[str] | None = None) -> int:
     summary = {}
     for name, values in results.items():
         median = statistics.median(values)
-        summary[name] = {"ms_per_answer_median": round(median, 3), "blocks": [round(v, 3) for v in values],
-                         "us_per_event": round(median / args.events * 1000, 1)}
-        rows.append([name, round(median, 2), f"{min(values):.2f} – {max(values):.2f}", round(median / args.events * 1000, 1)])
+        summary[name] = {
+            "ms_per_answer_median": round(median, 3),
+            "blocks": [round(v, 3) for v in values],
+            "us_per_event": round(median / args.events * 1000, 1),
+        }
+        rows.append(
+            [
+                name,
+                round(median, 2),
+                f"{min(values):.2f} – {max(values):.2f}",
+                round(median / args.events * 1000, 1),
+            ]
+        )
     emit(
-        f"CPU per streamed Gemini answer ({args.events} events, one thread, {args.blocks} × {args.answers} answers each)",
+        f"CPU per streamed Gemini answer ({args.events} events, one thread, {args.blocks} × {args.answers} "
+        "answers each)",
         ["reader", "ms/answer (median of blocks)", "range", "µs/event"],
         rows,
         {"bench": "gemini_stream", "machine": machine(), "events": args.events, "results": summary},

@@ -53,17 +53,32 @@ def main(argv: list[str] | None = None) -> int:
     with fake_gemini() as fake:
         hybrid = run(docs, gemini_api_key=FAKE_KEY, gemini_base_url=fake.base_url)  # 768 dims
         batches = [r for r in fake.requests if r.method_name == "batchEmbedContents"]
-    results = [{"mode": "keyword only", **r} for r in keyword] + [{"mode": "hybrid (fake Gemini, 768 dims)", **r} for r in hybrid]
+    results = [{"mode": "keyword only", **r} for r in keyword] + [
+        {"mode": "hybrid (fake Gemini, 768 dims)", **r} for r in hybrid
+    ]
     rows = [
-        [r["mode"], r["run"], r["files"], r["chunks"], r["added"] + r["updated"], r["seconds"], r["embedding_requests"]]
+        [
+            r["mode"],
+            r["run"],
+            r["files"],
+            r["chunks"],
+            r["added"] + r["updated"],
+            r["seconds"],
+            r["embedding_requests"],
+        ]
         for r in results
     ]
     emit(
         f"Ingestion of {args.docs}",
         ["index", "run", "files", "chunks", "written", "seconds", "embedding requests"],
         rows,
-        {"bench": "ingest", "machine": machine(), "docs": str(args.docs), "results": results,
-         "embedding_requests_seen_by_fake": len(batches)},
+        {
+            "bench": "ingest",
+            "machine": machine(),
+            "docs": str(args.docs),
+            "results": results,
+            "embedding_requests_seen_by_fake": len(batches),
+        },
     )
     return 0
 

@@ -107,7 +107,9 @@ class Level:
     generator_cpu: float = 0.0
     rss_mb: list[float | None] = field(default_factory=list)  # peak since the worker started (VmHWM)
     rss_during_mb: list[float] = field(default_factory=list)  # highest VmRSS sampled during the level
-    rss_before_mb: list[float] = field(default_factory=list)  # VmRSS as the level starts (threads of the warm-up live)
+    rss_before_mb: list[float] = field(
+        default_factory=list
+    )  # VmRSS as the level starts (threads of the warm-up live)
     pool_peak: float | None = None
     pool_after: float | None = None  # connections still checked out a second after the level
     service_cpu: float = 0.0  # cores used by the gunicorn workers during the level
@@ -127,7 +129,9 @@ async def widget_chat(client: httpx.AsyncClient, url: str, question: str) -> Cha
     started = time.perf_counter()
     try:
         async with client.stream(
-            "POST", f"{url}/api/chat", json={"message": question},
+            "POST",
+            f"{url}/api/chat",
+            json={"message": question},
             headers={"Origin": "http://localhost:3000", "Accept": "text/event-stream"},
         ) as response:
             chat.headers = time.perf_counter() - started
@@ -168,8 +172,10 @@ async def fake_stream(client: httpx.AsyncClient, base_url: str) -> float | None:
     body = {"contents": [{"role": "user", "parts": [{"text": "How do I deploy?"}]}]}
     first = None
     async with client.stream(
-        "POST", f"{base_url}/v1beta/models/gemini-3.5-flash:streamGenerateContent?alt=sse",
-        json=body, headers={"x-goog-api-key": FAKE_KEY},
+        "POST",
+        f"{base_url}/v1beta/models/gemini-3.5-flash:streamGenerateContent?alt=sse",
+        json=body,
+        headers={"x-goog-api-key": FAKE_KEY},
     ) as response:
         async for chunk in response.aiter_text():
             if first is None and "data: " in chunk:
@@ -177,8 +183,15 @@ async def fake_stream(client: httpx.AsyncClient, base_url: str) -> float | None:
     return first
 
 
-async def run_level(url: str, fake_url: str, streams: int, rounds: int, ramp: float,
-                    service_cpu: Any = lambda: (0.0, 0.0), worker_pids: Sequence[int] = ()) -> Level:
+async def run_level(
+    url: str,
+    fake_url: str,
+    streams: int,
+    rounds: int,
+    ramp: float,
+    service_cpu: Any = lambda: (0.0, 0.0),
+    worker_pids: Sequence[int] = (),
+) -> Level:
     level = Level(streams)
     limits = httpx.Limits(max_connections=streams + 8, max_keepalive_connections=streams + 8)
     timeout = httpx.Timeout(120.0)
@@ -193,7 +206,9 @@ async def run_level(url: str, fake_url: str, streams: int, rounds: int, ramp: fl
 
         async def reader(n: int) -> list[Chat]:
             await asyncio.sleep(ramp * n / streams)  # arrivals spread over the ramp, then back to back
-            return [await widget_chat(client, url, QUESTIONS[(n + r) % len(QUESTIONS)]) for r in range(rounds)]
+            return [
+                await widget_chat(client, url, QUESTIONS[(n + r) % len(QUESTIONS)]) for r in range(rounds)
+            ]
 
         done = asyncio.Event()
 
@@ -227,15 +242,28 @@ async def run_level(url: str, fake_url: str, streams: int, rounds: int, ramp: fl
 def start_profiler(path: Path, pid: int, variant: str, streams: int) -> subprocess.Popen:
     """py-spy sampling one worker until SIGINT: only threads holding the GIL (its CPU, not its waits)."""
     out = f"{path}.{variant}.{streams}.txt"
-    command = [str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(pid), "--format", "raw",
-               "--rate", "1000", "--gil", "--output", out]
+    command = [
+        str(Path(sys.executable).with_name("py-spy")),
+        "record",
+        "--pid",
+        str(pid),
+        "--format",
+        "raw",
+        "--rate",
+        "1000",
+        "--gil",
+        "--output",
+        out,
+    ]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def checkpoint_counts(service: Gunicorn) -> tuple[float, float]:
     """Checkpoint transactions and rows so far, all workers (from /metrics)."""
     metrics = service.metrics()
-    return metrics.get(("chat_checkpoints_total", ()), 0.0), metrics.get(("chat_checkpoint_rows_total", ()), 0.0)
+    return metrics.get(("chat_checkpoints_total", ()), 0.0), metrics.get(
+        ("chat_checkpoint_rows_total", ()), 0.0
+    )
 
 
 def summarise(level: Level) -> dict[str, Any]:
@@ -266,13 +294,21 @@ def summarise(level: Level) -> dict[str, Any]:
         "service_cpu_pct": round(level.service_cpu * 100),
         "fake_cpu_pct": round(level.fake_cpu * 100),
         "service_cpu_ms_per_answer": round(level.service_cpu_seconds / max(1, len(level.chats)) * 1000, 1),
-        "service_system_cpu_ms_per_answer": round(level.service_system_seconds / max(1, len(level.chats)) * 1000, 1),
+        "service_system_cpu_ms_per_answer": round(
+            level.service_system_seconds / max(1, len(level.chats)) * 1000, 1
+        ),
         "checkpoint_transactions": level.checkpoint_transactions,
         "checkpoint_rows": level.checkpoint_rows,
         "checkpoint_tx_per_s": round(level.checkpoint_transactions / level.wall, 2) if level.wall else None,
         "checkpoint_rows_per_s": round(level.checkpoint_rows / level.wall, 1) if level.wall else None,
     }
-    for name, values in (("headers", headers), ("metadata", metadata), ("first_token", first), ("total", total), ("fake_first", level.fake_first)):
+    for name, values in (
+        ("headers", headers),
+        ("metadata", metadata),
+        ("first_token", first),
+        ("total", total),
+        ("fake_first", level.fake_first),
+    ):
         for p in (50, 95, 99):
             out[f"{name}_p{p}_ms"] = ms(percentile(values, p))
     for p in (50, 95, 99):
@@ -285,31 +321,63 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", default="50,100,200", help="comma-separated concurrency levels")
     parser.add_argument("--rounds", type=int, default=3, help="chats per client at each level")
-    parser.add_argument("--ramp", type=float, default=2.5,
-                        help="seconds over which the N clients start (about one answer long, so N streams are "
-                             "live at once in steady state); 0 = all at the same instant (a burst)")
-    parser.add_argument("--workers", type=int, default=None, help="WEB_CONCURRENCY (default: gunicorn.conf.py's)")
-    parser.add_argument("--threads", default=None,
-                        help="gunicorn --threads, or several comma-separated (each gets a fresh service, same run)")
-    parser.add_argument("--worker-class", default=None,
-                        help="gunicorn worker class instead of gunicorn.conf.py's (e.g. gthread, for a side-by-side run)")
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=2.5,
+        help="seconds over which the N clients start (about one answer long, so N streams are "
+        "live at once in steady state); 0 = all at the same instant (a burst)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="WEB_CONCURRENCY (default: gunicorn.conf.py's)"
+    )
+    parser.add_argument(
+        "--threads",
+        default=None,
+        help="gunicorn --threads, or several comma-separated (each gets a fresh service, same run)",
+    )
+    parser.add_argument(
+        "--worker-class",
+        default=None,
+        help="gunicorn worker class instead of gunicorn.conf.py's (e.g. gthread, for a side-by-side run)",
+    )
     parser.add_argument("--first-token-delay", type=float, default=0.3)
     parser.add_argument("--tokens-per-second", type=float, default=50)
-    parser.add_argument("--chunk-words", type=int, default=5, help="words per fake SSE event (Gemini sends several)")
+    parser.add_argument(
+        "--chunk-words", type=int, default=5, help="words per fake SSE event (Gemini sends several)"
+    )
     parser.add_argument("--answer-words", type=int, default=100)
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary folder")
-    parser.add_argument("--answer-cache", action="store_true",
-                        help="leave the answer cache on: the 10 questions repeat, so most chats are replayed")
-    parser.add_argument("--keep-log", type=Path, default=None, help="copy the service's log (JSON lines) here")
+    parser.add_argument(
+        "--answer-cache",
+        action="store_true",
+        help="leave the answer cache on: the 10 questions repeat, so most chats are replayed",
+    )
+    parser.add_argument(
+        "--keep-log", type=Path, default=None, help="copy the service's log (JSON lines) here"
+    )
     parser.add_argument("--label", default="", help="a name for this configuration in the output")
-    parser.add_argument("--variants", default="current",
-                        help="comma-separated service variants from bench/variants.py (each a fresh service, same run)")
-    parser.add_argument("--profile", type=Path, default=None,
-                        help="py-spy (pip install py-spy) samples the first worker during each level: "
-                             "collapsed stacks in PATH.<variant>.<streams>.txt (summarise with bench.profile_summary)")
-    parser.add_argument("--warm-up", type=int, default=None,
-                        help="chats sent at once to each new service before measuring (default: the largest level)")
-    parser.add_argument("--repeat", type=int, default=1, help="run the variants × threads list this many times, interleaved")
+    parser.add_argument(
+        "--variants",
+        default="current",
+        help="comma-separated service variants from bench/variants.py (each a fresh service, same run)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="py-spy (pip install py-spy) samples the first worker during each level: "
+        "collapsed stacks in PATH.<variant>.<streams>.txt (summarise with bench.profile_summary)",
+    )
+    parser.add_argument(
+        "--warm-up",
+        type=int,
+        default=None,
+        help="chats sent at once to each new service before measuring (default: the largest level)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run the variants × threads list this many times, interleaved"
+    )
     args = parser.parse_args(argv)
     levels = [int(n) for n in args.streams.split(",")]
 
@@ -318,7 +386,12 @@ def main(argv: list[str] | None = None) -> int:
         **UNLIMITED,
         "GEMINI_API_KEY": FAKE_KEY,
         # Constants changed in the service (bench.variants applies TEST_TUNING, tests/tuning.py).
-        **tuning_env({**UNLIMITED_TUNING, **({} if args.answer_cache else {"app.services.answer_cache:MAX_ENTRIES": 0})}),
+        **tuning_env(
+            {
+                **UNLIMITED_TUNING,
+                **({} if args.answer_cache else {"app.services.answer_cache:MAX_ENTRIES": 0}),
+            }
+        ),
     }
     if args.workers:
         env["WEB_CONCURRENCY"] = str(args.workers)
@@ -331,25 +404,36 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [v for v in variants if v not in VARIANT_ENV]
     if unknown:
         parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANT_ENV)}")
-    configs = [(threads, variant) for _ in range(args.repeat) for threads in thread_configs for variant in variants]
+    configs = [
+        (threads, variant) for _ in range(args.repeat) for threads in thread_configs for variant in variants
+    ]
 
     fake = fake_gemini(
-        "--first-token-delay", str(args.first_token_delay), "--tokens-per-second", str(args.tokens_per_second),
-        "--chunk-words", str(args.chunk_words), "--reply-text", answer,
+        "--first-token-delay",
+        str(args.first_token_delay),
+        "--tokens-per-second",
+        str(args.tokens_per_second),
+        "--chunk-words",
+        str(args.chunk_words),
+        "--reply-text",
+        answer,
     )
     results = []
     with fake:
         env["GEMINI_BASE_URL"] = fake.base_url
-        fake_pid = fake._process.pid  # noqa: SLF001 - its CPU time, read from /proc
+        fake_pid = fake._process.pid
         for threads, variant in configs:
             config_env = dict(env, **({"GUNICORN_CMD_ARGS": f"--threads {threads}"} if threads else {}))
             config_env.update(VARIANT_ENV[variant], BENCH_VARIANTS=variant)
-            with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp, Gunicorn(
-                Path(tmp) / "instance",
-                app="bench.variants:app",
-                extra_args=["--worker-class", args.worker_class] if args.worker_class else (),
-                **config_env,
-            ) as service:
+            with (
+                tempfile.TemporaryDirectory(prefix="bench-load-") as tmp,
+                Gunicorn(
+                    Path(tmp) / "instance",
+                    app="bench.variants:app",
+                    extra_args=["--worker-class", args.worker_class] if args.worker_class else (),
+                    **config_env,
+                ) as service,
+            ):
                 label = f"{variant}, {args.workers or 'default'} workers × {threads or 'default'} threads"
                 service.wait_healthy()
                 # Warm-up: connections, imports, caches, and the threads (gthread starts them on demand,
@@ -359,14 +443,27 @@ def main(argv: list[str] | None = None) -> int:
                     workers = service.worker_pids()
                     before = [process_cpu_seconds(pid) for pid in workers], process_cpu_seconds(fake_pid)
                     saves_before = checkpoint_counts(service)
-                    profiler = start_profiler(args.profile, workers[0], variant, streams) if args.profile else None
-                    level = asyncio.run(run_level(service.url, fake.base_url, streams, args.rounds, args.ramp,
-                                                  service.cpu_times, workers))
+                    profiler = (
+                        start_profiler(args.profile, workers[0], variant, streams) if args.profile else None
+                    )
+                    level = asyncio.run(
+                        run_level(
+                            service.url,
+                            fake.base_url,
+                            streams,
+                            args.rounds,
+                            args.ramp,
+                            service.cpu_times,
+                            workers,
+                        )
+                    )
                     if profiler is not None:
                         profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
                         profiler.wait(timeout=60)
                     # CPU over the whole level (the fake-alone floor included: a rough share).
-                    level.service_cpu = (sum(process_cpu_seconds(pid) for pid in workers) - sum(before[0])) / level.wall
+                    level.service_cpu = (
+                        sum(process_cpu_seconds(pid) for pid in workers) - sum(before[0])
+                    ) / level.wall
                     level.fake_cpu = (process_cpu_seconds(fake_pid) - before[1]) / level.wall
                     level.rss_mb = [peak_rss_mb(pid) for pid in workers]
                     saves_after = checkpoint_counts(service)
@@ -380,51 +477,96 @@ def main(argv: list[str] | None = None) -> int:
                     # The pool must give every connection back once the readers are done.
                     level.pool_after = service.metrics().get(("db_pool_checked_out", ()))
                     results[-1]["db_pool_checked_out_after"] = level.pool_after
-                    print(f"  {label}, {streams} streams: {results[-1]['errors']} errors, "
-                          f"CPU {results[-1]['service_cpu_ms_per_answer']} ms/answer "
-                          f"({results[-1]['service_system_cpu_ms_per_answer']} system), "
-                          f"first token p95 {results[-1]['first_token_p95_ms']} ms, "
-                          f"connections in use after: {level.pool_after}", file=sys.stderr, flush=True)
+                    print(
+                        f"  {label}, {streams} streams: {results[-1]['errors']} errors, "
+                        f"CPU {results[-1]['service_cpu_ms_per_answer']} ms/answer "
+                        f"({results[-1]['service_system_cpu_ms_per_answer']} system), "
+                        f"first token p95 {results[-1]['first_token_p95_ms']} ms, "
+                        f"connections in use after: {level.pool_after}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 if args.keep_log:
                     import shutil
 
                     shutil.copy(service.log_path, f"{args.keep_log}.{variant}.{threads or 'default'}")
 
-    headers = ["config", "streams", "chats", "errors", "service CPU ms/answer (system)", "metadata p50/p95/p99 ms", "first token p50/p95/p99 ms",
-               "fake alone p50/p95 ms", "overhead p50/p95 ms", "total p50/p95 ms",
-               "RSS/worker MB: max during level (peak since start)",
-               "DB conns peak / after", "checkpoints: tx/s / rows/s", "CPU: service / fake / generator",
-               "generator lag max ms", "load avg"]
+    headers = [
+        "config",
+        "streams",
+        "chats",
+        "errors",
+        "service CPU ms/answer (system)",
+        "metadata p50/p95/p99 ms",
+        "first token p50/p95/p99 ms",
+        "fake alone p50/p95 ms",
+        "overhead p50/p95 ms",
+        "total p50/p95 ms",
+        "RSS/worker MB: max during level (peak since start)",
+        "DB conns peak / after",
+        "checkpoints: tx/s / rows/s",
+        "CPU: service / fake / generator",
+        "generator lag max ms",
+        "load avg",
+    ]
 
     def trio(r: dict, name: str, ps=(50, 95, 99)) -> str:
         return " / ".join("–" if r[f"{name}_p{p}_ms"] is None else f"{r[f'{name}_p{p}_ms']:.0f}" for p in ps)
 
     rows = [
-        [r["config"], r["streams"], r["chats"], r["errors"], f'{r["service_cpu_ms_per_answer"]} ({r["service_system_cpu_ms_per_answer"]})', trio(r, "metadata"), trio(r, "first_token"),
-         trio(r, "fake_first", (50, 95)), trio(r, "overhead", (50, 95)), trio(r, "total", (50, 95)),
-         " / ".join(f"{d:.0f} ({m:.0f})" for d, m in zip(r["rss_during_level_mb_per_worker"], r["peak_rss_mb_per_worker"])
-                    if m), f'{r["db_pool_checked_out_peak"]} / {r["db_pool_checked_out_after"]}',
-         f'{r["checkpoint_tx_per_s"]} / {r["checkpoint_rows_per_s"]}',
-         f"{r['service_cpu_pct']}% / {r['fake_cpu_pct']}% / {r['generator_cpu_pct']}%",
-         r["generator_loop_lag_max_ms"], r["loadavg_1m"]]
+        [
+            r["config"],
+            r["streams"],
+            r["chats"],
+            r["errors"],
+            f"{r['service_cpu_ms_per_answer']} ({r['service_system_cpu_ms_per_answer']})",
+            trio(r, "metadata"),
+            trio(r, "first_token"),
+            trio(r, "fake_first", (50, 95)),
+            trio(r, "overhead", (50, 95)),
+            trio(r, "total", (50, 95)),
+            " / ".join(
+                f"{d:.0f} ({m:.0f})"
+                for d, m in zip(r["rss_during_level_mb_per_worker"], r["peak_rss_mb_per_worker"], strict=True)
+                if m
+            ),
+            f"{r['db_pool_checked_out_peak']} / {r['db_pool_checked_out_after']}",
+            f"{r['checkpoint_tx_per_s']} / {r['checkpoint_rows_per_s']}",
+            f"{r['service_cpu_pct']}% / {r['fake_cpu_pct']}% / {r['generator_cpu_pct']}%",
+            r["generator_loop_lag_max_ms"],
+            r["loadavg_1m"],
+        ]
         for r in results
     ]
     config = {
         "workers": args.workers or "conf default",
         "threads": args.threads or "conf default",
         "database": "postgresql" if args.database_url else "sqlite",
-        "fake": {"first_token_delay_s": args.first_token_delay, "tokens_per_second": args.tokens_per_second,
-                 "chunk_words": args.chunk_words, "answer_words": args.answer_words},
+        "fake": {
+            "first_token_delay_s": args.first_token_delay,
+            "tokens_per_second": args.tokens_per_second,
+            "chunk_words": args.chunk_words,
+            "answer_words": args.answer_words,
+        },
         "rounds": args.rounds,
         "ramp_s": args.ramp,
         "answer_cache": args.answer_cache,
         "variants": variants,
         "repeat": args.repeat,
     }
-    title = (f"Load {args.label} — {config['database']}, answer cache {'on' if args.answer_cache else 'off'}, "
-             f"fake Gemini: first token {args.first_token_delay * 1000:.0f} ms, {args.tokens_per_second:.0f} tokens/s, "
-             f"{args.answer_words}-word answers; {args.rounds} chats per client, clients started over {args.ramp:g} s")
-    emit(title, headers, rows, {"bench": "load", "label": args.label, "machine": machine(), "config": config, "levels": results})
+    title = (
+        f"Load {args.label} — {config['database']}, answer cache {'on' if args.answer_cache else 'off'}, "
+        f"fake Gemini: first token {args.first_token_delay * 1000:.0f} ms, {args.tokens_per_second:.0f} "
+        "tokens/s, "
+        f"{args.answer_words}-word answers; {args.rounds} chats per client, clients started over "
+        f"{args.ramp:g} s"
+    )
+    emit(
+        title,
+        headers,
+        rows,
+        {"bench": "load", "label": args.label, "machine": machine(), "config": config, "levels": results},
+    )
     return 0
 
 

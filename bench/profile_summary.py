@@ -86,7 +86,12 @@ def summarise(path: Path, top: int) -> str:
         by_area[area(frames[-1][1])] += count
         for name in {f"{func} ({file})" for func, file in frames}:
             inclusive[name] += count
-    lines = [f"{path.name}: {total} samples", "", "| where the CPU is spent (innermost frame) | share |", "|---|---|"]
+    lines = [
+        f"{path.name}: {total} samples",
+        "",
+        "| where the CPU is spent (innermost frame) | share |",
+        "|---|---|",
+    ]
     lines += [f"| {name} | {count / total:.1%} |" for name, count in by_area.most_common(top)]
     lines += ["", "| function (with everything it calls) | share |", "|---|---|"]
     lines += [f"| `{name}` | {count / total:.1%} |" for name, count in inclusive.most_common(top)]

@@ -50,17 +50,23 @@ class PromptOnlyAnswerer:
 
         self._gemini = gemini
 
-    def answer(self, request):  # noqa: ANN001, ANN201 - the Answerer protocol
+    def answer(self, request):
         from app.services.answering.offline import OfflineAnswer
 
         contents = self._gemini.history_contents(request.history, 2000)
-        contents.append(self._gemini.types.Content(role="user", parts=[self._gemini.types.Part(text=self._gemini.build_prompt(request))]))
+        contents.append(
+            self._gemini.types.Content(
+                role="user", parts=[self._gemini.types.Part(text=self._gemini.build_prompt(request))]
+            )
+        )
         return OfflineAnswer("An answer [1].")
 
 
 def questions() -> list[str]:
     if EVAL_QUESTIONS.is_file():
-        return [json.loads(line)["question"] for line in EVAL_QUESTIONS.read_text().splitlines() if line.strip()]
+        return [
+            json.loads(line)["question"] for line in EVAL_QUESTIONS.read_text().splitlines() if line.strip()
+        ]
     return FALLBACK_QUESTIONS
 
 
@@ -69,7 +75,9 @@ def big_book_source_present() -> bool:
     try:
         return ensure_corpus().is_dir()
     except subprocess.CalledProcessError:
-        print("no Docusaurus corpus (scripts/fetch_corpus.py failed): the big book is skipped", file=sys.stderr)
+        print(
+            "no Docusaurus corpus (scripts/fetch_corpus.py failed): the big book is skipped", file=sys.stderr
+        )
         return False
 
 
@@ -88,7 +96,12 @@ def measure(docs: Path, database_url: str | None, chats: int, label: str) -> dic
     from app.services.chat import ChatQuestion, ChatService
 
     with tempfile.TemporaryDirectory(prefix="bench-query-") as tmp:
-        overrides = {"instance_path": Path(tmp), "docs_path": docs, "index_on_start": False, "log_level": "WARNING"}
+        overrides = {
+            "instance_path": Path(tmp),
+            "docs_path": docs,
+            "index_on_start": False,
+            "log_level": "WARNING",
+        }
         if database_url:
             overrides["database_url"] = database_url
         app = create_app(overrides)
@@ -120,7 +133,10 @@ def measure(docs: Path, database_url: str | None, chats: int, label: str) -> dic
             answerer.answer(AnswerRequest(question=q, passages=passages))
             t2 = time.perf_counter()
             turn = services.store.open_turn(None, q, "general", None)
-            services.store.finish_turn(turn.assistant_message_id, TurnOutcome(content="An answer [1].", status=MessageStatus.COMPLETE))
+            services.store.finish_turn(
+                turn.assistant_message_id,
+                TurnOutcome(content="An answer [1].", status=MessageStatus.COMPLETE),
+            )
             t3 = time.perf_counter()
             retrieval.append(t1 - t0)
             prompt.append(t2 - t1)
@@ -137,9 +153,16 @@ def measure(docs: Path, database_url: str | None, chats: int, label: str) -> dic
         "ingest_s": round(ingest_s, 2),
         "database": backend,
         "chats": chats,
-        **{f"{name}_p{p}_ms": ms(percentile(values, p))
-           for name, values in (("total", total), ("retrieval", retrieval), ("prompt", prompt), ("persistence", persistence))
-           for p in (50, 95)},
+        **{
+            f"{name}_p{p}_ms": ms(percentile(values, p))
+            for name, values in (
+                ("total", total),
+                ("retrieval", retrieval),
+                ("prompt", prompt),
+                ("persistence", persistence),
+            )
+            for p in (50, 95)
+        },
     }
 
 
@@ -156,15 +179,29 @@ def main(argv: list[str] | None = None) -> int:
             copies = synthetic_book(Path(tmp), args.big_chunks, 1266)
             results.append(measure(Path(tmp), args.database_url, args.chats, f"{copies} × docusaurus-docs"))
 
-    headers = ["book", "chunks", "db", "total p50 / p95 ms", "retrieval p50 / p95", "prompt p50 / p95",
-               "persistence p50 / p95"]
+    headers = [
+        "book",
+        "chunks",
+        "db",
+        "total p50 / p95 ms",
+        "retrieval p50 / p95",
+        "prompt p50 / p95",
+        "persistence p50 / p95",
+    ]
     rows = [
         [r["book"], r["chunks"], r["database"]]
-        + [f"{r[f'{n}_p50_ms']:.1f} / {r[f'{n}_p95_ms']:.1f}" for n in ("total", "retrieval", "prompt", "persistence")]
+        + [
+            f"{r[f'{n}_p50_ms']:.1f} / {r[f'{n}_p95_ms']:.1f}"
+            for n in ("total", "retrieval", "prompt", "persistence")
+        ]
         for r in results
     ]
-    emit(f"Backend time per chat, Gemini excluded ({args.chats} chats per book, one thread)", headers, rows,
-         {"bench": "query", "machine": machine(), "results": results})
+    emit(
+        f"Backend time per chat, Gemini excluded ({args.chats} chats per book, one thread)",
+        headers,
+        rows,
+        {"bench": "query", "machine": machine(), "results": results},
+    )
     return 0
 
 

@@ -34,7 +34,17 @@ from typing import Any
 
 import requests
 
-from bench._common import UNLIMITED, UNLIMITED_TUNING, Gunicorn, emit, machine, ms, peak_rss_mb, percentile, process_cpu_seconds
+from bench._common import (
+    UNLIMITED,
+    UNLIMITED_TUNING,
+    Gunicorn,
+    emit,
+    machine,
+    ms,
+    peak_rss_mb,
+    percentile,
+    process_cpu_seconds,
+)
 from tests.tuning import tuning_env
 
 PROBE_TIMEOUT = 5.0
@@ -47,7 +57,9 @@ WORKER_CLASSES = {
 
 def slow_clients(port: int, count: int, seconds: float, kind: str, results: Any) -> None:
     """Run in a child process: `count` connections trickling a request until `seconds` pass."""
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(4096, count * 2 + 64), resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    resource.setrlimit(
+        resource.RLIMIT_NOFILE, (max(4096, count * 2 + 64), resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    )
     asyncio.run(_slow_clients(port, count, seconds, kind, results))
 
 
@@ -58,8 +70,10 @@ async def _slow_clients(port: int, count: int, seconds: float, kind: str, result
     if kind == "headers":
         head = b"GET /api/health/live HTTP/1.1\r\nHost: bench\r\n"
     else:
-        head = (b"POST /api/chat HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-                b"Content-Length: 60000\r\n\r\n")
+        head = (
+            b"POST /api/chat HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 60000\r\n\r\n"
+        )
 
     async def one(delay: float) -> None:
         nonlocal failed_connects
@@ -80,7 +94,7 @@ async def _slow_clients(port: int, count: int, seconds: float, kind: str, result
                     # A byte a second; a read that completes means the service answered or closed.
                     try:
                         data = await asyncio.wait_for(reader.read(65536), timeout=1.0)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         writer.write(b"a")
                         await writer.drain()
                         continue
@@ -110,8 +124,12 @@ def probe(url: str, seconds: float) -> dict[str, list]:
         while time.monotonic() < end:
             started = time.perf_counter()
             try:
-                with requests.post(f"{url}/api/chat", json={"message": "How do I deploy to Hugging Face Spaces?"},
-                                   stream=True, timeout=PROBE_TIMEOUT) as response:
+                with requests.post(
+                    f"{url}/api/chat",
+                    json={"message": "How do I deploy to Hugging Face Spaces?"},
+                    stream=True,
+                    timeout=PROBE_TIMEOUT,
+                ) as response:
                     first = None
                     for line in response.iter_lines():
                         if line.startswith(b"data: ") and first is None:
@@ -140,24 +158,37 @@ def probe(url: str, seconds: float) -> dict[str, list]:
 def summary(values: list[float | None]) -> dict[str, Any]:
     ok = [v for v in values if v is not None]
     return {
-        "n": len(values), "failed": len(values) - len(ok),
-        "p50_ms": ms(percentile(ok, 50)), "p95_ms": ms(percentile(ok, 95)), "max_ms": ms(max(ok) if ok else None),
+        "n": len(values),
+        "failed": len(values) - len(ok),
+        "p50_ms": ms(percentile(ok, 50)),
+        "p95_ms": ms(percentile(ok, 95)),
+        "max_ms": ms(max(ok) if ok else None),
     }
 
 
 def run(worker_class: str, kind: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    env = {**UNLIMITED, "WEB_CONCURRENCY": str(args.workers), "GUNICORN_CMD_ARGS": f"--threads {args.threads}",
-           "LOG_LEVEL": "WARNING",
-           **tuning_env({**UNLIMITED_TUNING, "app.services.answer_cache:MAX_ENTRIES": 0})}
+    env = {
+        **UNLIMITED,
+        "WEB_CONCURRENCY": str(args.workers),
+        "GUNICORN_CMD_ARGS": f"--threads {args.threads}",
+        "LOG_LEVEL": "WARNING",
+        **tuning_env({**UNLIMITED_TUNING, "app.services.answer_cache:MAX_ENTRIES": 0}),
+    }
     if args.pythonpath:
         env["PYTHONPATH"] = args.pythonpath
-    with Gunicorn(root / f"{worker_class}-{kind}", app="tests.tuned_wsgi:app", extra_args=WORKER_CLASSES[worker_class],
-                  **env) as service:
+    with Gunicorn(
+        root / f"{worker_class}-{kind}",
+        app="tests.tuned_wsgi:app",
+        extra_args=WORKER_CLASSES[worker_class],
+        **env,
+    ) as service:
         service.wait_healthy()
         workers = service.worker_pids()
         cpu_before = sum(process_cpu_seconds(pid) for pid in workers)
         results: Any = multiprocessing.Queue()
-        clients = multiprocessing.Process(target=slow_clients, args=(service.port, args.connections, args.seconds, kind, results))
+        clients = multiprocessing.Process(
+            target=slow_clients, args=(service.port, args.connections, args.seconds, kind, results)
+        )
         clients.start()
         time.sleep(3)  # all slow connections open
         probes = probe(service.url, args.seconds - 3)
@@ -167,25 +198,36 @@ def run(worker_class: str, kind: str, args: argparse.Namespace, root: Path) -> d
         rss = [peak_rss_mb(pid) for pid in workers]
     lifetimes = slow["lifetimes"]
     return {
-        "worker": worker_class, "kind": kind, "connections": args.connections, "seconds": args.seconds,
-        "health": summary(probes["health"]), "chat_first_event": summary(probes["first_event"]),
+        "worker": worker_class,
+        "kind": kind,
+        "connections": args.connections,
+        "seconds": args.seconds,
+        "health": summary(probes["health"]),
+        "chat_first_event": summary(probes["first_event"]),
         "chat_done": summary(probes["done"]),
-        "slow_dropped": slow["dropped"], "slow_lifetime_p50_s": round(percentile(lifetimes, 50) or 0, 1),
-        "slow_failed_connects": slow["failed_connects"], "workers_cpu_s": round(cpu, 1),
+        "slow_dropped": slow["dropped"],
+        "slow_lifetime_p50_s": round(percentile(lifetimes, 50) or 0, 1),
+        "slow_failed_connects": slow["failed_connects"],
+        "workers_cpu_s": round(cpu, 1),
         "peak_rss_mb_per_worker": [round(r) for r in rss if r is not None],
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--connections", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--kind", default="headers,body")
     parser.add_argument("--workers-classes", default="buffered,gthread")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=128)
-    parser.add_argument("--pythonpath", default=os.environ.get("BENCH_PYTHONPATH", ""),
-                        help="extra import path for the service (e.g. where gevent is installed)")
+    parser.add_argument(
+        "--pythonpath",
+        default=os.environ.get("BENCH_PYTHONPATH", ""),
+        help="extra import path for the service (e.g. where gevent is installed)",
+    )
     args = parser.parse_args()
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
     rows, results = [], []
@@ -195,19 +237,46 @@ def main() -> None:
                 result = run(worker_class, kind, args, Path(tmp))
                 results.append(result)
                 h, f, d = result["health"], result["chat_first_event"], result["chat_done"]
-                rows.append([
-                    worker_class, kind, args.connections,
-                    h["p50_ms"], h["p95_ms"], h["max_ms"], f"{h['failed']}/{h['n']}",
-                    f["p50_ms"], f["max_ms"], d["max_ms"], f"{d['failed']}/{d['n']}",
-                    result["slow_dropped"], result["slow_lifetime_p50_s"], result["workers_cpu_s"],
-                    " / ".join(str(r) for r in result["peak_rss_mb_per_worker"]),
-                ])
+                rows.append(
+                    [
+                        worker_class,
+                        kind,
+                        args.connections,
+                        h["p50_ms"],
+                        h["p95_ms"],
+                        h["max_ms"],
+                        f"{h['failed']}/{h['n']}",
+                        f["p50_ms"],
+                        f["max_ms"],
+                        d["max_ms"],
+                        f"{d['failed']}/{d['n']}",
+                        result["slow_dropped"],
+                        result["slow_lifetime_p50_s"],
+                        result["workers_cpu_s"],
+                        " / ".join(str(r) for r in result["peak_rss_mb_per_worker"]),
+                    ]
+                )
                 print(rows[-1], file=sys.stderr, flush=True)
     emit(
-        f"Slow clients ({args.workers} workers × {args.threads} threads, {args.seconds:.0f} s; load avg {os.getloadavg()[0]:.1f})",
-        ["worker", "slow kind", "slow conns", "health p50 ms", "p95", "max", "health failed",
-         "chat 1st event p50 ms", "max", "chat done max ms", "chat failed", "slow dropped", "slow lifetime p50 s",
-         "workers CPU s", "peak RSS / worker MB"],
+        f"Slow clients ({args.workers} workers × {args.threads} threads, {args.seconds:.0f} s; load avg "
+        f"{os.getloadavg()[0]:.1f})",
+        [
+            "worker",
+            "slow kind",
+            "slow conns",
+            "health p50 ms",
+            "p95",
+            "max",
+            "health failed",
+            "chat 1st event p50 ms",
+            "max",
+            "chat done max ms",
+            "chat failed",
+            "slow dropped",
+            "slow lifetime p50 s",
+            "workers CPU s",
+            "peak RSS / worker MB",
+        ],
         rows,
         {"bench": "slow_clients", "machine": machine(), "runs": results},
     )

@@ -19,7 +19,17 @@ from collections import Counter
 
 from bench._common import percentile
 
-STEPS = ("accept", "queued", "thread", "flask", "stored", "embedded", "retrieved", "first_piece", "first_byte")
+STEPS = (
+    "accept",
+    "queued",
+    "thread",
+    "flask",
+    "stored",
+    "embedded",
+    "retrieved",
+    "first_piece",
+    "first_byte",
+)
 
 
 def load(prefix: str) -> list[dict]:
@@ -35,7 +45,10 @@ def summary(chats: list[dict]) -> list[list[str]]:
     def ms(values: list[float]) -> str:
         if not values:
             return "–"
-        return " / ".join(f"{1000 * (percentile(values, p) or 0):.0f}" for p in (50, 95)) + f" / {1000 * max(values):.0f}"
+        return (
+            " / ".join(f"{1000 * (percentile(values, p) or 0):.0f}" for p in (50, 95))
+            + f" / {1000 * max(values):.0f}"
+        )
 
     rows, previous = [], None
     for step in STEPS:
@@ -47,13 +60,17 @@ def summary(chats: list[dict]) -> list[list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--chats", type=int, default=100, help="the last N chats (the measured level)")
     parser.add_argument("--prefix", default="/tmp/bench-timeline")
     args = parser.parse_args(argv)
     chats = load(args.prefix)[-args.chats :]
     if not chats:
-        print(f"no timelines under {args.prefix}.* (run bench.load with --variants timeline)", file=sys.stderr)
+        print(
+            f"no timelines under {args.prefix}.* (run bench.load with --variants timeline)", file=sys.stderr
+        )
         return 1
     print("| step | at p50 / p95 / max ms | after the step before p50 / p95 ms |")
     print("|---|---|---|")

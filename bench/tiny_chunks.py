@@ -69,7 +69,9 @@ def main() -> None:
             next_attack = time.monotonic()
             while time.monotonic() < end:
                 if len(threads) < args.connections and time.monotonic() >= next_attack:
-                    thread = threading.Thread(target=attack, args=(service.port, args.chunks, attacks), daemon=True)
+                    thread = threading.Thread(
+                        target=attack, args=(service.port, args.chunks, attacks), daemon=True
+                    )
                     thread.start()
                     threads.append(thread)
                     next_attack += 1.0
@@ -87,15 +89,36 @@ def main() -> None:
     answers = Counter(answer for answer, _ in attacks)
     seconds = [s for _, s in attacks]
     rows = [
-        ["health probes", len(probes) + failed, failed, ms(percentile(probes, 50)), ms(percentile(probes, 95)), ms(max(probes, default=None))],
-        ["attack requests", len(attacks), sum(n for a, n in answers.items() if not a[:1].isdigit()),
-         ms(percentile(seconds, 50)), ms(percentile(seconds, 95)), ms(max(seconds, default=None))],
+        [
+            "health probes",
+            len(probes) + failed,
+            failed,
+            ms(percentile(probes, 50)),
+            ms(percentile(probes, 95)),
+            ms(max(probes, default=None)),
+        ],
+        [
+            "attack requests",
+            len(attacks),
+            sum(n for a, n in answers.items() if not a[:1].isdigit()),
+            ms(percentile(seconds, 50)),
+            ms(percentile(seconds, 95)),
+            ms(max(seconds, default=None)),
+        ],
     ]
     result = {
-        "answers": dict(answers), "workers_cpu_s": round(cpu, 1),
-        "cpu_s_per_attack": round(cpu / max(1, len(attacks)), 2), "same_workers": same_workers, "machine": machine(),
+        "answers": dict(answers),
+        "workers_cpu_s": round(cpu, 1),
+        "cpu_s_per_attack": round(cpu / max(1, len(attacks)), 2),
+        "same_workers": same_workers,
+        "machine": machine(),
     }
-    emit(f"{args.connections} connections of {args.chunks} one-byte chunks", ["probe", "sent", "failed", "p50 ms", "p95 ms", "max ms"], rows, result)
+    emit(
+        f"{args.connections} connections of {args.chunks} one-byte chunks",
+        ["probe", "sent", "failed", "p50 ms", "p95 ms", "max ms"],
+        rows,
+        result,
+    )
 
 
 if __name__ == "__main__":

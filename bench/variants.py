@@ -50,15 +50,25 @@ ENV: dict[str, dict[str, str]] = {
 
 
 def sdk_stream() -> None:
-    """Answers streamed through google-genai's generate_content_stream: a model object per event (the code before the raw reader)."""
+    """Answers streamed through google-genai's generate_content_stream: a model object per event.
+
+    This was the code before the raw reader."""
     from google.genai import types
 
     from app.services.providers import gemini, gemini_stream
 
-    def stream(self: Any, contents: list, *, system_instruction: str, temperature: float = 0.2,
-               max_output_tokens: int = 1024) -> gemini_stream.GeminiStream:
+    def stream(
+        self: Any,
+        contents: list,
+        *,
+        system_instruction: str,
+        temperature: float = 0.2,
+        max_output_tokens: int = 1024,
+    ) -> gemini_stream.GeminiStream:
         config = types.GenerateContentConfig(
-            system_instruction=system_instruction, temperature=temperature, max_output_tokens=max_output_tokens
+            system_instruction=system_instruction,
+            temperature=temperature,
+            max_output_tokens=max_output_tokens,
         )
 
         def pieces(chunks: Iterator[Any]) -> Iterator[gemini_stream.StreamPiece]:
@@ -69,7 +79,9 @@ def sdk_stream() -> None:
                 chunks.close()
 
         def start() -> tuple[Any, Iterator[Any]]:
-            chunks = self.client.models.generate_content_stream(model=self.config.model, contents=contents, config=config)
+            chunks = self.client.models.generate_content_stream(
+                model=self.config.model, contents=contents, config=config
+            )
             try:
                 first = next(chunks)
             except StopIteration:
@@ -101,9 +113,13 @@ def httpx2_stream() -> None:
 
     from app.services.providers import gemini, gemini_stream
 
-    client = httpx2.Client(timeout=30.0, limits=httpx2.Limits(max_connections=256, max_keepalive_connections=256))
+    client = httpx2.Client(
+        timeout=30.0, limits=httpx2.Limits(max_connections=256, max_keepalive_connections=256)
+    )
 
-    def read_pieces(pool: Any, url: str, headers: dict[str, str], body: bytes) -> Iterator[gemini_stream.StreamPiece]:
+    def read_pieces(
+        pool: Any, url: str, headers: dict[str, str], body: bytes
+    ) -> Iterator[gemini_stream.StreamPiece]:
         response = client.send(client.build_request("POST", url, content=body, headers=headers), stream=True)
         try:
             errors.APIError.raise_for_response(response)
@@ -133,7 +149,9 @@ def no_db_writes() -> None:
     """The question and the answer are not stored (new ids, no history): what the two writes cost."""
     from app.services.conversations import ConversationStore, OpenTurn
 
-    def open_turn(self: Any, conversation_id: Any, message: str, mode: str, context: Any, worker_id: Any = None) -> OpenTurn:
+    def open_turn(
+        self: Any, conversation_id: Any, message: str, mode: str, context: Any, worker_id: Any = None
+    ) -> OpenTurn:
         return OpenTurn(conversation_id or uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), [])
 
     ConversationStore.open_turn = open_turn  # type: ignore[method-assign]
@@ -186,7 +204,7 @@ def timeline() -> None:
     from app.services.providers.gemini import GeminiProvider
     from app.services.retrieval.retriever import Retriever
 
-    out = open(f"{os.environ.get('BENCH_TIMELINE', '/tmp/timeline')}.{os.getpid()}", "a", buffering=1)  # noqa: SIM115
+    out = open(f"{os.environ.get('BENCH_TIMELINE', '/tmp/timeline')}.{os.getpid()}", "a", buffering=1)
 
     def stamp(name: str) -> None:
         marks = getattr(_TIMELINE, "marks", None)
@@ -218,8 +236,11 @@ def timeline() -> None:
     handle = gthread.ThreadWorker.handle_request
 
     def handle_request(self: Any, req: Any, conn: Any) -> Any:
-        _TIMELINE.marks = {"accept": getattr(conn, "t_accept", None), "queued": getattr(conn, "t_queued", None),
-                           "thread": time.time()}
+        _TIMELINE.marks = {
+            "accept": getattr(conn, "t_accept", None),
+            "queued": getattr(conn, "t_queued", None),
+            "thread": time.time(),
+        }
         return handle(self, req, conn)
 
     gthread.TConn.__init__ = tconn_init  # type: ignore[method-assign]
@@ -292,8 +313,12 @@ def cpu_gate(slots: int) -> Callable[[], None]:
         from app.services.retrieval.retriever import Retriever
 
         semaphore = threading.Semaphore(slots)
-        for cls, method in ((EdgeIndex, "search"), (RelevanceFloor, "judge"), (Retriever, "_shape"),
-                            (Retriever, "_passages")):
+        for cls, method in (
+            (EdgeIndex, "search"),
+            (RelevanceFloor, "judge"),
+            (Retriever, "_shape"),
+            (Retriever, "_passages"),
+        ):
             original = getattr(cls, method)
 
             def wrapper(*args: Any, __original: Any = original, **kwargs: Any) -> Any:

@@ -34,9 +34,7 @@ def working_engine(candidates: tuple[str, ...] = ENGINES) -> tuple[str | None, d
             reasons[engine] = "not installed"
             continue
         try:
-            probe = subprocess.run(
-                [engine, "info"], check=False, capture_output=True, text=True, timeout=60
-            )
+            probe = subprocess.run([engine, "info"], check=False, capture_output=True, text=True, timeout=60)
         except subprocess.TimeoutExpired:
             reasons[engine] = "`info` did not answer within 60 s"
             continue
@@ -78,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
             print("no working container engine:", file=sys.stderr)
             for name, reason in reasons.items():
                 print(f"  {name}: {reason}", file=sys.stderr)
-            print("see docs/deployment/hugging-face-spaces.md, 'Build and run the image locally'",
-                  file=sys.stderr)
+            print(
+                "see docs/deployment/hugging-face-spaces.md, 'Build and run the image locally'",
+                file=sys.stderr,
+            )
             return 2
         for name, reason in reasons.items():
             print(f"{name}: {reason}; using {engine}")

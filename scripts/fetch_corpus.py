@@ -31,7 +31,6 @@ KEPT_SUFFIXES = (".md", ".mdx")
 KEPT_NAMES = ("_category_.yml", "_category_.yaml", "_category_.json")
 
 
-
 def source_note(repository: str, commit: str) -> str:
     """The SOURCE.md written next to a fetched corpus: where it comes from, and its licence."""
     return f"""# Docusaurus documentation corpus

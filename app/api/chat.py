@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from app.api import sse
 from app.api.parsing import parse_json_body
 from app.api.schemas import ChatAnswer, ChatRequest, wire
-from app.api.services import services
-from app.api import sse
 from app.api.security import cap_streams
+from app.api.services import services
 from app.services.chat import ChatQuestion
 from app.services.chat_turn import ChatTurn
 
@@ -26,7 +26,9 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 def chat() -> ResponseReturnValue:
     """Answer a question; streams metadata → token… → done, or one JSON object on request."""
     body = parse_json_body(ChatRequest)
-    question = ChatQuestion(body.message, body.mode, body.context, body.conversation_id, body.format, body.page)
+    question = ChatQuestion(
+        body.message, body.mode, body.context, body.conversation_id, body.format, body.page
+    )
     turn = services().chat.start(question)  # unknown conversation, unavailable: see app/api/errors.py
 
     if _wants_json():

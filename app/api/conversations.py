@@ -20,7 +20,11 @@ def get_conversation(conversation_id: str) -> ResponseReturnValue:
     try:
         cid = uuid.UUID(conversation_id)
     except ValueError:
-        raise ApiError(422, "conversation_id must be a UUID.", details=[{"field": "conversation_id", "problem": "not a UUID"}]) from None
+        raise ApiError(
+            422,
+            "conversation_id must be a UUID.",
+            details=[{"field": "conversation_id", "problem": "not a UUID"}],
+        ) from None
     messages = services().store.get_messages(cid)
     body = {
         "conversation_id": cid,

@@ -71,7 +71,11 @@ def error_response(
     headers: dict[str, str] | None = None,
 ) -> Response:
     """Build the JSON error response."""
-    body: dict[str, Any] = {"status": status, "error": code or _CODES.get(status, ErrorCode.ERROR), "message": message}
+    body: dict[str, Any] = {
+        "status": status,
+        "error": code or _CODES.get(status, ErrorCode.ERROR),
+        "message": message,
+    }
     if details:
         body["details"] = details
     response = jsonify(wire(ErrorBody, body))
@@ -86,7 +90,9 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError) -> Response:
-        return error_response(error.status, error.message, code=error.code, details=error.details, headers=error.headers)
+        return error_response(
+            error.status, error.message, code=error.code, details=error.details, headers=error.headers
+        )
 
     @app.errorhandler(ConversationNotFound)
     def _no_conversation(_error: ConversationNotFound) -> Response:
@@ -101,7 +107,9 @@ def register(app: Flask) -> None:
         return error_response(
             422,
             "Invalid request: message_id.",
-            details=[{"field": "message_id", "problem": "is the reader's message; only answers can be voted on"}],
+            details=[
+                {"field": "message_id", "problem": "is the reader's message; only answers can be voted on"}
+            ],
         )
 
     @app.errorhandler(ServiceUnavailable)
@@ -117,7 +125,9 @@ def register(app: Flask) -> None:
         # The type only: the message may carry the host and user of the database URL.
         log.warning("database unavailable: %s", type(getattr(error, "orig", None) or error).__name__)
         return error_response(
-            503, "The database is unavailable right now; please retry shortly.", code=ErrorCode.DATABASE_UNAVAILABLE,
+            503,
+            "The database is unavailable right now; please retry shortly.",
+            code=ErrorCode.DATABASE_UNAVAILABLE,
             headers={"Retry-After": "5"},
         )
 

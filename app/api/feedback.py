@@ -16,8 +16,9 @@ bp = Blueprint("feedback", __name__, url_prefix="/api")
 def feedback() -> ResponseReturnValue:
     """Record a vote: 201 the first time, 200 when it replaces an earlier vote."""
     body = parse_json_body(FeedbackRequest)
-    stored = services().feedback.vote(body.message_id, body.vote, body.comment)  # 404/422/503: app/api/errors.py
+    stored = services().feedback.vote(
+        body.message_id, body.vote, body.comment
+    )  # 404/422/503: app/api/errors.py
     response = jsonify(wire(FeedbackReceipt, stored.as_dict()))
     response.status_code = 201 if stored.created else 200
     return response
-

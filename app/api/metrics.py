@@ -28,7 +28,11 @@ def metrics() -> Response:
     sent = request.headers.get("Authorization", "")
     scheme, _, credentials = sent.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), expected.encode()):
-        raise ApiError(401, "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>.", code=ErrorCode.UNAUTHORIZED,
-                       headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+        raise ApiError(
+            401,
+            "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>.",
+            code=ErrorCode.UNAUTHORIZED,
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
     body, content_type = render()
     return Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})

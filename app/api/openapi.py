@@ -38,7 +38,9 @@ _ERROR_TEXT = {
 }
 _HEADERS = {
     405: {"Allow": {"description": "The methods this path accepts.", "schema": {"type": "string"}}},
-    429: {"Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "string"}}},
+    429: {
+        "Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "string"}}
+    },
     503: {"Retry-After": {"description": "Seconds to wait, when known.", "schema": {"type": "string"}}},
 }
 
@@ -71,7 +73,10 @@ def _event_stream(model: type[BaseModel]) -> dict[str, Any]:
         "text/event-stream": {
             "schema": {
                 "type": "object",
-                "description": f"One Server-Sent Event: `data: <JSON>` then a blank line; the JSON is a {model.__name__}.",
+                "description": (
+                    "One Server-Sent Event: `data: <JSON>` then a blank line; "
+                    f"the JSON is a {model.__name__}."
+                ),
                 "required": ["data"],
                 "properties": {
                     "data": {
@@ -116,9 +121,15 @@ OPERATIONS: list[Operation] = [
             "are ordinary JSON error responses."
         ),
         responses={
-            200: ("The answer, streamed (default) or whole.", {**_event_stream(schemas.ChatEvent), **_json(schemas.ChatAnswer)}),
+            200: (
+                "The answer, streamed (default) or whole.",
+                {**_event_stream(schemas.ChatEvent), **_json(schemas.ChatAnswer)},
+            ),
             404: ("No conversation with this `conversation_id`.", _json(schemas.ErrorBody)),
-            503: ("The index is not built yet, the database or the model is unavailable.", _json(schemas.ErrorBody)),
+            503: (
+                "The index is not built yet, the database or the model is unavailable.",
+                _json(schemas.ErrorBody),
+            ),
         },
         errors=(*_BODY_ERRORS, 429),
         links={200: {"GetConversation": _CONVERSATION_LINK, "VoteOnAnswer": _VOTE_LINK}},

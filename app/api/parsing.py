@@ -6,8 +6,8 @@ import json
 from typing import TypeVar
 
 from flask import request
-from werkzeug.exceptions import RequestEntityTooLarge
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.api.errors import ApiError
 

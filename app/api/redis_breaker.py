@@ -133,7 +133,9 @@ class _BreakerRetry(Retry):
         # Each connection deep-copies its pool's Retry; the breaker must stay one per pool.
         return self
 
-    def call_with_retry(self, do: Callable[[], Any], fail: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def call_with_retry(
+        self, do: Callable[[], Any], fail: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
         if not self.breaker.allow():
             raise RedisSkipped("Redis skipped: it did not answer moments ago")
         try:

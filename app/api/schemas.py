@@ -46,7 +46,10 @@ class ChatRequest(BaseModel):
         str_strip_whitespace=False,
         json_schema_extra={  # _selection_needs_context, for the published schema
             "if": {"properties": {"mode": {"const": "selection"}}, "required": ["mode"]},
-            "then": {"required": ["context"], "properties": {"context": {"type": "string", "pattern": SOME_TEXT_PATTERN}}},
+            "then": {
+                "required": ["context"],
+                "properties": {"context": {"type": "string", "pattern": SOME_TEXT_PATTERN}},
+            },
         },
     )
 
@@ -99,7 +102,6 @@ class ChatRequest(BaseModel):
         if info.data.get("mode") == "selection" and not (value and value.strip()):
             raise ValueError("is required when mode is 'selection'")
         return None if value is None else _no_nul(value)
-
 
     @field_validator("page")
     @classmethod
@@ -183,7 +185,10 @@ class AnswerError(_Reply):
 
 
 _ANSWERER = "Who wrote the answer: 'offline' is the extractive answerer (no key, or Gemini unavailable)."
-_CACHED = "True when the answer was replayed from the answer cache (the same question against the same index, recently)."
+_CACHED = (
+    "True when the answer was replayed from the answer cache "
+    "(the same question against the same index, recently)."
+)
 
 
 class ChatAnswer(_Reply):
@@ -237,7 +242,9 @@ class DoneEvent(_Reply):
     format: Literal["text", "markdown"]
 
 
-class ChatEvent(RootModel[Annotated[MetadataEvent | TokenEvent | ErrorEvent | DoneEvent, Field(discriminator="type")]]):
+class ChatEvent(
+    RootModel[Annotated[MetadataEvent | TokenEvent | ErrorEvent | DoneEvent, Field(discriminator="type")]]
+):
     """One `data:` line of the answer stream: metadata → token… → (error) → done."""
 
 
@@ -258,7 +265,9 @@ class ConversationMessage(_Reply):
     created_at: Timestamp
     status: Literal["streaming", "complete", "interrupted", "failed"]
     mode: Literal["general", "selection"]
-    feedback: MessageFeedback | None = Field(default=None, description="Assistant messages: the vote, or null.")
+    feedback: MessageFeedback | None = Field(
+        default=None, description="Assistant messages: the vote, or null."
+    )
 
 
 class Conversation(_Reply):
@@ -284,11 +293,17 @@ class ServiceState(_Reply):
 
     # In the order each check has always sent them (a check sends some of them, in this order).
     state: str = Field(description="up, down, or for startup: starting, ready, failed.")
-    error: str | None = Field(default=None, description="Why it is down: `timeout`, an errno name or an exception class.")
+    error: str | None = Field(
+        default=None, description="Why it is down: `timeout`, an errno name or an exception class."
+    )
     mode: str | None = Field(default=None, description="answerer: `gemini`, or the offline answerer's name.")
     model: str | None = Field(default=None, description="answerer: the Gemini model.")
-    circuit: str | None = Field(default=None, description="answerer: the circuit breaker's state (open: down).")
-    consecutive_failures: int | None = Field(default=None, description="answerer: Gemini calls failed in a row.")
+    circuit: str | None = Field(
+        default=None, description="answerer: the circuit breaker's state (open: down)."
+    )
+    consecutive_failures: int | None = Field(
+        default=None, description="answerer: Gemini calls failed in a row."
+    )
     backend: str | None = Field(default=None, description="database: sqlite or postgresql.")
     migrations: str | None = Field(
         default=None, alias="schema", description="database: `migrations pending` when the schema is behind."
@@ -336,4 +351,6 @@ class ErrorBody(_Reply):
     status: int = Field(description="The HTTP status, repeated.")
     error: str = Field(description="Stable machine-readable code; branch on this.")
     message: str = Field(description="A sentence safe to show to a person.")
-    details: list[ErrorDetail] | None = Field(default=None, description="Validation errors: one per bad field.")
+    details: list[ErrorDetail] | None = Field(
+        default=None, description="Validation errors: one per bad field."
+    )

@@ -197,7 +197,9 @@ class StreamSlots:
         return 1
     """
 
-    def __init__(self, limit: int, redis_client: redis.Redis | None = None, lease: float = STREAM_LEASE_SECONDS) -> None:
+    def __init__(
+        self, limit: int, redis_client: redis.Redis | None = None, lease: float = STREAM_LEASE_SECONDS
+    ) -> None:
         self.limit = limit
         self.lease = lease
         self._lock = threading.Lock()
@@ -273,7 +275,7 @@ class StreamSlots:
         if self._redis is not None:
             try:
                 return int(self._redis.zcount(self._key(client), now, "+inf"))
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - Redis down: count this process's own leases
                 pass
         with self._lock:
             return sum(1 for expires in self._held.get(client, {}).values() if expires > now)

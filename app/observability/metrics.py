@@ -15,7 +15,7 @@ What is measured (names as exposed):
 | `chat_turns_total` | counter | `status`, `source` |
 | `chat_active_streams` | gauge (sum over live workers) | |
 | `answer_cache_lookups_total` | counter | `result` (hit, miss) |
-| `gemini_calls_total` | counter | `kind` (answer, completion, embedding), `code` (ok, 429, 503, timeout, ...) |
+| `gemini_calls_total` | counter | `kind` (answer, completion, embedding), `code` (ok, 429, timeout, ...) |
 | `gemini_errors_total` | counter | `kind`, `code` (the code the reader gets: quota_exhausted, ...) |
 | `gemini_tokens_total` | counter | `kind`, `type` (prompt, completion) |
 | `db_pool_checked_out` | gauge (sum over live workers) | |
@@ -67,9 +67,7 @@ RETRIEVAL_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 CHAT_TURNS = Counter("chat_turns", "Chat turns ended, by status and answer source.", ["status", "source"])
-ACTIVE_STREAMS = Gauge(
-    "chat_active_streams", "Answers being streamed now.", multiprocess_mode="livesum"
-)
+ACTIVE_STREAMS = Gauge("chat_active_streams", "Answers being streamed now.", multiprocess_mode="livesum")
 CACHE_LOOKUPS = Counter(
     "answer_cache_lookups", "Answer cache lookups of first-turn general questions.", ["result"]
 )
@@ -79,14 +77,15 @@ GEMINI_ERRORS = Counter(
 )
 GEMINI_TOKENS = Counter("gemini_tokens", "Tokens Gemini reported as used.", ["kind", "type"])
 CHECKPOINTS = Counter(
-    "chat_checkpoints", "Transactions saving the text so far of answers in progress (one per worker per round)."
+    "chat_checkpoints",
+    "Transactions saving the text so far of answers in progress (one per worker per round).",
 )
 CHECKPOINT_ROWS = Counter("chat_checkpoint_rows", "Answers in progress whose text so far was saved.")
-DB_CHECKED_OUT = Gauge(
-    "db_pool_checked_out", "Database connections in use now.", multiprocess_mode="livesum"
-)
+DB_CHECKED_OUT = Gauge("db_pool_checked_out", "Database connections in use now.", multiprocess_mode="livesum")
 DB_CHECKED_OUT_PEAK = Gauge(
-    "db_pool_checked_out_peak", "Most database connections one worker had in use at once.", multiprocess_mode="max"
+    "db_pool_checked_out_peak",
+    "Most database connections one worker had in use at once.",
+    multiprocess_mode="max",
 )
 
 
@@ -109,7 +108,7 @@ def _safe(method: Any) -> Any:
     def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
             method(*args, **kwargs)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("metrics update failed", exc_info=True)
 
     wrapper.__name__ = method.__name__

@@ -47,6 +47,7 @@ def request_id_from(header: str | None) -> str:
 
 def install(app: Flask) -> None:
     """Give every request an id, log it once and measure it."""
+
     def start() -> None:
         g.request_started = time.perf_counter()
         g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
@@ -101,5 +102,5 @@ class ChatLogObserver(Observer):
     def turn_finished(self, report: TurnReport, *, streamed: bool) -> None:
         try:
             log_chat_turn(report)
-        except Exception:  # noqa: BLE001 - a log hiccup must never break an answer
+        except Exception:
             logging.getLogger(__name__).debug("chat log line failed", exc_info=True)

@@ -2,8 +2,8 @@
 
 Readers of one book ask the same first questions ("How do I install it?"). A first-turn,
 general-mode question whose answer was grounded and complete is kept here, keyed on the index
-version, the normalised question and the answer format (plain text or Markdown), and the next reader who asks it gets the same answer and
-sources, streamed the same way, marked `cached`.
+version, the normalised question and the answer format (plain text or Markdown), and the next
+reader who asks it gets the same answer and sources, streamed the same way, marked `cached`.
 
 - **Invalidation**: the key holds the index version, which changes on every ingest write, so a
   re-indexed book never serves an answer built from the old text (old entries age out of the LRU).

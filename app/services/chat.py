@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.models import MessageStatus
-from app.services.answer_cache import CACHE_ANSWERER, AnswerCache, CacheKey, CachedAnswer
-from app.services.answering.base import AnswerRequest, Answerer, AnswerUnavailable
+from app.services.answer_cache import CACHE_ANSWERER, AnswerCache, CachedAnswer, CacheKey
+from app.services.answering.base import Answerer, AnswerRequest, AnswerUnavailable
 from app.services.answering.offline import OfflineAnswer, OfflineAnswerer
 from app.services.answering.rewriting import ConcatenatingRewriter, QueryRewriter
 from app.services.answering.shaping import TEXT
@@ -90,14 +90,19 @@ class ChatService:
         cached = self._cached_answer(cache_key)
         try:
             turn = self.store.open_turn(
-                question.conversation_id, question.message, question.mode, question.context,
+                question.conversation_id,
+                question.message,
+                question.mode,
+                question.context,
                 worker_id=self.live_turns.owner(),
             )
         except SQLAlchemyError as exc:
             # Fail fast: an answer that cannot be kept is not worth streaming.
             log.warning("cannot store the question: %s", type(exc).__name__)
             raise ServiceUnavailable(
-                ErrorCode.DATABASE_UNAVAILABLE, "Conversations cannot be stored right now; please retry shortly.", retry_after=5
+                ErrorCode.DATABASE_UNAVAILABLE,
+                "Conversations cannot be stored right now; please retry shortly.",
+                retry_after=5,
             ) from exc
         if cached is not None:
             return self._replay(turn, cached, started, question.mode, question.format)
@@ -114,7 +119,9 @@ class ChatService:
         except Exception as exc:  # Qdrant Cloud down, network, auth: the reader needs a 503, not a 500
             log.warning("retrieval failed: %s", type(exc).__name__)
             self._fail(turn, question.mode, started, ErrorCode.INDEX_UNAVAILABLE)
-            raise ServiceUnavailable(ErrorCode.INDEX_UNAVAILABLE, "The book's index is unavailable right now.", retry_after=5) from exc
+            raise ServiceUnavailable(
+                ErrorCode.INDEX_UNAVAILABLE, "The book's index is unavailable right now.", retry_after=5
+            ) from exc
         self.observer.retrieval_finished(retrieval.elapsed_ms / 1000)
         request = AnswerRequest(
             question=question.message,
@@ -153,11 +160,18 @@ class ChatService:
         )
         # A fallback answer is never cached: the next reader should get Gemini's.
         remember = None if fallback_from else self._remember(cache_key, passages)
-        return ChatTurn(context, stream, first, live_turns=self.live_turns, observer=self.observer, remember=remember)
+        return ChatTurn(
+            context, stream, first, live_turns=self.live_turns, observer=self.observer, remember=remember
+        )
 
     # --- the answer cache (first-turn general questions; see app/services/answer_cache.py) ------
     def _cache_key(self, question: ChatQuestion) -> CacheKey | None:
-        if self.answer_cache is None or question.mode != "general" or question.conversation_id is not None or question.page:
+        if (
+            self.answer_cache is None
+            or question.mode != "general"
+            or question.conversation_id is not None
+            or question.page
+        ):
             return None
         try:
             version = self.retriever.index.version()
@@ -181,7 +195,9 @@ class ChatService:
         # The shaped pieces and the passages they cite: a replay is exactly what was streamed.
         return lambda pieces, cited: cache.put(key, CachedAnswer(tuple(pieces), tuple(cited), answerer))
 
-    def _replay(self, turn: OpenTurn, cached: CachedAnswer, started: float, mode: str, answer_format: str) -> ChatTurn:
+    def _replay(
+        self, turn: OpenTurn, cached: CachedAnswer, started: float, mode: str, answer_format: str
+    ) -> ChatTurn:
         # No retrieval and no answerer: the stored turn and the stream are those of a normal
         # answer, with answerer "cache" and `cached: true` in `done`.
         context = TurnContext(
@@ -197,7 +213,9 @@ class ChatService:
         )
         return ChatTurn(context, cached.replay(), None, live_turns=self.live_turns, observer=self.observer)
 
-    def _retrieval_queries(self, question: ChatQuestion, history: list[tuple[str, str]]) -> tuple[str, tuple[str, ...]]:
+    def _retrieval_queries(
+        self, question: ChatQuestion, history: list[tuple[str, str]]
+    ) -> tuple[str, tuple[str, ...]]:
         """What to search for: a follow-up made standalone, and the fallback query (previous
         question + this one) to fuse with it, so a poor rewrite cannot sink the follow-up; each
         with the start of any selection."""
@@ -215,7 +233,9 @@ class ChatService:
             queries = [f"{q}\n{question.context[:1000]}" for q in queries]
         return queries[0], tuple(queries[1:])
 
-    def _fail(self, turn: OpenTurn, mode: str, started: float, code: str, retrieval_ms: int | None = None) -> None:
+    def _fail(
+        self, turn: OpenTurn, mode: str, started: float, code: str, retrieval_ms: int | None = None
+    ) -> None:
         outcome = TurnOutcome(
             content="",
             status=MessageStatus.FAILED,
@@ -225,7 +245,9 @@ class ChatService:
             total_ms=ms_since(started),
         )
         self.store.finish_turn(turn.assistant_message_id, outcome)
-        self.observer.turn_finished(turn_report(turn, mode, outcome, cached=False, passages=0), streamed=False)
+        self.observer.turn_finished(
+            turn_report(turn, mode, outcome, cached=False, passages=0), streamed=False
+        )
 
 
 def _merge(first: list[Passage], then: list[Passage], limit: int) -> list[Passage]:

@@ -139,7 +139,11 @@ class ChatTurn:
     # --- streaming: shape each piece, record it, send it ----------------------------------------
     def _stream_events(self) -> Iterator[dict[str, Any]]:
         outcome = self._outcome
-        yield {"type": "metadata", "conversation_id": str(self.conversation_id), "message_id": str(self.message_id)}
+        yield {
+            "type": "metadata",
+            "conversation_id": str(self.conversation_id),
+            "message_id": str(self.message_id),
+        }
         first = [] if self._first_piece is None else [self._first_piece]
         failure: AnswerUnavailable | None = None
         try:
@@ -200,12 +204,19 @@ class ChatTurn:
         if not self.recorder.finish(outcome):  # the shutdown cut stored it
             outcome.status = MessageStatus.INTERRUPTED
             outcome.error_code = ErrorCode.SHUTDOWN
-        if self._remember is not None and outcome.status is MessageStatus.COMPLETE and outcome.grounded and outcome.content:
+        if (
+            self._remember is not None
+            and outcome.status is MessageStatus.COMPLETE
+            and outcome.grounded
+            and outcome.content
+        ):
             self._remember(pieces, self._shaper.cited)
 
     # --- reporting ------------------------------------------------------------------------------
     def _report(self, *, store_ms: int) -> None:
-        report = turn_report(self.context.turn, self.context.mode, self._outcome, self.cached, len(self.context.passages))
+        report = turn_report(
+            self.context.turn, self.context.mode, self._outcome, self.cached, len(self.context.passages)
+        )
         report.store_ms = store_ms
         self._observer.turn_finished(report, streamed=True)
 

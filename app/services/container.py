@@ -26,10 +26,17 @@ from app.services.index import SearchIndex, open_index, open_index_writer
 from app.services.ingestion.pipeline import Ingester, IngestSummary
 from app.services.live_turns import LiveTurns
 from app.services.observer import Observer
-from app.services.retrieval.retriever import Retriever
 from app.services.retention import RetentionScheduler
+from app.services.retrieval.retriever import Retriever
 from app.services.retrieval.sparse import Bm25Encoder
-from app.services.startup import SchemaGuard, Startup, Task, index_the_book, load_live_index, mark_abandoned_answers
+from app.services.startup import (
+    SchemaGuard,
+    Startup,
+    Task,
+    index_the_book,
+    load_live_index,
+    mark_abandoned_answers,
+)
 
 if TYPE_CHECKING:
     from app.services.providers.gemini import GeminiConfig, GeminiProvider
@@ -106,12 +113,15 @@ def make_retriever(index: SearchIndex, embedder: Any) -> Retriever:
     return Retriever(index, Bm25Encoder(), embedder)
 
 
-def make_answerer(provider: GeminiProvider | None, retriever: Retriever | None = None) -> tuple[Answerer, QueryRewriter]:
+def make_answerer(
+    provider: GeminiProvider | None, retriever: Retriever | None = None
+) -> tuple[Answerer, QueryRewriter]:
     """Gemini answers and follow-up rewriting through `provider`; the offline answerer without
     (weighing words by the book's IDF, from `retriever`)."""
     if provider is None:
         offline = OfflineAnswerer(
-            token_delay_seconds=offline_tuning.TOKEN_DELAY_SECONDS, book_idf=retriever.book_idf if retriever else None
+            token_delay_seconds=offline_tuning.TOKEN_DELAY_SECONDS,
+            book_idf=retriever.book_idf if retriever else None,
         )
         return offline, ConcatenatingRewriter()
     from app.services.answering import gemini
@@ -162,7 +172,11 @@ def build_services(
     cache_size = answer_cache_tuning.MAX_ENTRIES
     answer_cache = AnswerCache(cache_size) if cache_size else None
     # Gemini unavailable is not "no answer": the extractive answerer steps in unless turned off.
-    fallback = OfflineAnswerer(book_idf=retriever.book_idf) if provider is not None and settings.gemini_fallback else None
+    fallback = (
+        OfflineAnswerer(book_idf=retriever.book_idf)
+        if provider is not None and settings.gemini_fallback
+        else None
+    )
     live_turns = LiveTurns(store, observer=observer)
     chat = ChatService(
         store,
@@ -176,7 +190,13 @@ def build_services(
     )
     retention = RetentionScheduler(engine, settings.retention_days) if settings.retention_days else None
     tasks = _startup_tasks(
-        settings, schema, live_turns, index, retriever, partial(ingest_book, settings, embedder=provider), retention
+        settings,
+        schema,
+        live_turns,
+        index,
+        retriever,
+        partial(ingest_book, settings, embedder=provider),
+        retention,
     )
     startup = Startup(settings.instance_path / "startup.lock", tasks)
     health = HealthService(

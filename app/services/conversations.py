@@ -101,7 +101,9 @@ class ConversationStore:
             connection = session.connection()
             if conversation_id is None:
                 conversation_id = uuid.uuid4()
-                connection.execute(insert(CONVERSATIONS), {"id": conversation_id, "created_at": now, "updated_at": now})
+                connection.execute(
+                    insert(CONVERSATIONS), {"id": conversation_id, "created_at": now, "updated_at": now}
+                )
                 history: list[tuple[str, str]] = []
             else:
                 touched = connection.execute(
@@ -114,14 +116,29 @@ class ConversationStore:
             connection.execute(
                 insert(MESSAGES),
                 [
-                    {**turn, "id": user_id, "role": "user", "content": message, "context": context,
-                     "status": MessageStatus.COMPLETE.value, "worker_id": None, "created_at": now},
+                    {
+                        **turn,
+                        "id": user_id,
+                        "role": "user",
+                        "content": message,
+                        "context": context,
+                        "status": MessageStatus.COMPLETE.value,
+                        "worker_id": None,
+                        "created_at": now,
+                    },
                     # The answer's row exists from the start, so a worker that dies mid-answer
                     # leaves a visible "streaming" turn that start-up marks interrupted, not a
                     # silent gap. It sorts after the question (history is ordered by creation time).
-                    {**turn, "id": assistant_id, "role": "assistant", "content": "", "context": None,
-                     "status": MessageStatus.STREAMING.value, "worker_id": worker_id,
-                     "created_at": now + timedelta(microseconds=1)},
+                    {
+                        **turn,
+                        "id": assistant_id,
+                        "role": "assistant",
+                        "content": "",
+                        "context": None,
+                        "status": MessageStatus.STREAMING.value,
+                        "worker_id": worker_id,
+                        "created_at": now + timedelta(microseconds=1),
+                    },
                 ],
             )
             return OpenTurn(conversation_id, user_id, assistant_id, history)
@@ -195,7 +212,9 @@ class ConversationStore:
                 update(WorkerHeartbeat).where(WorkerHeartbeat.id == worker_id).values(beat_at=now)
             ).rowcount
             if not updated:
-                session.add(WorkerHeartbeat(id=worker_id, host=host[:255], pid=pid, started_at=now, beat_at=now))
+                session.add(
+                    WorkerHeartbeat(id=worker_id, host=host[:255], pid=pid, started_at=now, beat_at=now)
+                )
 
     def forget_worker(self, worker_id: str) -> None:
         """A worker stopping cleanly: its row goes (answers it still owned are swept at once)."""
@@ -254,7 +273,11 @@ class ConversationStore:
                         Message.worker_id.is_(None) & (Message.created_at < now - UNOWNED_STREAM_AGE),
                     )
                 )
-                .values(status=MessageStatus.INTERRUPTED.value, error_code=ErrorCode.WORKER_STOPPED, completed_at=now)
+                .values(
+                    status=MessageStatus.INTERRUPTED.value,
+                    error_code=ErrorCode.WORKER_STOPPED,
+                    completed_at=now,
+                )
                 .execution_options(synchronize_session=False)
             )
             session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.beat_at < now - stale_after))
@@ -275,4 +298,3 @@ class ConversationStore:
             .limit(self._history_turns * 2)
         ).all()
         return [(role, content) for role, content in reversed(rows)]
-

@@ -49,15 +49,17 @@ class ErrorCode(StrEnum):
 
 # The codes that mean Gemini failed. Listed, not inferred: a code added above is not Gemini's
 # unless it is added here too (`flask report` counts Gemini's failures with this).
-GEMINI_ERRORS = frozenset({
-    ErrorCode.QUOTA_EXHAUSTED,
-    ErrorCode.MODEL_MISCONFIGURED,
-    ErrorCode.MODEL_UNAVAILABLE,
-    ErrorCode.MODEL_ERROR,
-    ErrorCode.TIMEOUT,
-    ErrorCode.STREAM_INTERRUPTED,
-    ErrorCode.EMBEDDING_FAILED,
-})
+GEMINI_ERRORS = frozenset(
+    {
+        ErrorCode.QUOTA_EXHAUSTED,
+        ErrorCode.MODEL_MISCONFIGURED,
+        ErrorCode.MODEL_UNAVAILABLE,
+        ErrorCode.MODEL_ERROR,
+        ErrorCode.TIMEOUT,
+        ErrorCode.STREAM_INTERRUPTED,
+        ErrorCode.EMBEDDING_FAILED,
+    }
+)
 
 
 class ServiceUnavailable(Exception):
@@ -69,7 +71,9 @@ class ServiceUnavailable(Exception):
     `retry_after` is in seconds when known.
     """
 
-    def __init__(self, code: ErrorCode, message: str, http_status: int = 503, retry_after: int | None = None) -> None:
+    def __init__(
+        self, code: ErrorCode, message: str, http_status: int = 503, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

@@ -84,7 +84,9 @@ class FeedbackStore:
             created = row is None
             now = utcnow()
             if row is None:
-                row = Feedback(message_id=message_id, vote=vote, comment=comment, created_at=now, updated_at=now)
+                row = Feedback(
+                    message_id=message_id, vote=vote, comment=comment, created_at=now, updated_at=now
+                )
                 session.add(row)
             else:
                 row.vote, row.comment, row.updated_at = vote, comment, now
@@ -98,4 +100,3 @@ class FeedbackStore:
                 updated_at=aware(row.updated_at),
                 created=created,
             )
-

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +35,7 @@ class HealthReport:
         return {
             "status": self.status,
             "services": self.services,
-            "timestamp": datetime.now(timezone.utc).isoformat(),
+            "timestamp": datetime.now(UTC).isoformat(),
         }
 
 
@@ -72,7 +72,9 @@ class _NamedCheck:
         with self._lock:
             if self._run is None:
                 self._run = (time.monotonic(), threading.Event())
-                threading.Thread(target=self._execute, args=self._run, name=f"health-{self.name}", daemon=True).start()
+                threading.Thread(
+                    target=self._execute, args=self._run, name=f"health-{self.name}", daemon=True
+                ).start()
             return self._run
 
     def outcome(self, started: float, done: threading.Event) -> dict[str, Any]:

@@ -73,7 +73,9 @@ class TurnRecorder:
     shutdown cut all use it.
     """
 
-    def __init__(self, registry: LiveTurns, message_id: uuid.UUID, outcome: TurnOutcome, started: float) -> None:
+    def __init__(
+        self, registry: LiveTurns, message_id: uuid.UUID, outcome: TurnOutcome, started: float
+    ) -> None:
         self.message_id = message_id
         self._registry = registry
         self._outcome = outcome  # the stream's own outcome, filled in as it goes
@@ -169,7 +171,7 @@ class TurnRecorder:
         for wake in listeners:
             try:
                 wake()
-            except Exception:  # noqa: BLE001 - one reader's channel must not stop the others
+            except Exception:
                 log.exception("could not wake a cut stream")
 
 
@@ -273,7 +275,9 @@ class LiveTurns:
         with self._lock:
             if self._cut_at is None:
                 self._cut_at = time.monotonic() + delay
-                log.info("stopping: %d answers live; cutting those still live in %.1f s", len(self._live), delay)
+                log.info(
+                    "stopping: %d answers live; cutting those still live in %.1f s", len(self._live), delay
+                )
         return delay
 
     def stop(self) -> None:
@@ -354,13 +358,21 @@ class LiveTurns:
 
     def _run(self) -> None:
         now = time.monotonic()
-        due = {"beat": now + self._beat_seconds, "checkpoint": now + self._checkpoint_seconds, "sweep": now + self._sweep_seconds}
+        due = {
+            "beat": now + self._beat_seconds,
+            "checkpoint": now + self._checkpoint_seconds,
+            "sweep": now + self._sweep_seconds,
+        }
         work: dict[str, Callable[[], object]] = {
             "beat": self._beat,
             "checkpoint": self.checkpoint,
             "sweep": self.sweep,
         }
-        period = {"beat": self._beat_seconds, "checkpoint": self._checkpoint_seconds, "sweep": self._sweep_seconds}
+        period = {
+            "beat": self._beat_seconds,
+            "checkpoint": self._checkpoint_seconds,
+            "sweep": self._sweep_seconds,
+        }
         while not self._stop.wait(_TICK_SECONDS):
             now = time.monotonic()
             if self._cut_at is None and self._is_stopping is not None and self._is_stopping():
@@ -379,7 +391,7 @@ class LiveTurns:
                     task()
                 except SQLAlchemyError as exc:  # the database is down: try again next time
                     log.warning("live turns: %s failed: %s", name, type(exc).__name__)
-                except Exception:  # noqa: BLE001 - this thread must outlive any one failure
+                except Exception:
                     log.exception("live turns: %s failed", name)
             if self._unstored:
                 self._store_unstored()

@@ -11,7 +11,7 @@ about the turns *asked* in the period [since, until), in UTC:
 - weak answers: down-voted answers with their question, comment and cited sections;
 - the pages and sections cited most, answer latencies (p50/p95), and errors by code.
 
-No Flask here: `build_report` takes a session factory; `render_text` formats the result.
+No Flask here: `build_report` takes a session factory; `report_text.render_text` formats the result.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Set
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, distinct, func, select
@@ -103,8 +103,13 @@ def build_report(
 
 
 # --- volume ------------------------------------------------------------------------------------
-def _volume(session: Session, since: datetime, until: datetime, in_period: ColumnElement[bool],
-            answers: ColumnElement[bool]) -> dict[str, Any]:
+def _volume(
+    session: Session,
+    since: datetime,
+    until: datetime,
+    in_period: ColumnElement[bool],
+    answers: ColumnElement[bool],
+) -> dict[str, Any]:
     questions = and_(Message.role == "user", in_period)
     by_mode = dict(
         session.execute(select(Message.mode, func.count()).where(questions).group_by(Message.mode)).all()
@@ -123,10 +128,12 @@ def _volume(session: Session, since: datetime, until: datetime, in_period: Colum
     return {
         "conversations": session.scalar(
             select(func.count(distinct(Message.conversation_id))).where(questions)
-        ) or 0,
+        )
+        or 0,
         "new_conversations": session.scalar(
             select(func.count()).where(Conversation.created_at >= since, Conversation.created_at < until)
-        ) or 0,
+        )
+        or 0,
         "questions": sum(by_mode.values()),
         "questions_by_mode": _sorted_counts(by_mode, first=("general", "selection")),
         "answers": total_answers,
@@ -190,13 +197,15 @@ def _gaps(session: Session, answers: ColumnElement[bool]) -> list[dict[str, Any]
         wordings = Counter(" ".join(text.split()) for text, _ in asked)
         latest = {" ".join(text.split()): when for text, when in asked}  # asked is oldest first
         example = max(wordings, key=lambda text: (wordings[text], latest[text]))
-        gaps.append({
-            "question": example,
-            "count": len(asked),
-            "wordings": len(wordings),
-            "last_asked": _iso(max(when for _, when in asked)),
-            "terms": key,
-        })
+        gaps.append(
+            {
+                "question": example,
+                "count": len(asked),
+                "wordings": len(wordings),
+                "last_asked": _iso(max(when for _, when in asked)),
+                "terms": key,
+            }
+        )
     gaps.sort(key=lambda gap: gap["last_asked"], reverse=True)  # ties: the latest asked first
     gaps.sort(key=lambda gap: -gap["count"])
     return gaps[:LIST_LIMIT]
@@ -206,8 +215,14 @@ def _gaps(session: Session, answers: ColumnElement[bool]) -> list[dict[str, Any]
 def _weak_answers(session: Session, answers: ColumnElement[bool]) -> dict[str, Any]:
     rows = session.execute(
         select(
-            Message.id, Message.conversation_id, Message.created_at, Message.answerer, Message.content,
-            Message.sources, Feedback.comment, _question_of(Message),
+            Message.id,
+            Message.conversation_id,
+            Message.created_at,
+            Message.answerer,
+            Message.content,
+            Message.sources,
+            Feedback.comment,
+            _question_of(Message),
         )
         .join(Feedback, Feedback.message_id == Message.id)
         .where(answers, Feedback.vote == "down")
@@ -222,16 +237,18 @@ def _weak_answers(session: Session, answers: ColumnElement[bool]) -> dict[str, A
             key = (section["file"], section["heading"])
             sections[key] += 1
             urls.setdefault(key, section["url"])
-        listed.append({
-            "message_id": str(message_id),
-            "conversation_id": str(conversation_id),
-            "answered_at": _iso(aware(created_at)),
-            "answerer": answerer,
-            "question": question,
-            "answer": _excerpt(content, 300),
-            "comment": comment,
-            "sections": cited,
-        })
+        listed.append(
+            {
+                "message_id": str(message_id),
+                "conversation_id": str(conversation_id),
+                "answered_at": _iso(aware(created_at)),
+                "answerer": answerer,
+                "question": question,
+                "answer": excerpt(content, 300),
+                "comment": comment,
+                "sections": cited,
+            }
+        )
     return {
         "weak_answers": listed[:LIST_LIMIT],
         "weak_sections": [
@@ -347,117 +364,6 @@ def _errors(session: Session, answers: ColumnElement[bool]) -> dict[str, Any]:
     return {"errors": errors, "gemini_errors": dict(_most_common(gemini))}
 
 
-# --- the text report ---------------------------------------------------------------------------
-def render_text(report: Report) -> str:
-    """The report as aligned plain text for a terminal."""
-    v = report.volume
-    since, until = _minute(report.since), _minute(report.until)
-    label = f" ({report.period})" if report.period else ""
-    heading = (
-        f"Readers' questions, {since} to {until} UTC{label}: {v['conversations']} conversations, "
-        f"{v['questions']} questions, {v['answers']} answers, {v['not_covered']} not covered by the book"
-    )
-    out = [heading, "=" * min(len(heading), 100), ""]
-
-    out += ["Volume"]
-    out += _table(
-        ["", "count", "detail"],
-        [
-            ["conversations", v["conversations"], f"{v['new_conversations']} new"],
-            ["questions", v["questions"], _pairs(v["questions_by_mode"])],
-            ["answers", v["answers"], _pairs(v["answers_by_status"])],
-            ["  by answerer", "", _pairs(v["answers_by_answerer"])],
-            ["  from the cache", f"{v['answered_from_cache']:.0%}", ""],
-            ["  not covered", v["not_covered"], "grounded: false (the book had nothing to cite)"],
-        ],
-        right={1},
-    )
-
-    out += ["", f"Gaps: questions the book did not cover ({len(report.gaps)} distinct, most asked first)"]
-    out += _table(
-        ["asked", "wordings", "last asked", "example"],
-        [
-            [g["count"], g["wordings"], _minute(_parse(g["last_asked"])), _excerpt(g["question"], 70)]
-            for g in report.gaps
-        ],
-        right={0, 1},
-    ) if report.gaps else ["  (none)"]
-
-    out += ["", f"Weak answers: {len(report.weak_answers)} down-voted (newest first)"]
-    if not report.weak_answers:
-        out += ["  (none)"]
-    for answer in report.weak_answers:
-        when = _minute(_parse(answer["answered_at"]))
-        out += [f"  {when}  {answer['answerer'] or ''}  {answer['message_id']}"]
-        out += [f"    question: {_excerpt(answer['question'] or '', 90)}"]
-        out += [f"    comment:  {_excerpt(answer['comment'] or '(none)', 90)}"]
-        cited = [_section_label(s) for s in answer["sections"]] or ["(no sources)"]
-        out += [f"    {'cited:' if i == 0 else '':<10}{label}" for i, label in enumerate(cited)]
-    if report.weak_sections:
-        out += ["", "Sections most cited in down-voted answers"]
-        out += _table(
-            ["count", "section"], [[s["count"], _section_label(s)] for s in report.weak_sections], right={0}
-        )
-
-    out += ["", "Most cited pages"]
-    out += _table(
-        ["count", "page", "title"],
-        [[p["count"], p["file"], p["title"] or ""] for p in report.cited_pages],
-        right={0},
-    ) if report.cited_pages else ["  (none)"]
-    out += ["", "Most cited sections"]
-    out += _table(
-        ["count", "section"], [[s["count"], _section_label(s)] for s in report.cited_sections], right={0}
-    ) if report.cited_sections else ["  (none)"]
-
-    out += ["", "Latency of complete answers (ms)"]
-    out += _table(
-        ["answerer", "answers", "first token p50", "p95", "total p50", "p95"],
-        [
-            [kind, row["answers"], _ms(row["first_token_ms"]["p50"]), _ms(row["first_token_ms"]["p95"]),
-             _ms(row["total_ms"]["p50"]), _ms(row["total_ms"]["p95"])]
-            for kind, row in report.latency.items()
-        ],
-        right={1, 2, 3, 4, 5},
-    )
-
-    out += ["", f"Gemini errors by code: {_pairs(report.gemini_errors) or '(none)'}"]
-    out += ["All errors by code"]
-    out += _table(
-        ["count", "code", "answerer"],
-        [[e["count"], e["code"], e["answerer"] or ""] for e in report.errors],
-        right={0},
-    ) if report.errors else ["  (none)"]
-    return "\n".join(out) + "\n"
-
-
-def _table(headers: list[str], rows: Iterable[list[Any]], right: Set[int] = frozenset()) -> list[str]:
-    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = []
-    for row in cells:
-        parts = [cell.rjust(widths[i]) if i in right else cell.ljust(widths[i]) for i, cell in enumerate(row)]
-        lines.append(("  " + "  ".join(parts)).rstrip())
-    return lines
-
-
-def _section_label(section: dict[str, Any]) -> str:
-    return f"{section['file']} › {section['heading']}" if section["heading"] else section["file"]
-
-
-def _pairs(counts: dict[str, int]) -> str:
-    return ", ".join(f"{name} {count}" for name, count in counts.items())
-
-
-def _ms(value: int | None) -> str:
-    return "-" if value is None else str(value)
-
-
-def _excerpt(text: str, limit: int) -> str:
-    flat = " ".join((text or "").split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
-
-
 def _sorted_counts(counts: dict[str, int], first: tuple[str, ...] = ()) -> dict[str, int]:
     """Named keys first (always present, even at 0), then the rest, most frequent first."""
     ordered = {name: counts.get(name, 0) for name in first}
@@ -471,14 +377,10 @@ def _most_common(counter: Counter[Any]) -> list[tuple[Any, int]]:
     return sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:LIST_LIMIT]
 
 
-
 def _iso(moment: datetime) -> str:
-    return aware(moment).astimezone(timezone.utc).isoformat(timespec="seconds")
+    return aware(moment).astimezone(UTC).isoformat(timespec="seconds")
 
 
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-def _minute(moment: datetime) -> str:
-    return aware(moment).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
+def excerpt(text: str, limit: int) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"

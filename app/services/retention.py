@@ -208,7 +208,10 @@ class RetentionScheduler:
             )
         log.info(
             "retention: deleted %d conversations (%d messages, %d votes) inactive for %d days",
-            result.conversations, result.messages, result.feedback, self.retention.days,
+            result.conversations,
+            result.messages,
+            result.feedback,
+            self.retention.days,
         )
         return result
 
@@ -257,4 +260,3 @@ class RetentionScheduler:
             return False
         conn.execute(update(RetentionState).where(RetentionState.id == 1).values(last_purge_at=now))
         return True
-

@@ -75,7 +75,7 @@ class Startup:
                     result = task()
                     if result is not None:
                         log.info("start-up: %s -> %s", name, result)
-        except Exception as exc:  # noqa: BLE001 - reported through health, never raised
+        except Exception as exc:
             self.error = f"{type(exc).__name__}"
             self._state = "failed"
             log.exception("start-up failed")
@@ -114,6 +114,6 @@ def load_live_index(index: SearchIndex) -> str | None:
     # An index that cannot be reached (Qdrant Cloud down) is health's to report, not start-up's.
     try:
         return index.refresh()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any engine's failure: health reports it
         log.warning("the index cannot be read yet: %s", type(exc).__name__)
         return None

@@ -16,8 +16,8 @@ import pytest
 from werkzeug.serving import make_server
 
 from app import create_app
-from app.version import __version__
 from app.database import upgrade_database
+from app.version import __version__
 from tests.conftest import ROOT
 
 # What API clients got from GET / before the page existed, and still get.
@@ -178,7 +178,9 @@ def test_a_question_streams_a_markdown_answer_with_cited_sections(page, served):
     import requests
 
     sent: list[dict] = []
-    page.on("request", lambda r: sent.append(json.loads(r.post_data)) if r.url.endswith("/api/chat") else None)
+    page.on(
+        "request", lambda r: sent.append(json.loads(r.post_data)) if r.url.endswith("/api/chat") else None
+    )
     assert page.title() == "Ask the book"
     page.get_by_role("dialog", name="Ask the book").wait_for()
 
@@ -268,7 +270,9 @@ def test_stop_aborts_the_answer_and_the_finished_answer_is_announced(page, serve
     import requests
 
     sent: list[dict] = []
-    page.on("request", lambda r: sent.append(json.loads(r.post_data)) if r.url.endswith("/api/chat") else None)
+    page.on(
+        "request", lambda r: sent.append(json.loads(r.post_data)) if r.url.endswith("/api/chat") else None
+    )
     _ask(page, "How often should I water tomatoes?", 1)
     announced = page.locator("[data-part=announcer]").text_content()
     assert "two or three times a week" in announced
@@ -318,8 +322,12 @@ def test_a_waking_service_is_retried_and_a_rate_limit_says_when(page):
     page.unroute("**/api/chat")
     page.route(
         "**/api/chat",
-        lambda route: route.fulfill(status=429, headers={"Retry-After": "42"}, content_type="application/json",
-                                    body='{"status": 429, "error": "rate_limited", "message": "Too many"}'),
+        lambda route: route.fulfill(
+            status=429,
+            headers={"Retry-After": "42"},
+            content_type="application/json",
+            body='{"status": 429, "error": "rate_limited", "message": "Too many"}',
+        ),
     )
     box.fill("And herbs?")
     box.press("Enter")

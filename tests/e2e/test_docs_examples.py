@@ -4,8 +4,8 @@ The service is the real gunicorn with the offline answerer and this project's do
 `make run` starts it. Each ```bash / ```sh / ```console block with `curl` in it runs in bash, with
 the host and port replaced by the service's. What the doc shows next to the command (the output
 lines in the same block, or the ```http / ```json / ```text blocks after it, up to the next
-command or heading other than "Response") is the expected shape: the status, the headers, the JSON keys and the SSE
-event types with their keys. Values are not compared: answers and ids differ from run to run.
+command or heading other than "Response") is the expected shape: the status, the headers, the JSON
+keys and the SSE event types with their keys. Values are not compared: answers and ids differ from run to run.
 
 Ids: when an example shows an id (`conversation_id`, `message_id`) and the service returns
 another, later examples that use the shown id get the real one, so a doc can show a
@@ -37,8 +37,14 @@ UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 ID_KEYS = ("conversation_id", "message_id")
 # Examples that cannot run here, by (file, text the example contains): why.
 SKIPPED = {
-    ("docs/operations/troubleshooting.md", ".hf.space"): "talks to a deployed Space (https://<owner>-<space>.hf.space)",
-    ("docs/deployment/hugging-face-spaces.md", ".hf.space"): "talks to a deployed Space (https://<owner>-<space>.hf.space)",
+    (
+        "docs/operations/troubleshooting.md",
+        ".hf.space",
+    ): "talks to a deployed Space (https://<owner>-<space>.hf.space)",
+    (
+        "docs/deployment/hugging-face-spaces.md",
+        ".hf.space",
+    ): "talks to a deployed Space (https://<owner>-<space>.hf.space)",
 }
 
 
@@ -131,7 +137,11 @@ def test_every_example_is_run_or_listed_as_skipped():
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    svc = Service(tmp_path_factory.mktemp("docs"), tuning={**NO_HEALTH_CACHE, **NO_LIMITS}, RATE_LIMIT_CHAT="10000/minute")
+    svc = Service(
+        tmp_path_factory.mktemp("docs"),
+        tuning={**NO_HEALTH_CACHE, **NO_LIMITS},
+        RATE_LIMIT_CHAT="10000/minute",
+    )
     try:
         svc.wait_healthy()
         yield svc
@@ -169,7 +179,7 @@ def events_of(text: str) -> dict[str, set[str]]:
     events: dict[str, set[str]] = {}
     for line in text.splitlines():
         if line.startswith("data: "):
-            data = line[len("data: "):]
+            data = line[len("data: ") :]
             kind = re.search(r'"type"\s*:\s*"(\w+)"', data)
             assert kind, f"an event without a type: {line}"
             events.setdefault(kind.group(1), set()).update(keys_of(data))
@@ -196,12 +206,16 @@ def run(example: Example, url: str, real_ids: dict[str, str], headers_file: Path
     assert not re.search(r"<\w+>", command), f"a placeholder no earlier example gave a value for: {command}"
     command = re.sub(r"\bcurl\b", f"curl -D {headers_file}", command)
     # $METRICS_TOKEN in an example is the operator's token: the tested service's.
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "METRICS_TOKEN": METRICS_TOKEN}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "METRICS_TOKEN": METRICS_TOKEN,
+    }
     result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, env=env)
     head = headers_file.read_text().splitlines() if headers_file.exists() else []
     statuses = [i for i, line in enumerate(head) if line.startswith("HTTP/")]
     assert statuses, f"no response:\n$ {command}\n{result.stdout}{result.stderr}"
-    return result.stdout, [line.strip() for line in head[statuses[-1]:] if line.strip()]
+    return result.stdout, [line.strip() for line in head[statuses[-1] :] if line.strip()]
 
 
 def expected_status(example: Example) -> range:

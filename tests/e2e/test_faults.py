@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.waiting import wait_until
+from tests.fakes.gemini_server import FakeGeminiProcess
 from tests.support.service import (
     METRICS_AUTH,
     NO_HEALTH_CACHE,
@@ -27,7 +27,7 @@ from tests.support.service import (
     typing_pace,
     widget_chat,
 )
-from tests.fakes.gemini_server import FakeGeminiProcess
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -94,13 +94,17 @@ def wait_for(predicate, timeout: float, what: str):
 
 
 def test_postgres_stopped_under_a_running_service(throwaway_postgres, tmp_path):
-    service = Service(tmp_path, tuning=NO_HEALTH_CACHE, DATABASE_URL=throwaway_postgres.url, RATE_LIMIT_CHAT="10000/minute")
+    service = Service(
+        tmp_path, tuning=NO_HEALTH_CACHE, DATABASE_URL=throwaway_postgres.url, RATE_LIMIT_CHAT="10000/minute"
+    )
     try:
         service.wait_healthy()
         assert widget_chat(service.url, {"message": "How do I deploy?"})[-1]["type"] == "done"
 
         throwaway_postgres.stop()
-        status, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(health(service)), 20, "degraded health")
+        status, body = wait_for(
+            lambda: (lambda r: r if r[0] == 503 else None)(health(service)), 20, "degraded health"
+        )
         assert body["status"] == "degraded" and body["services"]["database"]["state"] == "down"
 
         started = time.monotonic()
@@ -121,14 +125,21 @@ def test_postgres_stopped_under_a_running_service(throwaway_postgres, tmp_path):
 def test_reader_leaving_abandons_the_gemini_request(tmp_path):
     with FakeGeminiProcess(api_key="fault-key", extra_args=("--tokens-per-second", "5")) as fake:
         fake.configure(reply_text=" ".join(f"word{i}" for i in range(60)))
-        service = Service(tmp_path, tuning=NO_HEALTH_CACHE, GEMINI_API_KEY="fault-key", GEMINI_BASE_URL=fake.base_url,
-                          RATE_LIMIT_CHAT="10000/minute")
+        service = Service(
+            tmp_path,
+            tuning=NO_HEALTH_CACHE,
+            GEMINI_API_KEY="fault-key",
+            GEMINI_BASE_URL=fake.base_url,
+            RATE_LIMIT_CHAT="10000/minute",
+        )
         try:
             service.wait_healthy()
             cid = chat_then_leave(service.port, "How do I deploy to Hugging Face Spaces?")
 
             def stored_status():
-                messages = requests.get(f"{service.url}/api/conversation/{cid}", timeout=10).json()["messages"]
+                messages = requests.get(f"{service.url}/api/conversation/{cid}", timeout=10).json()[
+                    "messages"
+                ]
                 return messages[1] if messages[1]["status"] != "streaming" else None
 
             assistant = wait_for(stored_status, 20, "the turn to be stored")
@@ -155,13 +166,19 @@ def active_streams(url: str) -> float:
     """The answers being streamed now, all workers (the chat_active_streams gauge)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    families = text_string_to_metric_families(requests.get(f"{url}/metrics", headers=METRICS_AUTH, timeout=5).text)
+    families = text_string_to_metric_families(
+        requests.get(f"{url}/metrics", headers=METRICS_AUTH, timeout=5).text
+    )
     return sum(s.value for family in families if family.name == "chat_active_streams" for s in family.samples)
 
 
 def test_sigterm_lets_live_streams_finish(tmp_path):
-    service = Service(tmp_path, tuning=typing_pace(40), GUNICORN_CMD_ARGS="--graceful-timeout 30",
-                      RATE_LIMIT_CHAT="10000/minute")
+    service = Service(
+        tmp_path,
+        tuning=typing_pace(40),
+        GUNICORN_CMD_ARGS="--graceful-timeout 30",
+        RATE_LIMIT_CHAT="10000/minute",
+    )
     try:
         service.wait_healthy()
         results: list = [None] * 4
@@ -187,8 +204,13 @@ def test_worker_recycling_does_not_cut_streams(tmp_path):
         first.wait_healthy(in_a_row=1)
     finally:
         first.stop()
-    service = Service(tmp_path, tuning=typing_pace(20), GUNICORN_CMD_ARGS="--max-requests 12", WEB_CONCURRENCY="1",
-                      RATE_LIMIT_CHAT="10000/minute")
+    service = Service(
+        tmp_path,
+        tuning=typing_pace(20),
+        GUNICORN_CMD_ARGS="--max-requests 12",
+        WEB_CONCURRENCY="1",
+        RATE_LIMIT_CHAT="10000/minute",
+    )
     try:
         service.wait_healthy(in_a_row=1, poll=1.0)  # a 503 probe counts too: give start-up time
         results: list = [None] * 16
@@ -209,11 +231,18 @@ def test_worker_recycling_does_not_cut_streams(tmp_path):
 def test_a_slow_answer_gets_keep_alive_comments_the_widget_ignores(tmp_path):
     with FakeGeminiProcess(api_key="slow-key", extra_args=("--tokens-per-second", "1")) as fake:
         fake.configure(reply_text="Slowly but surely [1].")
-        service = Service(tmp_path, GEMINI_API_KEY="slow-key", GEMINI_BASE_URL=fake.base_url,
-                          tuning={"app.api.sse:KEEPALIVE_SECONDS": 0.3}, RATE_LIMIT_CHAT="10000/minute")
+        service = Service(
+            tmp_path,
+            GEMINI_API_KEY="slow-key",
+            GEMINI_BASE_URL=fake.base_url,
+            tuning={"app.api.sse:KEEPALIVE_SECONDS": 0.3},
+            RATE_LIMIT_CHAT="10000/minute",
+        )
         try:
             service.wait_healthy()
-            response = requests.post(f"{service.url}/api/chat", json={"message": "How do I deploy?"}, timeout=60)
+            response = requests.post(
+                f"{service.url}/api/chat", json={"message": "How do I deploy?"}, timeout=60
+            )
             raw = response.text
         finally:
             service.stop()
@@ -225,11 +254,18 @@ def test_a_slow_answer_gets_keep_alive_comments_the_widget_ignores(tmp_path):
 
 def test_database_down_at_start_serves_and_migrates_once_it_is_back(throwaway_postgres, tmp_path):
     throwaway_postgres.stop()  # Neon still waking up when the Space starts
-    service = Service(tmp_path, tuning=NO_HEALTH_CACHE, DATABASE_URL=throwaway_postgres.url, RATE_LIMIT_CHAT="10000/minute")
+    service = Service(
+        tmp_path, tuning=NO_HEALTH_CACHE, DATABASE_URL=throwaway_postgres.url, RATE_LIMIT_CHAT="10000/minute"
+    )
     try:
         status, body = wait_for(
-            lambda: (lambda r: r if r[1].get("status") == "degraded" else None)(health(service)) if _up(service) else None,
-            60, "the service to serve with the database down",
+            lambda: (
+                (lambda r: r if r[1].get("status") == "degraded" else None)(health(service))
+                if _up(service)
+                else None
+            ),
+            60,
+            "the service to serve with the database down",
         )
         assert status == 503 and body["services"]["database"]["state"] == "down"
         assert service.proc.poll() is None  # no crash loop

@@ -26,7 +26,9 @@ def small_disk(tmp_path):
     folder.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs as the instance folder needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200m", "tmpfs", str(folder)], capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=200m", "tmpfs", str(folder)], capture_output=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     yield folder
@@ -69,15 +71,23 @@ def test_a_full_instance_disk_is_a_clean_503_and_heals_by_itself(tmp_path, small
 
         filler = fill(small_disk)
         filled_at = time.monotonic()
-        status, body = wait_until(lambda: (lambda h: h if h[0] == 503 else None)(health(service.url)), timeout=8)
+        status, body = wait_until(
+            lambda: (lambda h: h if h[0] == 503 else None)(health(service.url)), timeout=8
+        )
         assert time.monotonic() - filled_at < 5.5
         assert body["status"] == "degraded"
-        assert body["services"]["disk"] == {"state": "down", "error": "ENOSPC", "latency_ms": body["services"]["disk"]["latency_ms"]}
+        assert body["services"]["disk"] == {
+            "state": "down",
+            "error": "ENOSPC",
+            "latency_ms": body["services"]["disk"]["latency_ms"],
+        }
         assert str(small_disk) not in str(body)
 
         # Readers get a JSON 503, liveness stays up, and probes keep being answered for a while.
         for _ in range(10):
-            response = requests.post(f"{service.url}/api/chat", json={"message": "How do I run the service?"}, timeout=10)
+            response = requests.post(
+                f"{service.url}/api/chat", json={"message": "How do I run the service?"}, timeout=10
+            )
             assert response.status_code == 503, response.text
             assert response.headers["Content-Type"].startswith("application/json")
             assert response.json()["error"] == "database_unavailable"

@@ -24,7 +24,9 @@ def as_a_user_who_cannot_write(command: list[str]) -> list[str]:
     return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", *command]
 
 
-@pytest.mark.parametrize("command", [GUNICORN, [sys.executable, "-m", "flask", "ingest"]], ids=["gunicorn", "flask"])
+@pytest.mark.parametrize(
+    "command", [GUNICORN, [sys.executable, "-m", "flask", "ingest"]], ids=["gunicorn", "flask"]
+)
 @pytest.mark.parametrize("inside", [False, True], ids=["the-folder", "a-new-subfolder"])
 def test_an_unwritable_instance_path_stops_start_up_with_one_line(tmp_path, command, inside):
     locked = tmp_path / "locked"
@@ -34,7 +36,9 @@ def test_an_unwritable_instance_path_stops_start_up_with_one_line(tmp_path, comm
     locked.chmod(0o555 if os.geteuid() != 0 else 0o755)
     instance = locked / "instance" if inside else locked
     env = service_env(tmp_path, INSTANCE_PATH=str(instance), PORT=str(free_port()), FLASK_APP="wsgi")
-    result = subprocess.run(as_a_user_who_cannot_write(command), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        as_a_user_who_cannot_write(command), cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode != 0
     output = (result.stdout + result.stderr).strip()
     assert "Traceback" not in output, output

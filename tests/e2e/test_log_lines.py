@@ -17,7 +17,10 @@ def test_every_line_from_start_to_stop_is_json(tmp_path):
     service = Service(tmp_path, WEB_CONCURRENCY="1", GUNICORN_CMD_ARGS="--access-logfile -")
     try:
         service.wait_healthy(in_a_row=1)
-        assert widget_chat(service.url, {"message": "How do I deploy to Hugging Face Spaces?"})[-1]["type"] == "done"
+        assert (
+            widget_chat(service.url, {"message": "How do I deploy to Hugging Face Spaces?"})[-1]["type"]
+            == "done"
+        )
         assert requests.get(f"{service.url}/no-such-page", timeout=5).status_code == 404
     finally:
         service.stop()

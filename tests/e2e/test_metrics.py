@@ -57,8 +57,13 @@ def value(samples, name, **labels) -> float:
 
 
 def requests_of(samples, route, status) -> float:
-    return value(samples, "http_request_duration_seconds_count", method="GET" if route != "/api/chat" else "POST",
-                 route=route, status=str(status))
+    return value(
+        samples,
+        "http_request_duration_seconds_count",
+        method="GET" if route != "/api/chat" else "POST",
+        route=route,
+        status=str(status),
+    )
 
 
 def fresh_get(url: str) -> int:
@@ -87,7 +92,9 @@ def test_metrics_add_up_across_two_workers(service):
     for thread in threads:
         thread.start()
     chats = [widget_chat(service.url, {"message": q}) for q in QUESTIONS]  # first time: misses
-    chats += [widget_chat(service.url, {"message": q}) for q in QUESTIONS]  # hits where the same worker answers
+    chats += [
+        widget_chat(service.url, {"message": q}) for q in QUESTIONS
+    ]  # hits where the same worker answers
     for thread in threads:
         thread.join()
     missing = [fresh_get(f"{service.url}/no/such/page") for _ in range(3)]
@@ -96,10 +103,14 @@ def test_metrics_add_up_across_two_workers(service):
 
     scrapes = [scrape(service.url) for _ in range(4)]  # each scrape may be answered by either worker
     for after in scrapes:
-        def delta(name, **labels):
+
+        def delta(name, after=after, **labels):
             return value(after, name, **labels) - value(before, name, **labels)
 
-        assert requests_of(after, "/api/health/live", 200) - requests_of(before, "/api/health/live", 200) == HEALTH_CALLS
+        assert (
+            requests_of(after, "/api/health/live", 200) - requests_of(before, "/api/health/live", 200)
+            == HEALTH_CALLS
+        )
         assert requests_of(after, "<unmatched>", 404) - requests_of(before, "<unmatched>", 404) == 3
         assert requests_of(after, "/api/chat", 200) - requests_of(before, "/api/chat", 200) == len(chats)
         assert delta("chat_turns_total", status="complete", source="offline") + delta(
@@ -115,8 +126,14 @@ def test_metrics_add_up_across_two_workers(service):
         assert value(after, "db_pool_checked_out") == 0
         assert value(after, "db_pool_checked_out_peak") >= 1
         # A histogram's buckets agree with its count.
-        assert value(after, "http_request_duration_seconds_bucket", method="GET", route="/api/health/live",
-                     status="200", le="+Inf") == requests_of(after, "/api/health/live", 200)
+        assert value(
+            after,
+            "http_request_duration_seconds_bucket",
+            method="GET",
+            route="/api/health/live",
+            status="200",
+            le="+Inf",
+        ) == requests_of(after, "/api/health/live", 200)
 
     # Both workers wrote samples: the sums above really are across processes.
     folder = metrics_folder(Path(service.env["INSTANCE_PATH"]))

@@ -16,8 +16,8 @@ from sqlalchemy import create_engine, select, text, update
 from app.config import normalise_database_url
 from app.models import Conversation, Message, RetentionState, utcnow
 from tests.conftest import FIXTURE_BOOK, ROOT, TEST_DATABASE_URL, reset_postgres
-from tests.support.waiting import wait_until
 from tests.support.service import NO_HEALTH_CACHE, Service, widget_chat
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -31,18 +31,34 @@ def test_live_service_report_and_daily_purge(tmp_path):
     first = Service(tmp_path, **common)
     try:
         first.wait_healthy()
-        asked = [widget_chat(first.url, {"message": m}) for m in (
-            "How do I water basil?", "quantum chromodynamics lattice?", "Quantum chromodynamics lattices")]
+        asked = [
+            widget_chat(first.url, {"message": m})
+            for m in (
+                "How do I water basil?",
+                "quantum chromodynamics lattice?",
+                "Quantum chromodynamics lattices",
+            )
+        ]
         vote = {"message_id": asked[0][0]["message_id"], "vote": "down", "comment": "Too short"}
         assert requests.post(f"{first.url}/api/feedback", json=vote, timeout=10).status_code == 201
     finally:
         first.stop()
 
     # A laptop: only DATABASE_URL (and FLASK_APP) set.
-    env = {"PATH": "/usr/bin:/bin", "FLASK_APP": "wsgi", "DATABASE_URL": database_url,
-           "INSTANCE_PATH": str(tmp_path / "laptop")}
-    report = subprocess.run([sys.executable, "-m", "flask", "report", "--json", "--since", "1h"], cwd=ROOT,
-                            env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "FLASK_APP": "wsgi",
+        "DATABASE_URL": database_url,
+        "INSTANCE_PATH": str(tmp_path / "laptop"),
+    }
+    report = subprocess.run(
+        [sys.executable, "-m", "flask", "report", "--json", "--since", "1h"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert report.returncode == 0, report.stderr
     body = json.loads(report.stdout)
     assert body["volume"]["questions"] == 3 and body["volume"]["not_covered"] == 2
@@ -67,8 +83,12 @@ def test_live_service_report_and_daily_purge(tmp_path):
                 purged = conn.execute(select(RetentionState.last_purge_conversations)).scalar()
             return left == 1 and purged == 2
 
-        wait_until(purged_the_two_old_conversations, timeout=30, interval=0.2,
-                   message=lambda: f"the purge did not run\n{second.log()}")
+        wait_until(
+            purged_the_two_old_conversations,
+            timeout=30,
+            interval=0.2,
+            message=lambda: f"the purge did not run\n{second.log()}",
+        )
         log = second.log()
     finally:
         second.stop()

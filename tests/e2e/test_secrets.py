@@ -20,8 +20,8 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, TEST_DATABASE_URL
-from tests.support.service import GUNICORN, NO_HEALTH_CACHE, Service, free_port, service_env
 from tests.fakes.gemini_server import FakeGeminiProcess
+from tests.support.service import GUNICORN, NO_HEALTH_CACHE, Service, free_port, service_env
 
 pytestmark = pytest.mark.e2e
 
@@ -29,8 +29,12 @@ GEMINI_KEY = "gmk-Secr3t-7c41d9e0a2"
 QDRANT_KEY = "qdk-Secr3t-5b8e2f6a91"
 DB_PASSWORD = "dbpw-Secr3t-3e9a7c15"
 REDIS_PASSWORD = "rdpw-Secr3t-91f0b6d2"
-SECRETS = {"GEMINI_API_KEY": GEMINI_KEY, "QDRANT_API_KEY": QDRANT_KEY, "database password": DB_PASSWORD,
-           "REDIS_URL password": REDIS_PASSWORD}
+SECRETS = {
+    "GEMINI_API_KEY": GEMINI_KEY,
+    "QDRANT_API_KEY": QDRANT_KEY,
+    "database password": DB_PASSWORD,
+    "REDIS_URL password": REDIS_PASSWORD,
+}
 
 SECRET_ENV = {
     "GEMINI_API_KEY": GEMINI_KEY,
@@ -48,7 +52,8 @@ def with_password(url: str, password: str) -> str:
 
 def describe(response: requests.Response) -> str:
     headers = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
-    return f"{response.request.method} {response.request.url} -> {response.status_code}\n{headers}\n\n{response.text}"
+    request = response.request
+    return f"{request.method} {request.url} -> {response.status_code}\n{headers}\n\n{response.text}"
 
 
 def assert_no_secret(where: str, text: str) -> None:
@@ -68,21 +73,53 @@ def drive_every_error_path(url: str, fake: FakeGeminiProcess, upstream: list) ->
     # What works, so the keys are really in use.
     for path in ("/", "/api/health", "/api/health/live", "/api/openapi.json", "/docs"):
         keep(requests.get(url + path, timeout=10))
-    stream = keep(requests.post(chat, json={"message": "How do I deploy to Hugging Face Spaces?"}, timeout=60))
+    stream = keep(
+        requests.post(chat, json={"message": "How do I deploy to Hugging Face Spaces?"}, timeout=60)
+    )
     assert stream.status_code == 200, stream.text
-    answer = keep(requests.post(chat, json={"message": "Which variables configure CORS?"},
-                                headers={"Accept": "application/json"}, timeout=60)).json()
-    keep(requests.post(feedback, json={"message_id": answer["message_id"], "vote": "down", "comment": "meh"}, timeout=10))
-    conversation = keep(requests.get(f"{url}/api/conversation/{answer['conversation_id']}", timeout=10)).json()
-    keep(requests.post(feedback, json={"message_id": conversation["messages"][0]["id"], "vote": "up"}, timeout=10))
+    answer = keep(
+        requests.post(
+            chat,
+            json={"message": "Which variables configure CORS?"},
+            headers={"Accept": "application/json"},
+            timeout=60,
+        )
+    ).json()
+    keep(
+        requests.post(
+            feedback, json={"message_id": answer["message_id"], "vote": "down", "comment": "meh"}, timeout=10
+        )
+    )
+    conversation = keep(
+        requests.get(f"{url}/api/conversation/{answer['conversation_id']}", timeout=10)
+    ).json()
+    keep(
+        requests.post(
+            feedback, json={"message_id": conversation["messages"][0]["id"], "vote": "up"}, timeout=10
+        )
+    )
 
     # Bad input of every kind.
     keep(requests.post(chat, data='{"message": ', headers={"Content-Type": "application/json"}, timeout=10))
-    keep(requests.post(chat, data="message=hi", headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10))
+    keep(
+        requests.post(
+            chat, data="message=hi", headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10
+        )
+    )
     keep(requests.post(chat, json={"message": "hi", "mode": "selection"}, timeout=10))
     keep(requests.post(chat, json={"message": "hi", "context": "y" * 100_000}, timeout=10))
-    keep(requests.post(chat, json={"message": "hi", "conversation_id": "8d0b4c1e-1f0a-4d8e-9d5e-2f7a3b9c4d11"}, timeout=10))
-    keep(requests.post(feedback, json={"message_id": "8d0b4c1e-1f0a-4d8e-9d5e-2f7a3b9c4d11", "vote": "up"}, timeout=10))
+    keep(
+        requests.post(
+            chat,
+            json={"message": "hi", "conversation_id": "8d0b4c1e-1f0a-4d8e-9d5e-2f7a3b9c4d11"},
+            timeout=10,
+        )
+    )
+    keep(
+        requests.post(
+            feedback, json={"message_id": "8d0b4c1e-1f0a-4d8e-9d5e-2f7a3b9c4d11", "vote": "up"}, timeout=10
+        )
+    )
     keep(requests.post(feedback, json={"message_id": "x", "vote": "sideways"}, timeout=10))
     keep(requests.get(f"{url}/api/conversation/8d0b4c1e-1f0a-4d8e-9d5e-2f7a3b9c4d11", timeout=10))
     keep(requests.get(f"{url}/api/conversation/not-a-uuid", timeout=10))
@@ -92,7 +129,9 @@ def drive_every_error_path(url: str, fake: FakeGeminiProcess, upstream: list) ->
 
     # Gemini failing, its error text carrying the key (a careless upstream must not leak it).
     for status in (400, 403, 429, 503):
-        fake.configure(fail_next={"n": 20, "status": status, "message": f"API key {GEMINI_KEY} rejected ({status})"})
+        fake.configure(
+            fail_next={"n": 20, "status": status, "message": f"API key {GEMINI_KEY} rejected ({status})"}
+        )
         keep(requests.post(chat, json={"message": f"How do I run the tests? ({status})"}, timeout=60))
         upstream.extend(fake.requests)
         fake.reset()
@@ -111,7 +150,9 @@ def fake_gemini():
 
 
 def test_no_secret_in_any_response_or_log_line(tmp_path, fake_gemini):
-    env = dict(SECRET_ENV, GEMINI_BASE_URL=fake_gemini.base_url, LOG_LEVEL="DEBUG", RATE_LIMIT_CHAT="12/minute")
+    env = dict(
+        SECRET_ENV, GEMINI_BASE_URL=fake_gemini.base_url, LOG_LEVEL="DEBUG", RATE_LIMIT_CHAT="12/minute"
+    )
     if TEST_DATABASE_URL:  # the local server trusts connections: the password is carried, not checked
         env["DATABASE_URL"] = with_password(TEST_DATABASE_URL, DB_PASSWORD)
     tuning = {**NO_HEALTH_CACHE, "app.services.providers.gemini:MAX_RETRY_WAIT_SECONDS": 0.2}
@@ -139,13 +180,24 @@ def test_no_secret_in_any_response_or_log_line(tmp_path, fake_gemini):
     ("command", "bad"),
     [
         (GUNICORN, {"DATABASE_URL": f"postgresql://chat:{DB_PASSWORD}@/nohost"}),
-        ([sys.executable, "-m", "flask", "ingest"], {"DATABASE_URL": f"postgresql://chat:{DB_PASSWORD}@/nohost"}),
+        (
+            [sys.executable, "-m", "flask", "ingest"],
+            {"DATABASE_URL": f"postgresql://chat:{DB_PASSWORD}@/nohost"},
+        ),
         (GUNICORN, {"REDIS_URL": f"http://:{REDIS_PASSWORD}@cache.example.com/0"}),
-        ([sys.executable, "-m", "flask", "db", "upgrade"], {"REDIS_URL": f"redis://:{REDIS_PASSWORD}@cache:port/0"}),
+        (
+            [sys.executable, "-m", "flask", "db", "upgrade"],
+            {"REDIS_URL": f"redis://:{REDIS_PASSWORD}@cache:port/0"},
+        ),
         (GUNICORN, {"RATE_LIMIT_CHAT": "lots", "GEMINI_BASE_URL": "ftp://nowhere"}),
     ],
-    ids=["gunicorn-bad-database-url", "flask-bad-database-url", "gunicorn-bad-redis-url", "flask-bad-redis-url",
-         "gunicorn-bad-limits"],
+    ids=[
+        "gunicorn-bad-database-url",
+        "flask-bad-database-url",
+        "gunicorn-bad-redis-url",
+        "flask-bad-redis-url",
+        "gunicorn-bad-limits",
+    ],
 )
 def test_malformed_configuration_stops_start_up_without_a_secret(tmp_path, command, bad):
     env = service_env(tmp_path, **{**SECRET_ENV, **bad}, PORT=str(free_port()), FLASK_APP="wsgi")
@@ -157,18 +209,33 @@ def test_malformed_configuration_stops_start_up_without_a_secret(tmp_path, comma
 
 
 def test_database_down_at_start_up_prints_no_secret(tmp_path):
-    """`flask db upgrade` fails; gunicorn keeps serving (health degraded) and retries: neither prints a secret."""
+    """`flask db upgrade` fails; gunicorn keeps serving (health degraded) and retries.
+
+    Neither prints a secret."""
     closed = free_port()  # nothing listens there
     port = free_port()
-    env = service_env(tmp_path, **SECRET_ENV, PORT=str(port), FLASK_APP="wsgi",
-                      DATABASE_URL=f"postgresql://chat:{DB_PASSWORD}@127.0.0.1:{closed}/chat")
+    env = service_env(
+        tmp_path,
+        **SECRET_ENV,
+        PORT=str(port),
+        FLASK_APP="wsgi",
+        DATABASE_URL=f"postgresql://chat:{DB_PASSWORD}@127.0.0.1:{closed}/chat",
+    )
     started = time.monotonic()
-    upgrade = subprocess.run([sys.executable, "-m", "flask", "db", "upgrade"], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=90)
+    upgrade = subprocess.run(
+        [sys.executable, "-m", "flask", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert upgrade.returncode != 0 and time.monotonic() - started < 60, upgrade.stdout + upgrade.stderr
     assert_no_secret("flask db upgrade with the database down", upgrade.stdout + upgrade.stderr)
 
-    server = subprocess.Popen(GUNICORN, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        GUNICORN, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         deadline = time.monotonic() + 60
         body = None

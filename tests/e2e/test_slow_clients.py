@@ -24,8 +24,11 @@ SLOW_CONNECTIONS = 6 * WORKERS * THREADS  # far more than the threads that could
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     svc = Service(
-        tmp_path_factory.mktemp("slow"), WEB_CONCURRENCY=str(WORKERS), GUNICORN_CMD_ARGS=f"--threads {THREADS}",
-        RATE_LIMIT_CHAT="10000/minute", tuning={**NO_LIMITS, "app:MAX_REQUEST_BYTES": 4096},
+        tmp_path_factory.mktemp("slow"),
+        WEB_CONCURRENCY=str(WORKERS),
+        GUNICORN_CMD_ARGS=f"--threads {THREADS}",
+        RATE_LIMIT_CHAT="10000/minute",
+        tuning={**NO_LIMITS, "app:MAX_REQUEST_BYTES": 4096},
     )
     try:
         svc.wait_healthy()
@@ -56,8 +59,10 @@ def test_slow_clients_hold_no_thread(service):
     """Many clients trickling headers or a body: health and a chat from another client still answer."""
     slow = []
     head_only = b"GET /api/health/live HTTP/1.1\r\nHost: slow\r\nX-Slow: "
-    body_slow = (b"POST /api/chat HTTP/1.1\r\nHost: slow\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: 3000\r\n\r\n{")
+    body_slow = (
+        b"POST /api/chat HTTP/1.1\r\nHost: slow\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 3000\r\n\r\n{"
+    )
     try:
         for i in range(SLOW_CONNECTIONS):
             sock = connect(service.port)
@@ -95,11 +100,21 @@ def test_a_client_that_never_finishes_its_request_is_answered_408_and_dropped(se
     [
         (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
         (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
-        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"a" * 1000) for i in range(40)), 431),  # still arriving
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\n"
+            + b"".join(b"X-H%d: %s\r\n" % (i, b"a" * 1000) for i in range(40)),
+            431,
+        ),  # still arriving
         (b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
         (b"NOT HTTP AT ALL\r\n\r\n", 400),
     ],
-    ids=["414-request-line", "431-header", "431-a-long-head-still-arriving", "400-content-length", "400-malformed"],
+    ids=[
+        "414-request-line",
+        "431-header",
+        "431-a-long-head-still-arriving",
+        "400-content-length",
+        "400-malformed",
+    ],
 )
 def test_gunicorns_own_errors_are_json_with_the_security_headers(service, request_bytes, status):
     got, headers, body = raw_response(service.port, request_bytes)
@@ -114,10 +129,14 @@ def test_gunicorns_own_errors_are_json_with_the_security_headers(service, reques
 
 def test_a_chunked_body_over_the_limit_is_413(service):
     payload = json.dumps({"message": "x" * 6000}).encode()
-    chunks = b"".join(b"%x\r\n%s\r\n" % (len(payload[i:i + 1000]), payload[i:i + 1000]) for i in range(0, len(payload), 1000))
+    chunks = b"".join(
+        b"%x\r\n%s\r\n" % (len(payload[i : i + 1000]), payload[i : i + 1000])
+        for i in range(0, len(payload), 1000)
+    )
     got, headers, body = raw_response(
         service.port,
-        b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: "
+        b"chunked\r\n"
         b"Connection: close\r\n\r\n" + chunks + b"0\r\n\r\n",
     )
     assert got == 413, body
@@ -128,9 +147,11 @@ def test_a_chunked_body_within_the_limit_is_served(service):
     payload = json.dumps({"message": "How do I run the service?"}).encode()
     got, headers, body = raw_response(
         service.port,
-        b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\n"
+        b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: "
+        b"application/json\r\n"
         b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        + b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload),
+        + b"%x\r\n%s\r\n0\r\n\r\n"
+        % (len(payload), payload),
     )
     assert got == 200, body
     assert json.loads(body)["answer"]
@@ -140,7 +161,10 @@ def test_keep_alive_and_pipelined_requests_are_served_in_order(service):
     with requests.Session() as session:  # one kept-alive connection
         for _ in range(3):
             assert session.get(f"{service.url}/api/health/live", timeout=10).json() == {"status": "alive"}
-    pipelined = b"GET /api/health/live HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    pipelined = (
+        b"GET /api/health/live HTTP/1.1\r\nHost: x\r\n\r\n"
+        + b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
     with connect(service.port) as sock:
         sock.sendall(pipelined)
         received = b""
@@ -154,7 +178,8 @@ def test_a_client_that_expects_100_continue_gets_it_before_sending_its_body(serv
     payload = json.dumps({"message": "How do I run the service?"}).encode()
     with connect(service.port) as sock:
         sock.sendall(
-            b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json\r\n"
+            b"POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: "
+            b"application/json\r\n"
             b"Expect: 100-continue\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(payload)
         )
         sock.settimeout(10)
@@ -216,7 +241,9 @@ def test_a_body_of_one_byte_chunks_costs_a_worker_little(service):
     # 65,000 chunks of one byte with an extension each: 520 kB of framing for a 65 kB body (past
     # this service's 4 kB limit). Before issue 22 the worker re-parsed its buffer on every read:
     # 14 s of CPU for one such request, while health probes waited.
-    workers = [int(p) for p in open(f"/proc/{service.proc.pid}/task/{service.proc.pid}/children").read().split()]
+    workers = [
+        int(p) for p in open(f"/proc/{service.proc.pid}/task/{service.proc.pid}/children").read().split()
+    ]
     cpu_before = sum(_cpu_seconds(pid) for pid in workers)
     with connect(service.port) as sock:
         sock.sendall(CHUNKED_HEAD)

@@ -412,7 +412,11 @@ def test_the_image_is_lean_holds_no_index_and_follows_the_space_pattern(podman, 
     above = sum(layer["size"] for layer in history[install + 1 :])
     assert above <= LEAN_LIMIT, [(layer["CreatedBy"][:60], layer["size"]) for layer in history[install + 1 :]]
     listing = podman(
-        "run", "--rm", image.tag, "python", "-c",
+        "run",
+        "--rm",
+        image.tag,
+        "python",
+        "-c",
         "import os; print(sorted(os.listdir(os.environ['INSTANCE_PATH'])))",
     ).stdout.strip()
     assert listing == "[]", "no index, database or lock file in the image: start-up makes them"

@@ -22,9 +22,9 @@ from sqlalchemy import create_engine, text
 from app.config import normalise_database_url
 from app.services.live_turns import CHECKPOINT_SECONDS, STALE_AFTER, SWEEP_SECONDS
 from tests.conftest import TEST_DATABASE_URL, empty_postgres_tables
-from tests.support.waiting import wait_until
-from tests.support.service import NO_HEALTH_CACHE, Service
 from tests.fakes.gemini_server import FakeGeminiProcess
+from tests.support.service import NO_HEALTH_CACHE, Service
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +44,9 @@ class LiveReader:
 
     def _read(self, url: str, question: str) -> None:
         try:
-            with requests.post(f"{url}/api/chat", json={"message": question}, stream=True, timeout=120) as response:
+            with requests.post(
+                f"{url}/api/chat", json={"message": question}, stream=True, timeout=120
+            ) as response:
                 assert response.status_code == 200, response.text
                 buffer = ""
                 for chunk in response.iter_content(chunk_size=None, decode_unicode=True):
@@ -74,10 +76,14 @@ def answer_row(url: str, message_id: str) -> dict:
     engine = create_engine(normalise_database_url(url))
     try:
         with engine.connect() as conn:
-            row = conn.execute(
-                text("SELECT status, content, error_code, worker_id FROM messages WHERE id = :id"),
-                {"id": message_id if url.startswith("postgres") else message_id.replace("-", "")},
-            ).mappings().one()
+            row = (
+                conn.execute(
+                    text("SELECT status, content, error_code, worker_id FROM messages WHERE id = :id"),
+                    {"id": message_id if url.startswith("postgres") else message_id.replace("-", "")},
+                )
+                .mappings()
+                .one()
+            )
             return dict(row)
     finally:
         engine.dispose()
@@ -102,9 +108,15 @@ def test_sigterm_mid_answer_stores_the_text_and_closes_the_stream(tmp_path):
     # 2 pieces a second for 200 words: 100 s of answer, against a 4 s graceful timeout.
     with FakeGeminiProcess(api_key=KEY, extra_args=("--tokens-per-second", "2")) as fake:
         fake.configure(reply_text=LONG_ANSWER)
-        service = Service(tmp_path, GEMINI_API_KEY=KEY, GEMINI_BASE_URL=fake.base_url, WEB_CONCURRENCY="1",
-                          GUNICORN_CMD_ARGS="--graceful-timeout 4", RATE_LIMIT_CHAT="10000/minute",
-                          tuning=NO_HEALTH_CACHE)
+        service = Service(
+            tmp_path,
+            GEMINI_API_KEY=KEY,
+            GEMINI_BASE_URL=fake.base_url,
+            WEB_CONCURRENCY="1",
+            GUNICORN_CMD_ARGS="--graceful-timeout 4",
+            RATE_LIMIT_CHAT="10000/minute",
+            tuning=NO_HEALTH_CACHE,
+        )
         try:
             service.wait_healthy(in_a_row=2)
             reader = LiveReader(service.url)
@@ -141,8 +153,13 @@ def test_two_instances_a_live_stream_is_left_alone_and_a_killed_ones_is_swept(tm
     # 5 pieces a second for 200 words: 40 s of answer, longer than this test needs.
     with FakeGeminiProcess(api_key=KEY, extra_args=("--tokens-per-second", "5")) as fake:
         fake.configure(reply_text=LONG_ANSWER)
-        common = dict(GEMINI_API_KEY=KEY, GEMINI_BASE_URL=fake.base_url, WEB_CONCURRENCY="1",
-                      RATE_LIMIT_CHAT="10000/minute", tuning=NO_HEALTH_CACHE)
+        common = dict(
+            GEMINI_API_KEY=KEY,
+            GEMINI_BASE_URL=fake.base_url,
+            WEB_CONCURRENCY="1",
+            RATE_LIMIT_CHAT="10000/minute",
+            tuning=NO_HEALTH_CACHE,
+        )
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()
         a = Service(tmp_path / "a", **common)
@@ -155,8 +172,10 @@ def test_two_instances_a_live_stream_is_left_alone_and_a_killed_ones_is_swept(tm
             # Old as the hills: the old age-based sweep took such a row for abandoned.
             engine = create_engine(normalise_database_url(TEST_DATABASE_URL))
             with engine.begin() as conn:
-                conn.execute(text("UPDATE messages SET created_at = created_at - interval '1 day' WHERE id = :id"),
-                             {"id": message_id})
+                conn.execute(
+                    text("UPDATE messages SET created_at = created_at - interval '1 day' WHERE id = :id"),
+                    {"id": message_id},
+                )
             engine.dispose()
 
             b = Service(tmp_path / "b", **common)
@@ -173,8 +192,13 @@ def test_two_instances_a_live_stream_is_left_alone_and_a_killed_ones_is_swept(tm
             killed = time.monotonic()
             received = "".join(reader.tokens())
             limit = (STALE_AFTER + timedelta(seconds=SWEEP_SECONDS + 10)).total_seconds()
-            row = wait_for(lambda: (lambda r: r if r["status"] != "streaming" else None)(answer_row(TEST_DATABASE_URL, message_id)),
-                           limit, "B's sweep to mark A's answer")
+            row = wait_for(
+                lambda: (lambda r: r if r["status"] != "streaming" else None)(
+                    answer_row(TEST_DATABASE_URL, message_id)
+                ),
+                limit,
+                "B's sweep to mark A's answer",
+            )
             swept_after = time.monotonic() - killed
         finally:
             if b is not None:

@@ -4,7 +4,8 @@ real gunicorn of this service (offline answerer, then the fake Gemini streaming 
 citations), driven by Playwright in Debian's Chromium. One browser, one site build, module-scoped
 services; tests that change a service's state (rate limit, cold start) get their own.
 
-Screenshots for docs/deployment/img/: WIDGET_SCREENSHOTS=1 pytest tests/e2e/test_widget_docusaurus.py -k screenshots
+Screenshots for docs/deployment/img/:
+    WIDGET_SCREENSHOTS=1 pytest tests/e2e/test_widget_docusaurus.py -k screenshots
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ MARKDOWN_ANSWER = (
 )
 HOSTILE_ANSWER = (
     "Careful: <img src=x onerror=alert(1)> and <script>alert(2)</script> "
-    "and [click me](javascript:alert(3)) and <a href=\"javascript:alert(4)\">raw</a> [1]."
+    'and [click me](javascript:alert(3)) and <a href="javascript:alert(4)">raw</a> [1].'
 )
 
 HOSTILE_BLOCKS_ANSWER = (
@@ -83,7 +84,9 @@ def _book_settings(site: Path, static_site) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def offline_service(site, static_site, tmp_path_factory):
-    service = Service(tmp_path_factory.mktemp("widget-offline"), tuning=NO_LIMITS, **_book_settings(site, static_site))
+    service = Service(
+        tmp_path_factory.mktemp("widget-offline"), tuning=NO_LIMITS, **_book_settings(site, static_site)
+    )
     try:
         service.wait_healthy()
         yield service
@@ -99,8 +102,13 @@ def fake_gemini():
 
 @pytest.fixture(scope="module")
 def gemini_service(site, static_site, fake_gemini, tmp_path_factory):
-    service = Service(tmp_path_factory.mktemp("widget-gemini"), tuning=NO_LIMITS, GEMINI_API_KEY=GEMINI_KEY,
-                      GEMINI_BASE_URL=fake_gemini.base_url, **_book_settings(site, static_site))
+    service = Service(
+        tmp_path_factory.mktemp("widget-gemini"),
+        tuning=NO_LIMITS,
+        GEMINI_API_KEY=GEMINI_KEY,
+        GEMINI_BASE_URL=fake_gemini.base_url,
+        **_book_settings(site, static_site),
+    )
     try:
         service.wait_healthy()
         yield service
@@ -120,7 +128,9 @@ def _chromium() -> str:
 @pytest.fixture(scope="module")
 def browser():
     executable = _chromium()
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)"
+    )
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
         yield launched
@@ -192,6 +202,7 @@ def _conversation(service, conversation_id: str) -> dict:
 
 def _db_rows(service, sql: str) -> list[dict]:
     from sqlalchemy import create_engine, text
+
     from app.config import normalise_database_url
 
     url = service.env.get("DATABASE_URL") or f"sqlite:///{Path(service.env['INSTANCE_PATH']) / 'chat.db'}"
@@ -218,9 +229,15 @@ def test_the_book_is_a_real_docusaurus_build_with_the_one_script_line(site, stat
 
 
 def test_the_sources_of_the_book_point_at_the_served_site(offline_service, static_site):
-    response = requests.post(f"{offline_service.url}/api/chat", json={"message": "What does the Kalman filter do?"},
-                             timeout=30, stream=True)
-    events = [json.loads(line[6:]) for line in response.iter_lines(decode_unicode=True) if line.startswith("data: ")]
+    response = requests.post(
+        f"{offline_service.url}/api/chat",
+        json={"message": "What does the Kalman filter do?"},
+        timeout=30,
+        stream=True,
+    )
+    events = [
+        json.loads(line[6:]) for line in response.iter_lines(decode_unicode=True) if line.startswith("data: ")
+    ]
     urls = [s["url"] for e in events for s in e.get("sources", []) if isinstance(s, dict) and "url" in s]
     assert urls and all(u.startswith(static_site.url + "/docs/") for u in urls), events
     assert any("/docs/sensor-fusion" in u for u in urls)
@@ -317,7 +334,9 @@ def test_a_selection_question_keeps_its_quote_after_a_reload(offline_tab, offlin
     offline_tab.page.wait_for_timeout(500)  # the service's copy has replaced the tab's
     assert "Calibrate the IMU" in asked.nth(0).locator("blockquote").inner_text()
     assert asked.nth(1).locator("blockquote").count() == 0, "the general question has no quote"
-    saved = offline_tab.page.evaluate("() => Object.values(sessionStorage).map(v => JSON.parse(v)).find(s => s.id)")
+    saved = offline_tab.page.evaluate(
+        "() => Object.values(sessionStorage).map(v => JSON.parse(v)).find(s => s.id)"
+    )
     stored = _conversation(offline_service, saved["id"])
     assert [m["mode"] for m in stored["messages"] if m["role"] == "user"] == ["selection", "general"]
     assert [bool(m.get("context")) for m in saved["messages"]] == [True, False, False, False]
@@ -340,8 +359,11 @@ def test_votes_reach_the_database_and_a_second_replaces_the_first(offline_tab, o
 
 
 def test_stop_aborts_and_the_answer_is_stored_interrupted(browser, static_site, site, tmp_path):
-    service = Service(tmp_path, tuning={**NO_LIMITS, "app.services.answering.offline:TOKEN_DELAY_SECONDS": 0.3},
-                      **_book_settings(site, static_site))
+    service = Service(
+        tmp_path,
+        tuning={**NO_LIMITS, "app.services.answering.offline:TOKEN_DELAY_SECONDS": 0.3},
+        **_book_settings(site, static_site),
+    )
     tab = Tab(browser, static_site, service.url)
     try:
         service.wait_healthy()
@@ -350,12 +372,16 @@ def test_stop_aborts_and_the_answer_is_stored_interrupted(browser, static_site, 
         tab.page.get_by_role("textbox").last.fill("What does the Kalman filter do?")
         tab.page.get_by_role("button", name="Send").click()
         # Stop once the answer is streaming (the question is stored): earlier, nothing is kept.
-        panel.locator("[data-role=assistant]").last.filter(has_text=re.compile(r"\w")).wait_for(timeout=10_000)
+        panel.locator("[data-role=assistant]").last.filter(has_text=re.compile(r"\w")).wait_for(
+            timeout=10_000
+        )
         panel.get_by_role("button", name="Stop").click(timeout=10_000)
         tab.page.wait_for_timeout(1500)
         conversation_id = tab.page.evaluate(
-            "() => Object.values(sessionStorage).map(v => { try { return JSON.parse(v).id; } catch (e) { return null; } })"
-            ".find(Boolean)")  # the widget's saved state: its `id` is the conversation's
+            "() => Object.values(sessionStorage).map(v => "
+            "{ try { return JSON.parse(v).id; } catch (e) { return null; } })"
+            ".find(Boolean)"
+        )  # the widget's saved state: its `id` is the conversation's
         stored = _conversation(service, conversation_id)
         assert stored["messages"][-1]["status"] == "interrupted"
     finally:
@@ -400,10 +426,16 @@ class ColdStartProxy:
                     payload = b'{"status": "starting"}'
                 else:
                     front.starting_chats += 1
-                    payload = b'{"status": 503, "error": "index_not_ready", "message": "The book\'s index is not built yet."}'
+                    payload = (
+                        b'{"status": 503, "error": "index_not_ready", '
+                        b'"message": "The book\'s index is not built yet."}'
+                    )
                 self.send_response(503)
-                for k, v in [("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
-                             ("Access-Control-Allow-Origin", self.headers.get("Origin") or "*")]:
+                for k, v in [
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", str(len(payload))),
+                    ("Access-Control-Allow-Origin", self.headers.get("Origin") or "*"),
+                ]:
                     self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(payload)
@@ -411,15 +443,32 @@ class ColdStartProxy:
             def _pass(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                if time.monotonic() < front.until and self.path.startswith("/api/") and self.command != "OPTIONS":
+                if (
+                    time.monotonic() < front.until
+                    and self.path.startswith("/api/")
+                    and self.command != "OPTIONS"
+                ):
                     self._starting()
                     return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                upstream = requests.request(self.command, front.target + self.path, headers=headers, data=body,
-                                            stream=True, timeout=60)
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
+                }
+                upstream = requests.request(
+                    self.command,
+                    front.target + self.path,
+                    headers=headers,
+                    data=body,
+                    stream=True,
+                    timeout=60,
+                )
                 self.send_response(upstream.status_code)
                 for k, v in upstream.headers.items():
-                    if k.lower() not in ("transfer-encoding", "connection", "content-length", "content-encoding"):
+                    if k.lower() not in (
+                        "transfer-encoding",
+                        "connection",
+                        "content-length",
+                        "content-encoding",
+                    ):
                         self.send_header(k, v)
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
@@ -439,7 +488,9 @@ class ColdStartProxy:
         self.server.server_close()
 
 
-def test_cold_start_shows_waking_up_then_answers_with_the_question_kept(browser, static_site, offline_service):
+def test_cold_start_shows_waking_up_then_answers_with_the_question_kept(
+    browser, static_site, offline_service
+):
     question = "What does the Kalman filter do?"
     proxy = ColdStartProxy(offline_service.url, seconds=3600)
     tab = Tab(browser, static_site, proxy.url)
@@ -454,7 +505,9 @@ def test_cold_start_shows_waking_up_then_answers_with_the_question_kept(browser,
         assert not panel.locator("[data-role=user]").count(), "nothing is shown as asked before it is sent"
         tab.wait_answered(timeout=40_000)
         assert panel.locator("[data-role=user]").last.inner_text() == question
-        assert panel.locator("[data-role=assistant]").last.get_by_text(re.compile("Kalman", re.I)).count() >= 1
+        assert (
+            panel.locator("[data-role=assistant]").last.get_by_text(re.compile("Kalman", re.I)).count() >= 1
+        )
         assert not panel.get_by_role("alert").is_visible(), "the waking banner is gone once answered"
         assert proxy.starting_chats == 1 and proxy.starting_health >= 2, "health polled, not the chat"
         assert [r["message"] for r in tab.chat_requests()] == [question, question]
@@ -474,7 +527,9 @@ def test_429_says_when_to_retry(browser, static_site, site, tmp_path):
         tab.ask("What does the Kalman filter do?")
         tab.page.get_by_role("textbox").last.fill("How do I calibrate the IMU?")
         tab.page.get_by_role("button", name="Send").click()
-        tab.page.get_by_text(re.compile(r"(try again|retry).*\d+\s*(s|sec|second|minute)", re.I)).wait_for(timeout=10_000)
+        tab.page.get_by_text(re.compile(r"(try again|retry).*\d+\s*(s|sec|second|minute)", re.I)).wait_for(
+            timeout=10_000
+        )
         assert tab.page.get_by_role("textbox").last.input_value() == "How do I calibrate the IMU?"
     finally:
         tab.close()
@@ -502,7 +557,9 @@ def test_tables_and_blockquotes_render_and_markup_in_them_never_runs(gemini_tab,
     table = answer.locator("table")
     assert table.locator("thead th").all_inner_texts() == ["Part", "Payload"]
     assert table.locator("tbody tr").count() == 2
-    assert table.locator("tbody td").nth(1).inner_text() == "<img src=x onerror=alert(5)>", "markup shown as text"
+    assert table.locator("tbody td").nth(1).inner_text() == "<img src=x onerror=alert(5)>", (
+        "markup shown as text"
+    )
     assert table.locator("tbody td").nth(1).evaluate("td => td.style.textAlign") == "center"
     quote = answer.locator("blockquote")
     assert quote.count() == 1 and quote.locator("li", has_text="listed").count() == 1
@@ -510,7 +567,9 @@ def test_tables_and_blockquotes_render_and_markup_in_them_never_runs(gemini_tab,
     gemini_tab.page.mouse.move(0, 0)
     quote.locator("li").hover()
     gemini_tab.page.wait_for_timeout(500)
-    assert answer.locator(".text").locator("img, script, iframe, svg, b").count() == 0  # the model's text only
+    assert (
+        answer.locator(".text").locator("img, script, iframe, svg, b").count() == 0
+    )  # the model's text only
     assert panel.locator("img, script, iframe").count() == 0
     hrefs = panel.locator("a").evaluate_all("els => els.map(a => a.getAttribute('href') || '')")
     assert not [h for h in hrefs if not h.startswith(("http://", "https://", "#"))], hrefs
@@ -558,8 +617,11 @@ def test_axe_finds_no_serious_or_critical_violation_with_the_widget_open(offline
     offline_tab.ask("What does the Kalman filter do?")
     offline_tab.page.add_script_tag(path=str(site / "site" / "node_modules" / "axe-core" / "axe.min.js"))
     result = offline_tab.page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
-    bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-           for v in result["violations"] if v["impact"] in ("serious", "critical")]
+    bad = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
     # axe names a node inside a shadow root by a nested list [host, inner]; the template's own
     # markup is not this project's to fix, the widget's is (its host and everything in it).
     widget_bad = [b for b in bad if any(any(isinstance(part, list) for part in target) for target in b[2])]
@@ -567,8 +629,14 @@ def test_axe_finds_no_serious_or_critical_violation_with_the_widget_open(offline
 
 
 def test_the_panel_is_full_screen_on_a_phone(browser, static_site, offline_service):
-    tab = Tab(browser, static_site, offline_service.url, viewport={"width": 390, "height": 844}, is_mobile=True,
-              has_touch=True)
+    tab = Tab(
+        browser,
+        static_site,
+        offline_service.url,
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+    )
     try:
         tab.goto()
         box = tab.open_chat().bounding_box()
@@ -584,11 +652,16 @@ def test_the_panel_docks_beside_the_text_on_a_wide_screen(offline_tab):
     assert box["x"] >= text["x"] + text["width"] - 1, (box, text)
 
 
-@pytest.mark.skipif(not os.environ.get("WIDGET_SCREENSHOTS"), reason="WIDGET_SCREENSHOTS=1 writes docs/ images")
+@pytest.mark.skipif(
+    not os.environ.get("WIDGET_SCREENSHOTS"), reason="WIDGET_SCREENSHOTS=1 writes docs/ images"
+)
 def test_screenshots_for_the_docs(browser, static_site, gemini_service, fake_gemini):
     out = ROOT / "docs" / "deployment" / "img"
     out.mkdir(parents=True, exist_ok=True)
-    for size, viewport in [("wide", {"width": 1280, "height": 800}), ("phone", {"width": 390, "height": 844})]:
+    for size, viewport in [
+        ("wide", {"width": 1280, "height": 800}),
+        ("phone", {"width": 390, "height": 844}),
+    ]:
         for theme in ("light", "dark"):
             fake_gemini.reply_with(MARKDOWN_ANSWER)
             tab = Tab(browser, static_site, gemini_service.url, viewport=viewport, color_scheme=theme)

@@ -60,7 +60,7 @@ def book_and_service(make_settings) -> Iterator[tuple[str, str]]:
             db.engine.dispose()
 
 
-def test_the_widget_on_a_book_page(browser, book_and_service):  # noqa: F811
+def test_the_widget_on_a_book_page(browser, book_and_service):  # noqa: F811 - pytest injects the imported fixture
     book_url, service = book_and_service
     page = browser.new_page()
     errors: list[str] = []
@@ -68,7 +68,9 @@ def test_the_widget_on_a_book_page(browser, book_and_service):  # noqa: F811
     fetched: list[str] = []
     page.on("request", lambda r: fetched.append(r.url) if r.url.startswith(service) else None)
     chats: list[dict] = []
-    page.on("request", lambda r: chats.append(json.loads(r.post_data)) if r.url.endswith("/api/chat") else None)
+    page.on(
+        "request", lambda r: chats.append(json.loads(r.post_data)) if r.url.endswith("/api/chat") else None
+    )
 
     page.goto(book_url + "/guides/watering")
     launcher = page.get_by_role("button", name="Open chat")
@@ -80,9 +82,14 @@ def test_the_widget_on_a_book_page(browser, book_and_service):  # noqa: F811
     launcher.click()
     panel = page.get_by_role("dialog", name="Garden help")
     panel.wait_for()
-    assert page.evaluate("document.activeElement.shadowRoot.activeElement.getAttribute('aria-label')") == "Your question"
+    assert (
+        page.evaluate("document.activeElement.shadowRoot.activeElement.getAttribute('aria-label')")
+        == "Your question"
+    )
     assert any("/widget.css?v=" in url for url in fetched)
-    assert page.evaluate("getComputedStyle(document.documentElement).marginRight") == "420px", "the page reflows"
+    assert page.evaluate("getComputedStyle(document.documentElement).marginRight") == "420px", (
+        "the page reflows"
+    )
 
     # Ask; the answer's citation opens the section of this same book in place.
     box = page.get_by_role("textbox", name="Your question")
@@ -122,6 +129,9 @@ def test_the_widget_on_a_book_page(browser, book_and_service):  # noqa: F811
     # Esc closes and gives focus back to the launcher.
     box.press("Escape")
     assert not panel.is_visible()
-    assert page.evaluate("document.activeElement.shadowRoot.activeElement.getAttribute('aria-label')") == "Open chat"
+    assert (
+        page.evaluate("document.activeElement.shadowRoot.activeElement.getAttribute('aria-label')")
+        == "Open chat"
+    )
     page.close()
     assert not errors, errors

@@ -43,10 +43,11 @@ import threading
 import time
 import urllib.request
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Optional, Union
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 API_METHODS = ("generateContent", "streamGenerateContent", "batchEmbedContents")
@@ -110,7 +111,7 @@ _WORD = re.compile(r"\w+")
 _TOKEN = re.compile(r"\s*\S+\s*")
 
 
-def error_envelope(status: int, message: Optional[str] = None, details: Optional[list] = None) -> dict:
+def error_envelope(status: int, message: str | None = None, details: list | None = None) -> dict:
     """Return Google's error body ``{"error": {code, message, status, details?}}`` for an HTTP status."""
     if status not in ERROR_STATUSES:
         raise ValueError(f"unsupported error status {status}; choose one of {sorted(ERROR_STATUSES)}")
@@ -182,9 +183,9 @@ class Fail:
     """
 
     status: int = 503
-    message: Optional[str] = None
-    retry_delay: Optional[str] = "7s"
-    retry_after: Optional[int] = None
+    message: str | None = None
+    retry_delay: str | None = "7s"
+    retry_after: int | None = None
 
     def __post_init__(self) -> None:
         """Reject statuses the fake has no envelope for, at configuration time."""
@@ -199,7 +200,9 @@ class Fail:
                     "@type": "type.googleapis.com/google.rpc.QuotaFailure",
                     "violations": [
                         {
-                            "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                            "quotaMetric": (
+                                "generativelanguage.googleapis.com/generate_content_free_tier_requests"
+                            ),
                             "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
                             "quotaValue": "10",
                         }
@@ -207,7 +210,9 @@ class Fail:
                 }
             ]
             if self.retry_delay is not None:
-                details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": self.retry_delay})
+                details.append(
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": self.retry_delay}
+                )
         return error_envelope(self.status, self.message, details)
 
     def headers(self) -> dict[str, str]:
@@ -226,10 +231,10 @@ class Answer:
     ``streamGenerateContent``; a non-stream call just answers ``text``.
     """
 
-    text: Optional[str] = None
-    error_after_events: Optional[int] = None
+    text: str | None = None
+    error_after_events: int | None = None
     error_status: int = 503
-    drop_after_events: Optional[int] = None
+    drop_after_events: int | None = None
 
     def __post_init__(self) -> None:
         """Validate the fault settings at configuration time."""
@@ -238,10 +243,10 @@ class Answer:
             raise ValueError("an Answer can either error or drop mid-stream, not both")
 
 
-ScriptItem = Union[str, Answer, Fail]
+ScriptItem = str | Answer | Fail
 
 
-def _script_item(item: Union[ScriptItem, dict]) -> Union[Answer, Fail]:
+def _script_item(item: ScriptItem | dict) -> Answer | Fail:
     """Normalise one script entry: a str is an answer text, a dict with "status" is a Fail, else an Answer."""
     if isinstance(item, (Answer, Fail)):
         return item
@@ -261,9 +266,9 @@ class RecordedRequest:
     query: str
     headers: dict[str, str]
     body: Any
-    model: Optional[str]
-    method_name: Optional[str]
-    api_version: Optional[str]
+    model: str | None
+    method_name: str | None
+    api_version: str | None
     time: float
 
     def to_json(self) -> dict:
@@ -290,7 +295,7 @@ def _positive_int(value: Any) -> int:
     return number
 
 
-def _optional_event_count(value: Any) -> Optional[int]:
+def _optional_event_count(value: Any) -> int | None:
     """Coerce an "after k events" knob: None disables it, else an integer >= 0."""
     if value is None:
         return None
@@ -300,7 +305,7 @@ def _optional_event_count(value: Any) -> Optional[int]:
     return number
 
 
-def _optional_text(value: Any) -> Optional[str]:
+def _optional_text(value: Any) -> str | None:
     """Coerce the reply text knob: None restores the default answer."""
     if value is not None and not isinstance(value, str):
         raise TypeError(f"expected a string or None, got {type(value).__name__}")
@@ -327,7 +332,7 @@ class _Knob:
         self.name = name
         self.storage = "_knob_" + name
 
-    def __get__(self, instance: Any, owner: Optional[type] = None) -> Any:
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
         """Return the instance's value, or the default if never set."""
         if instance is None:
             return self
@@ -365,8 +370,8 @@ class _StreamPlan:
     """Everything a streaming call needs, snapshotted when the call arrives."""
 
     events: list
-    error_event: Optional[dict]
-    fault_index: Optional[int]
+    error_event: dict | None
+    fault_index: int | None
     drop: bool
     first_token_delay: float
     event_interval: float
@@ -377,7 +382,7 @@ class _FailureRule:
     """Pending ``fail_next`` failures: ``remaining`` more calls of ``method`` (None = any) fail."""
 
     remaining: int
-    method: Optional[str]
+    method: str | None
     failure: Fail
 
 
@@ -385,7 +390,11 @@ def _texts(content: Any) -> list[str]:
     """Return the text parts of a Content-shaped dict (anything else yields nothing)."""
     if not isinstance(content, dict) or not isinstance(content.get("parts"), list):
         return []
-    return [part["text"] for part in content["parts"] if isinstance(part, dict) and isinstance(part.get("text"), str)]
+    return [
+        part["text"]
+        for part in content["parts"]
+        if isinstance(part, dict) and isinstance(part.get("text"), str)
+    ]
 
 
 def _split_tokens(text: str) -> list[str]:
@@ -425,11 +434,11 @@ class FakeGemini:
 
     def __init__(
         self,
-        api_key: Optional[str] = "test-key",
+        api_key: str | None = "test-key",
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        embedder: Optional[Callable[[list[str]], list[list[float]]]] = None,
+        embedder: Callable[[list[str]], list[list[float]]] | None = None,
         **knobs: Any,
     ) -> None:
         """Create a stopped fake. ``api_key`` None accepts any non-empty key; ``knobs`` as in ``configure``.
@@ -446,17 +455,17 @@ class FakeGemini:
         self._abandoned_streams = 0
         # Set on stop so handlers sleeping through a delay give up instead of outliving the test.
         self._stopping = threading.Event()
-        self._server: Optional[_FakeHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._server: _FakeHTTPServer | None = None
+        self._thread: threading.Thread | None = None
         self._requests: list[RecordedRequest] = []
-        self._script: deque[Union[Answer, Fail]] = deque()
+        self._script: deque[Answer | Fail] = deque()
         self._failure_rules: list[_FailureRule] = []
         self._generation_calls = 0
         self.configure(**knobs)
 
     # --- lifecycle ---
 
-    def start(self) -> "FakeGemini":
+    def start(self) -> FakeGemini:
         """Bind a port and start serving in a daemon thread; returns self."""
         if self._server is not None:
             raise RuntimeError("FakeGemini is already running")
@@ -479,7 +488,7 @@ class FakeGemini:
         self._thread.join(timeout=5)
         self._server = self._thread = None
 
-    def __enter__(self) -> "FakeGemini":
+    def __enter__(self) -> FakeGemini:
         """Start the server."""
         return self.start()
 
@@ -521,11 +530,11 @@ class FakeGemini:
         """Return the current knob values by name."""
         return {name: getattr(self, name) for name in self.KNOBS}
 
-    def reply_with(self, text: Optional[str]) -> None:
+    def reply_with(self, text: str | None) -> None:
         """Answer every generation call with ``text`` (None restores the default answer)."""
         self.reply_text = text
 
-    def script(self, items: list[Union[ScriptItem, dict]]) -> None:
+    def script(self, items: list[ScriptItem | dict]) -> None:
         """Replace the per-call script for generation calls, consumed one entry per call in order.
 
         Entries: a str (answer text), ``Answer`` (text and/or stream fault), ``Fail``
@@ -541,12 +550,12 @@ class FakeGemini:
         n: int = 1,
         status: int = 503,
         *,
-        method: Optional[str] = None,
-        message: Optional[str] = None,
-        retry_delay: Optional[str] = "7s",
-        retry_after: Optional[int] = None,
+        method: str | None = None,
+        message: str | None = None,
+        retry_delay: str | None = "7s",
+        retry_after: int | None = None,
     ) -> None:
-        """Make the next ``n`` calls (of ``method``, or of any method) answer ``status`` with an error envelope.
+        """Make the next ``n`` calls (of ``method``, or of any) answer ``status`` with an error envelope.
 
         Checked before the script and before request validation. 429 carries
         QuotaFailure and RetryInfo(``retry_delay``) details; ``retry_after`` adds a
@@ -588,7 +597,7 @@ class FakeGemini:
             self._abandoned_streams += 1
 
     @property
-    def last_request(self) -> Optional[RecordedRequest]:
+    def last_request(self) -> RecordedRequest | None:
         """The most recent API request, or None."""
         with self._lock:
             return self._requests[-1] if self._requests else None
@@ -600,7 +609,7 @@ class FakeGemini:
         with self._lock:
             self._requests.append(request)
 
-    def _take_failure(self, method: str) -> Optional[Fail]:
+    def _take_failure(self, method: str) -> Fail | None:
         """Consume one pending ``fail_next`` failure matching ``method``, if any."""
         with self._lock:
             for rule in self._failure_rules:
@@ -611,7 +620,7 @@ class FakeGemini:
                     return rule.failure
         return None
 
-    def _next_generation_step(self) -> tuple[Union[Answer, Fail, None], int]:
+    def _next_generation_step(self) -> tuple[Answer | Fail | None, int]:
         """Pop the next script entry (None if empty) and, unless it is a Fail, count the call."""
         with self._lock:
             step = self._script.popleft() if self._script else None
@@ -619,7 +628,7 @@ class FakeGemini:
                 self._generation_calls += 1
             return step, self._generation_calls
 
-    def _decide(self, request: RecordedRequest) -> Union[_ErrorReply, _JsonReply, _StreamPlan]:
+    def _decide(self, request: RecordedRequest) -> _ErrorReply | _JsonReply | _StreamPlan:
         """Decide how to answer an API request, in the order the real service would reject it."""
         route = _API_ROUTE.match(request.path)
         if request.method != "POST" or route is None or route["method"] not in API_METHODS:
@@ -629,7 +638,9 @@ class FakeGemini:
             return _ErrorReply(400, API_KEY_INVALID_ENVELOPE, {})
         method = route["method"]
         if method == "streamGenerateContent" and request.query != "alt=sse":
-            return _ErrorReply(400, error_envelope(400, "The fake serves streamGenerateContent only with ?alt=sse."), {})
+            return _ErrorReply(
+                400, error_envelope(400, "The fake serves streamGenerateContent only with ?alt=sse."), {}
+            )
         if not isinstance(request.body, dict):
             return _ErrorReply(400, error_envelope(400, "Invalid JSON payload received."), {})
         failure = self._take_failure(method)
@@ -639,33 +650,48 @@ class FakeGemini:
             return self._embed(request.body)
         return self._generate(request.body, route["model"], stream=method == "streamGenerateContent")
 
-    def _embed(self, body: dict) -> Union[_ErrorReply, _JsonReply]:
+    def _embed(self, body: dict) -> _ErrorReply | _JsonReply:
         """Answer batchEmbedContents: one fake embedding per entry, at most 100 entries."""
         entries = body.get("requests")
         if not isinstance(entries, list) or not entries:
-            return _ErrorReply(400, error_envelope(400, "* BatchEmbedContentsRequest.requests: contents is not specified"), {})
+            return _ErrorReply(
+                400,
+                error_envelope(400, "* BatchEmbedContentsRequest.requests: contents is not specified"),
+                {},
+            )
         if len(entries) > MAX_EMBED_BATCH:
-            message = f"* BatchEmbedContentsRequest.requests: at most {MAX_EMBED_BATCH} requests can be in one batch\n"
+            limit = f"at most {MAX_EMBED_BATCH} requests can be in one batch"
+            message = f"* BatchEmbedContentsRequest.requests: {limit}\n"
             return _ErrorReply(400, error_envelope(400, message), {})
         texts, dims = [], []
         for entry in entries:
-            dim = entry.get("outputDimensionality", DEFAULT_EMBEDDING_DIM) if isinstance(entry, dict) else None
+            dim = (
+                entry.get("outputDimensionality", DEFAULT_EMBEDDING_DIM) if isinstance(entry, dict) else None
+            )
             if not isinstance(dim, int) or not 1 <= dim <= MAX_EMBEDDING_DIM:
-                message = f"* BatchEmbedContentsRequest.requests[{len(texts)}].output_dimensionality: must be between 1 and {MAX_EMBEDDING_DIM}\n"
+                message = (
+                    f"* BatchEmbedContentsRequest.requests[{len(texts)}].output_dimensionality: "
+                    f"must be between 1 and {MAX_EMBEDDING_DIM}\n"
+                )
                 return _ErrorReply(400, error_envelope(400, message), {})
             texts.append(" ".join(_texts(entry.get("content"))))
             dims.append(dim)
         if self.embedder is None:
-            vectors = [fake_embedding(text, dim) for text, dim in zip(texts, dims)]
+            vectors = [fake_embedding(text, dim) for text, dim in zip(texts, dims, strict=True)]
         else:
-            vectors = [_fit(list(map(float, vector)), dim) for vector, dim in zip(self.embedder(texts), dims)]
+            vectors = [
+                _fit(list(map(float, vector)), dim)
+                for vector, dim in zip(self.embedder(texts), dims, strict=True)
+            ]
         return _JsonReply({"embeddings": [{"values": vector} for vector in vectors]}, 0.0)
 
-    def _generate(self, body: dict, model: str, *, stream: bool) -> Union[_ErrorReply, _JsonReply, _StreamPlan]:
+    def _generate(self, body: dict, model: str, *, stream: bool) -> _ErrorReply | _JsonReply | _StreamPlan:
         """Answer generateContent / streamGenerateContent from the script or the knobs."""
         contents = body.get("contents")
         if not isinstance(contents, list) or not contents:
-            return _ErrorReply(400, error_envelope(400, "* GenerateContentRequest.contents: contents is not specified\n"), {})
+            return _ErrorReply(
+                400, error_envelope(400, "* GenerateContentRequest.contents: contents is not specified\n"), {}
+            )
         step, call_number = self._next_generation_step()
         if isinstance(step, Fail):
             return _ErrorReply(step.status, step.envelope(), step.headers())
@@ -679,7 +705,9 @@ class FakeGemini:
         if text is None:
             text = default_answer(_last_user_text(contents), call_number)
 
-        prompt_words = sum(len(t.split()) for c in [*contents, body.get("systemInstruction")] for t in _texts(c))
+        prompt_words = sum(
+            len(t.split()) for c in [*contents, body.get("systemInstruction")] for t in _texts(c)
+        )
         tokens = _split_tokens(text)
         usage = {
             "promptTokenCount": prompt_words,
@@ -690,8 +718,15 @@ class FakeGemini:
 
         def response(chunk_text: str, last: bool) -> dict:
             """One GenerateContentResponse; the last carries finishReason and usageMetadata."""
-            candidate: dict[str, Any] = {"content": {"parts": [{"text": chunk_text}], "role": "model"}, "index": 0}
-            payload: dict[str, Any] = {"candidates": [candidate], "modelVersion": model, "responseId": response_id}
+            candidate: dict[str, Any] = {
+                "content": {"parts": [{"text": chunk_text}], "role": "model"},
+                "index": 0,
+            }
+            payload: dict[str, Any] = {
+                "candidates": [candidate],
+                "modelVersion": model,
+                "responseId": response_id,
+            }
             if last:
                 candidate["finishReason"] = "STOP"
                 payload["usageMetadata"] = usage
@@ -704,11 +739,15 @@ class FakeGemini:
         words_per_event = self.chunk_words
         chunks = ["".join(tokens[i : i + words_per_event]) for i in range(0, len(tokens), words_per_event)]
         events = [response(chunk, last=i == len(chunks) - 1) for i, chunk in enumerate(chunks)]
-        fault_after = answer.error_after_events if answer.error_after_events is not None else answer.drop_after_events
+        fault_after = (
+            answer.error_after_events if answer.error_after_events is not None else answer.drop_after_events
+        )
         tokens_per_second = self.tokens_per_second
         return _StreamPlan(
             events=events,
-            error_event=error_envelope(answer.error_status) if answer.error_after_events is not None else None,
+            error_event=error_envelope(answer.error_status)
+            if answer.error_after_events is not None
+            else None,
             # A fault "after k events" fires after the last event when k exceeds the count.
             fault_index=None if fault_after is None else min(fault_after, len(events)),
             drop=answer.drop_after_events is not None,
@@ -864,14 +903,16 @@ class _Handler(BaseHTTPRequestHandler):
                 raise
 
     def _pause(self, seconds: float) -> bool:
-        """Sleep ``seconds`` unless the fake stops meanwhile; once stopping, mark the connection closed and return False."""
+        """Sleep ``seconds`` unless the fake stops meanwhile.
+
+        Once stopping, mark the connection closed and return False."""
         stopping = self.server.fake._stopping
         stopped = stopping.wait(seconds) if seconds > 0 else stopping.is_set()
         if stopped:
             self.close_connection = True
         return not stopped
 
-    def _send_json(self, status: int, payload: Any, extra_headers: Optional[dict] = None) -> None:
+    def _send_json(self, status: int, payload: Any, extra_headers: dict | None = None) -> None:
         """Send a complete JSON response with Content-Length, keeping the connection alive."""
         data = json.dumps(payload, separators=(",", ":")).encode("utf-8")
         self.send_response(status)
@@ -940,18 +981,28 @@ class FakeGeminiProcess:
     ``reset`` and ``requests`` (the last three call ``/_fake/*`` over HTTP).
     """
 
-    def __init__(self, api_key: str = "test-key", *, extra_args: tuple[str, ...] = (), startup_timeout: float = 10.0) -> None:
-        """Prepare, not start, the process; ``extra_args`` are more CLI flags (e.g. ``--first-token-delay 0.3``)."""
+    def __init__(
+        self, api_key: str = "test-key", *, extra_args: tuple[str, ...] = (), startup_timeout: float = 10.0
+    ) -> None:
+        """Prepare, not start, the process; ``extra_args`` are more flags (``--first-token-delay 0.3``)."""
         self.api_key = api_key
         self._extra_args = tuple(extra_args)
         self._startup_timeout = startup_timeout
-        self._process: Optional[subprocess.Popen] = None
+        self._process: subprocess.Popen | None = None
         self.base_url = ""
 
-    def start(self) -> "FakeGeminiProcess":
+    def start(self) -> FakeGeminiProcess:
         """Start the process and wait for its ``FAKE_GEMINI_URL=`` line."""
         project_root = Path(__file__).resolve().parents[2]
-        command = [sys.executable, "-m", "tests.fakes.gemini_server", "--port", "0", "--api-key", self.api_key]
+        command = [
+            sys.executable,
+            "-m",
+            "tests.fakes.gemini_server",
+            "--port",
+            "0",
+            "--api-key",
+            self.api_key,
+        ]
         self._process = subprocess.Popen(
             [*command, *self._extra_args], cwd=project_root, stdout=subprocess.PIPE, text=True
         )
@@ -963,7 +1014,7 @@ class FakeGeminiProcess:
         self.base_url = line.strip().split("=", 1)[1]
         return self
 
-    def stop(self) -> Optional[int]:
+    def stop(self) -> int | None:
         """SIGTERM the process (SIGKILL after 5 s) and return its exit code."""
         if self._process is None:
             return None
@@ -977,7 +1028,7 @@ class FakeGeminiProcess:
         finally:
             process.stdout.close()
 
-    def __enter__(self) -> "FakeGeminiProcess":
+    def __enter__(self) -> FakeGeminiProcess:
         """Start the process."""
         return self.start()
 
@@ -1013,23 +1064,31 @@ class FakeGeminiProcess:
             return json.loads(response.read())
 
 
-def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the standalone server's command line."""
     parser = argparse.ArgumentParser(description="Fake Gemini API server for tests and benchmarks.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--api-key", default="test-key", help="the only key accepted (x-goog-api-key)")
-    parser.add_argument("--first-token-delay", type=float, default=0.0, help="seconds before the first SSE event")
-    parser.add_argument("--tokens-per-second", type=float, default=0.0, help="stream pacing; 0 = as fast as possible")
+    parser.add_argument(
+        "--first-token-delay", type=float, default=0.0, help="seconds before the first SSE event"
+    )
+    parser.add_argument(
+        "--tokens-per-second", type=float, default=0.0, help="stream pacing; 0 = as fast as possible"
+    )
     parser.add_argument("--chunk-words", type=int, default=1, help="words per SSE event")
     parser.add_argument("--reply-text", default=None, help="fixed answer instead of the default one")
-    parser.add_argument("--error-after-events", type=int, default=None, help="send an error event after k events")
+    parser.add_argument(
+        "--error-after-events", type=int, default=None, help="send an error event after k events"
+    )
     parser.add_argument("--error-status", type=int, default=503, help="status of the mid-stream error event")
-    parser.add_argument("--drop-after-events", type=int, default=None, help="cut the connection after k events")
+    parser.add_argument(
+        "--drop-after-events", type=int, default=None, help="cut the connection after k events"
+    )
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run the fake until SIGTERM/SIGINT, announcing ``FAKE_GEMINI_URL=...`` on stdout once ready."""
     args = _parse_args(argv)
     knobs = {name: getattr(args, name) for name in FakeGemini.KNOBS}

@@ -48,8 +48,10 @@ def calls(fake, method):
 
 def assistant_rows(app):
     store = app.extensions["services"].store
-    with store._session_factory() as session:  # noqa: SLF001 - reading rows as stored
-        return list(session.scalars(select(Message).where(Message.role == "assistant").order_by(Message.created_at)))
+    with store._session_factory() as session:
+        return list(
+            session.scalars(select(Message).where(Message.role == "assistant").order_by(Message.created_at))
+        )
 
 
 def test_a_repeated_first_question_is_replayed_without_retrieval_or_gemini(app, fake):
@@ -64,21 +66,30 @@ def test_a_repeated_first_question_is_replayed_without_retrieval_or_gemini(app, 
     again = ask(client, message="  how often should I WATER tomatoes ?? ")
     assert fake.requests == [], "no answer call and no query embedding: neither Gemini nor retrieval ran"
     assert [e["type"] for e in again][0] == "metadata" and again[-1]["type"] == "done"
-    assert [e["content"] for e in again if e["type"] == "token"] == [e["content"] for e in first if e["type"] == "token"]
+    assert [e["content"] for e in again if e["type"] == "token"] == [
+        e["content"] for e in first if e["type"] == "token"
+    ]
     assert again[-1]["cached"] is True and again[-1]["grounded"] is True
     assert again[-1]["sources"] == first[-1]["sources"]
     assert again[0]["conversation_id"] != first[0]["conversation_id"]
 
     # Both turns are stored like any other; the replayed one says where it came from.
     rows = assistant_rows(app)
-    assert [(r.status, r.answerer) for r in rows] == [("complete", "gemini:gemini-3.5-flash"), ("complete", "cache")]
+    assert [(r.status, r.answerer) for r in rows] == [
+        ("complete", "gemini:gemini-3.5-flash"),
+        ("complete", "cache"),
+    ]
     assert rows[1].content == rows[0].content and rows[1].sources == rows[0].sources
     assert rows[1].first_token_ms is not None and rows[1].retrieval_ms is None
     stored = client.get(f"/api/conversation/{again[0]['conversation_id']}").get_json()["messages"]
-    assert [m["role"] for m in stored] == ["user", "assistant"] and stored[0]["content"].strip().startswith("how often")
+    assert [m["role"] for m in stored] == ["user", "assistant"] and stored[0]["content"].strip().startswith(
+        "how often"
+    )
 
     # The JSON form says so too.
-    body = client.post("/api/chat", json={"message": QUESTION}, headers={"Accept": "application/json"}).get_json()
+    body = client.post(
+        "/api/chat", json={"message": QUESTION}, headers={"Accept": "application/json"}
+    ).get_json()
     assert body["cached"] is True and body["answer"] == text(first)
 
 
@@ -136,7 +147,9 @@ def test_flask_ingest_of_a_changed_book_invalidates_the_cache(app, runner, fake,
     before = index.version()
     result = runner.invoke(args=["ingest", "--json"])
     assert result.exit_code == 0, result.output
-    wait_until(lambda: index.version() != before, timeout=5)  # readers follow the live pointer within a second
+    wait_until(
+        lambda: index.version() != before, timeout=5
+    )  # readers follow the live pointer within a second
 
     fake.reset()
     events = ask(client, message=QUESTION)
@@ -165,7 +178,11 @@ def test_offline_answers_are_cached_too(make_app, book):
 
 
 def test_normalisation_and_the_lru_bound():
-    assert normalise_question("  How do I  DEPLOY?! ") == normalise_question("how do i deploy") == "how do i deploy"
+    assert (
+        normalise_question("  How do I  DEPLOY?! ")
+        == normalise_question("how do i deploy")
+        == "how do i deploy"
+    )
     assert normalise_question("Ｗｈａｔ is MDX？") == "what is mdx"
     assert normalise_question("What is X vs Y?") != normalise_question("What is Y vs X?")
 

@@ -41,7 +41,11 @@ def test_stored_conversation_matches_what_was_streamed(client):
     assert body["conversation_id"] == cid
     user, assistant = body["messages"]
     assert (user["role"], user["content"]) == ("user", "How do I water basil?")
-    assert (assistant["role"], assistant["content"], assistant["status"]) == ("assistant", streamed, "complete")
+    assert (assistant["role"], assistant["content"], assistant["status"]) == (
+        "assistant",
+        streamed,
+        "complete",
+    )
     assert assistant["sources"] == events[-1]["sources"]
     assert user["created_at"] <= assistant["created_at"]
 
@@ -59,7 +63,9 @@ def test_follow_up_stays_in_the_conversation(client):
 def test_selection_mode_answers_from_the_selected_text(client):
     selection = "Basil likes moist soil, while rosemary and thyme prefer to dry out between waterings."
     events = parse_widget_stream(
-        ask(client, message="Which herbs like dry soil?", mode="selection", context=selection).get_data(as_text=True)
+        ask(client, message="Which herbs like dry soil?", mode="selection", context=selection).get_data(
+            as_text=True
+        )
     )
     answer = "".join(e["content"] for e in events if e["type"] == "token")
     assert "rosemary and thyme prefer" not in answer  # explained from the book, not echoed
@@ -111,7 +117,12 @@ def test_unknown_conversation_gets_404_before_any_stream(client):
 
 
 def test_not_json_gets_415_and_broken_json_gets_400(client):
-    assert client.post("/api/chat", data="message=hi", content_type="application/x-www-form-urlencoded").status_code == 415
+    assert (
+        client.post(
+            "/api/chat", data="message=hi", content_type="application/x-www-form-urlencoded"
+        ).status_code
+        == 415
+    )
     broken = client.post("/api/chat", data="{not json", content_type="application/json")
     assert broken.status_code == 400 and broken.get_json()["error"] == "bad_request"
 

@@ -21,11 +21,19 @@ from tests.support.service import base_env
 @pytest.fixture
 def flask_command(tmp_path: Path, database_url: str):
     """Run `flask <args>` on the fixture book and a fresh database; the CompletedProcess."""
-    env = base_env(tmp_path / "instance", DOCS_PATH=str(FIXTURE_BOOK), DATABASE_URL=database_url, LOG_LEVEL="DEBUG")
+    env = base_env(
+        tmp_path / "instance", DOCS_PATH=str(FIXTURE_BOOK), DATABASE_URL=database_url, LOG_LEVEL="DEBUG"
+    )
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "flask", *args], cwd=ROOT, env=env,
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [sys.executable, "-m", "flask", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stderr
         return result
 

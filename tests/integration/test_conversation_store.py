@@ -34,7 +34,10 @@ def test_the_question_is_stored_before_any_answer(store):
 def test_finished_turn_keeps_text_sources_and_status(store):
     turn = store.open_turn(None, "q", "selection", "selected text")
     sources = [{"file": "a.md", "heading": "A", "similarity": 1.0}]
-    store.finish_turn(turn.assistant_message_id, TurnOutcome("answer [1]", MessageStatus.COMPLETE, sources, grounded=True, total_ms=12))
+    store.finish_turn(
+        turn.assistant_message_id,
+        TurnOutcome("answer [1]", MessageStatus.COMPLETE, sources, grounded=True, total_ms=12),
+    )
     user, assistant = store.get_messages(turn.conversation_id)
     assert user.mode == "selection"
     assert (assistant.content, assistant.status, assistant.sources) == ("answer [1]", "complete", sources)
@@ -81,13 +84,22 @@ def test_answers_of_a_worker_gone_silent_are_interrupted_with_the_text_saved_so_
     store.beat("worker-b", "host-b", 2)
     gone = store.open_turn(None, "q", "general", None, worker_id="worker-a")
     live = store.open_turn(None, "q", "general", None, worker_id="worker-b")
-    assert store.save_partial_answers({gone.assistant_message_id: "The first half", live.assistant_message_id: "Still"}) == 2
+    assert (
+        store.save_partial_answers(
+            {gone.assistant_message_id: "The first half", live.assistant_message_id: "Still"}
+        )
+        == 2
+    )
     _backdate(store, WorkerHeartbeat, "worker-a", beat_at=utcnow() - timedelta(seconds=30))
 
     assert store.mark_abandoned_streams(STALE) == 1
     with store._session_factory() as session:
         assistant = session.get(Message, gone.assistant_message_id)
-    assert (assistant.status, assistant.content, assistant.error_code) == ("interrupted", "The first half", "worker_stopped")
+    assert (assistant.status, assistant.content, assistant.error_code) == (
+        "interrupted",
+        "The first half",
+        "worker_stopped",
+    )
     assert _answer(store, live).status == "streaming"
     with store._session_factory() as session:  # the dead worker's heartbeat is gone with it
         workers = set(session.scalars(select(WorkerHeartbeat.id)))

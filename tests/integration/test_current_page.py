@@ -34,12 +34,17 @@ def test_the_current_page_comes_first_when_it_answers(client):
     assert [s["file"] for s in without][:2] == ["guides/watering.md", "intro.md"]
     intro_page = without[1]["url"].split("#")[0] + "?utm=x"  # as location.href, query and all
     assert first_files(client, message=SHARED_QUESTION, page=intro_page)[0] == "intro.md"
-    assert first_files(client, message=SHARED_QUESTION, page=without[0]["url"].split("#")[0])[0] == "guides/watering.md"
+    assert (
+        first_files(client, message=SHARED_QUESTION, page=without[0]["url"].split("#")[0])[0]
+        == "guides/watering.md"
+    )
 
 
 def test_an_unrelated_page_changes_nothing(client):
     without = first_files(client, message="How often should I water tomatoes?")
-    with_page = first_files(client, message="How often should I water tomatoes?", page=f"{SITE}/reference/config")
+    with_page = first_files(
+        client, message="How often should I water tomatoes?", page=f"{SITE}/reference/config"
+    )
     assert with_page[0] == without[0] == "guides/watering.md"
 
 
@@ -68,13 +73,20 @@ def test_a_follow_up_carries_the_page(app, client, monkeypatch):
     monkeypatch.setattr(retriever, "retrieve", recording)
     first = ask(client, message="How often should I water tomatoes?")
     conversation = parse_widget_stream(first.get_data(as_text=True))[0]["conversation_id"]
-    response = ask(client, message="And herbs?", conversation_id=conversation, page=f"{SITE}/guides/watering/")
+    response = ask(
+        client, message="And herbs?", conversation_id=conversation, page=f"{SITE}/guides/watering/"
+    )
     events = parse_widget_stream(response.get_data(as_text=True))
     assert events[0]["conversation_id"] == conversation and events[-1]["sources"]
     assert pages == [None, f"{SITE}/guides/watering/"]
 
 
 def test_a_selection_question_takes_a_page(client):
-    files = first_files(client, message="What does this mean?", mode="selection", context="Basil likes moist soil",
-                        page="/intro")
+    files = first_files(
+        client,
+        message="What does this mean?",
+        mode="selection",
+        context="Basil likes moist soil",
+        page="/intro",
+    )
     assert files[0] == "guides/watering.md"  # the selection's own section is still cited first

@@ -6,9 +6,17 @@ from bench.eval_answers import main
 from tests.conftest import FIXTURE_BOOK
 
 REAL = [
-    {"id": "q1", "question": "How often should I water tomatoes?", "expected_files": ["guides/watering.md"],
-     "key_facts": ["two or three times a week", "pruning shears"]},
-    {"id": "q2", "question": "When do seedlings go outside after frost?", "expected_files": ["api/configuration.mdx"]},
+    {
+        "id": "q1",
+        "question": "How often should I water tomatoes?",
+        "expected_files": ["guides/watering.md"],
+        "key_facts": ["two or three times a week", "pruning shears"],
+    },
+    {
+        "id": "q2",
+        "question": "When do seedlings go outside after frost?",
+        "expected_files": ["api/configuration.mdx"],
+    },
 ]
 OFF_TOPIC = [
     {"id": "o1", "question": "What is the stock price of Apple?"},
@@ -20,8 +28,18 @@ def test_keyword_run_prints_a_table_and_the_metrics(tmp_path, capsys):
     real, off = tmp_path / "real.jsonl", tmp_path / "off.jsonl"
     real.write_text("\n".join(json.dumps(q) for q in REAL))
     off.write_text("\n".join(json.dumps(q) for q in OFF_TOPIC))
-    argv = ["--docs", str(FIXTURE_BOOK), "--questions", str(real), "--offtopic", str(off),
-            "--site-url", "", "--route-base-path", "/"]
+    argv = [
+        "--docs",
+        str(FIXTURE_BOOK),
+        "--questions",
+        str(real),
+        "--offtopic",
+        str(off),
+        "--site-url",
+        "",
+        "--route-base-path",
+        "/",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert out[0].startswith("| mode | real | offtopic | markdown | broken")

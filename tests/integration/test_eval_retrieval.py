@@ -7,12 +7,32 @@ from tests.conftest import FIXTURE_BOOK
 from tests.fakes.gemini_server import FakeGemini
 
 QUESTIONS = [
-    {"id": "q1", "question": "How often should I water tomatoes?", "expected_files": ["guides/watering.md"], "expected_anchor": "watering-tomatoes"},
-    {"id": "q2", "question": "When do seedlings go outside after frost?", "expected_files": ["api/configuration.mdx"], "expected_anchor": "frost-dates"},
-    {"id": "q3", "question": "Who is this balcony book for?", "expected_files": ["intro.md"], "expected_anchor": None},
+    {
+        "id": "q1",
+        "question": "How often should I water tomatoes?",
+        "expected_files": ["guides/watering.md"],
+        "expected_anchor": "watering-tomatoes",
+    },
+    {
+        "id": "q2",
+        "question": "When do seedlings go outside after frost?",
+        "expected_files": ["api/configuration.mdx"],
+        "expected_anchor": "frost-dates",
+    },
+    {
+        "id": "q3",
+        "question": "Who is this balcony book for?",
+        "expected_files": ["intro.md"],
+        "expected_anchor": None,
+    },
 ]
 # Labelled, but beyond the book's words: the floor refuses it, and that is reported as a refusal.
-REFUSED = {"id": "q4", "question": "Which fertiliser brand is cheapest?", "expected_files": ["intro.md"], "expected_anchor": None}
+REFUSED = {
+    "id": "q4",
+    "question": "Which fertiliser brand is cheapest?",
+    "expected_files": ["intro.md"],
+    "expected_anchor": None,
+}
 
 
 OFF_TOPIC = [
@@ -26,8 +46,18 @@ def run(tmp_path, capsys):
     questions.write_text("\n".join(json.dumps(q) for q in QUESTIONS + [REFUSED]))
     offtopic = tmp_path / "off.jsonl"
     offtopic.write_text("\n".join(json.dumps(q) for q in OFF_TOPIC))
-    argv = ["--docs", str(FIXTURE_BOOK), "--questions", str(questions), "--offtopic", str(offtopic),
-            "--site-url", "", "--route-base-path", "/"]
+    argv = [
+        "--docs",
+        str(FIXTURE_BOOK),
+        "--questions",
+        str(questions),
+        "--offtopic",
+        str(offtopic),
+        "--site-url",
+        "",
+        "--route-base-path",
+        "/",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "hit@1" in out.splitlines()[-1] and "mrr@10" in out  # a table, then the JSON line
@@ -36,8 +66,17 @@ def run(tmp_path, capsys):
 
 def test_keyword_evaluation_prints_metrics(tmp_path, capsys):
     metrics = run(tmp_path, capsys)
-    assert set(metrics) == {"n", "hit@1", "hit@5", "mrr@10", "section_hit@5", "refused", "ranking_miss@5",
-                            "offtopic_n", "offtopic_refused"}
+    assert set(metrics) == {
+        "n",
+        "hit@1",
+        "hit@5",
+        "mrr@10",
+        "section_hit@5",
+        "refused",
+        "ranking_miss@5",
+        "offtopic_n",
+        "offtopic_refused",
+    }
     assert metrics["n"] == 4 and metrics["hit@1"] == 0.75 and metrics["section_hit@5"] == 1.0
     # The refused question is a refusal, not a ranking miss; both off-topic questions are refused.
     assert metrics["refused"] == 1 and metrics["ranking_miss@5"] == 0

@@ -39,7 +39,9 @@ def fake():
 
 def make_client(fake: FakeGemini, api_key: str = API_KEY, **http_options) -> genai.Client:
     """A real SDK client pointed at the fake."""
-    return genai.Client(api_key=api_key, http_options=types.HttpOptions(base_url=fake.base_url, **http_options))
+    return genai.Client(
+        api_key=api_key, http_options=types.HttpOptions(base_url=fake.base_url, **http_options)
+    )
 
 
 @pytest.fixture
@@ -54,13 +56,15 @@ def genai_client(fake):
 
 def cosine(a: list[float], b: list[float]) -> float:
     """Cosine similarity of two vectors."""
-    dot = sum(x * y for x, y in zip(a, b))
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
     return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
 
 
 def test_generate_content_answers_default_text_with_usage(fake, genai_client):
     """Non-stream call: default answer derived from the last user text, STOP and usage counts."""
-    response = genai_client.models.generate_content(model=CHAT_MODEL, contents="What is the capital of France?")
+    response = genai_client.models.generate_content(
+        model=CHAT_MODEL, contents="What is the capital of France?"
+    )
 
     assert response.text == default_answer("What is the capital of France?", 1)
     assert response.candidates[0].finish_reason == types.FinishReason.STOP
@@ -109,7 +113,9 @@ def test_both_api_versions_are_served(fake, api_version):
     """The SDK's default /v1 and an explicit /v1beta both work and are recorded as such."""
     with make_client(fake, api_version=api_version) as sdk_client:
         assert sdk_client.models.generate_content(model=CHAT_MODEL, contents="hi").text
-        streamed = "".join(c.text for c in sdk_client.models.generate_content_stream(model=CHAT_MODEL, contents="hi"))
+        streamed = "".join(
+            c.text for c in sdk_client.models.generate_content_stream(model=CHAT_MODEL, contents="hi")
+        )
         assert streamed
     assert [r.api_version for r in fake.requests] == [api_version, api_version]
     assert fake.requests[0].path == f"/{api_version}/models/{CHAT_MODEL}:generateContent"
@@ -117,7 +123,9 @@ def test_both_api_versions_are_served(fake, api_version):
 
 def test_base_url_path_prefix_is_accepted(fake):
     """A path in base_url is kept as a prefix by the SDK and accepted by the fake."""
-    with genai.Client(api_key=API_KEY, http_options=types.HttpOptions(base_url=fake.base_url + "/proxy/")) as sdk_client:
+    with genai.Client(
+        api_key=API_KEY, http_options=types.HttpOptions(base_url=fake.base_url + "/proxy/")
+    ) as sdk_client:
         sdk_client.models.generate_content(model=CHAT_MODEL, contents="hi")
     assert fake.last_request.path == f"/proxy/v1/models/{CHAT_MODEL}:generateContent"
 
@@ -129,7 +137,9 @@ def test_records_system_instruction_roles_config_and_key(fake, genai_client):
         types.Content(role="model", parts=[types.Part(text="first answer")]),
         types.Content(role="user", parts=[types.Part(text="follow-up question")]),
     ]
-    config = types.GenerateContentConfig(system_instruction="You are terse.", temperature=0.2, max_output_tokens=256)
+    config = types.GenerateContentConfig(
+        system_instruction="You are terse.", temperature=0.2, max_output_tokens=256
+    )
 
     response = genai_client.models.generate_content(model=CHAT_MODEL, contents=contents, config=config)
 
@@ -182,7 +192,9 @@ def test_a_plugged_in_embedder_answers_batch_embed_contents(genai_client):
     with FakeGemini(api_key=API_KEY, embedder=embedder) as server:
         client = make_client(server)
         small = client.models.embed_content(
-            model=EMBED_MODEL, contents=["the sidebar", "a blog"], config=types.EmbedContentConfig(output_dimensionality=3)
+            model=EMBED_MODEL,
+            contents=["the sidebar", "a blog"],
+            config=types.EmbedContentConfig(output_dimensionality=3),
         )
         cut = client.models.embed_content(
             model=EMBED_MODEL, contents=["a blog"], config=types.EmbedContentConfig(output_dimensionality=2)
@@ -213,7 +225,10 @@ def test_429_raises_client_error_with_retry_info_and_retry_after(fake, genai_cli
     error = caught.value
     assert (error.code, error.status) == (429, "RESOURCE_EXHAUSTED")
     detail_types = [d["@type"] for d in error.details["error"]["details"]]
-    assert detail_types == ["type.googleapis.com/google.rpc.QuotaFailure", "type.googleapis.com/google.rpc.RetryInfo"]
+    assert detail_types == [
+        "type.googleapis.com/google.rpc.QuotaFailure",
+        "type.googleapis.com/google.rpc.RetryInfo",
+    ]
     assert error.details["error"]["details"][1]["retryDelay"] == "12s"
     assert error.response.headers["retry-after"] == "12"
 
@@ -367,7 +382,9 @@ def test_reset_clears_requests_script_failures_and_knobs(fake, genai_client):
 def test_control_surface_configures_in_process_fake(fake, genai_client):
     """POST /_fake/config applies knobs and actions; bad keys are rejected with 400."""
     with httpx2.Client(base_url=fake.base_url) as http:
-        ok = http.post("/_fake/config", json={"reply_text": "via config", "fail_next": {"n": 1, "status": 429}})
+        ok = http.post(
+            "/_fake/config", json={"reply_text": "via config", "fail_next": {"n": 1, "status": 429}}
+        )
         bad = http.post("/_fake/config", json={"no_such_knob": 1})
         assert ok.status_code == 200 and ok.json()["knobs"]["reply_text"] == "via config"
         assert bad.status_code == 400
@@ -389,7 +406,9 @@ def test_two_hundred_concurrent_streams_are_served_concurrently(fake):
 
     def stream_once(sdk_client: genai.Client) -> None:
         """Collect one full streamed answer."""
-        text = "".join(c.text for c in sdk_client.models.generate_content_stream(model=CHAT_MODEL, contents="q"))
+        text = "".join(
+            c.text for c in sdk_client.models.generate_content_stream(model=CHAT_MODEL, contents="q")
+        )
         with results_lock:
             results.append(text)
 
@@ -409,13 +428,19 @@ def test_two_hundred_concurrent_streams_are_served_concurrently(fake):
 
 def test_standalone_process_serves_and_exits_on_sigterm():
     """The CLI prints its URL, serves a paced stream, obeys /_fake/config, and exits 0 on SIGTERM."""
-    process = FakeGeminiProcess(api_key="process-key", extra_args=("--first-token-delay", "0.2", "--chunk-words", "2"))
+    process = FakeGeminiProcess(
+        api_key="process-key", extra_args=("--first-token-delay", "0.2", "--chunk-words", "2")
+    )
     with process:
         assert process.base_url.startswith("http://127.0.0.1:")
         process.configure(reply_text="from the process fake")
-        with genai.Client(api_key="process-key", http_options=types.HttpOptions(base_url=process.base_url)) as sdk_client:
+        with genai.Client(
+            api_key="process-key", http_options=types.HttpOptions(base_url=process.base_url)
+        ) as sdk_client:
             started = time.monotonic()
-            chunks = [c.text for c in sdk_client.models.generate_content_stream(model=CHAT_MODEL, contents="q")]
+            chunks = [
+                c.text for c in sdk_client.models.generate_content_stream(model=CHAT_MODEL, contents="q")
+            ]
             assert time.monotonic() - started >= 0.15
         assert chunks == ["from the ", "process fake"]
         recorded = process.requests

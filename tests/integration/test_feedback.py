@@ -12,7 +12,9 @@ from tests.conftest import parse_widget_stream
 
 
 def answer(client, message="How do I water basil?", **body) -> dict:
-    events = parse_widget_stream(client.post("/api/chat", json={"message": message, **body}).get_data(as_text=True))
+    events = parse_widget_stream(
+        client.post("/api/chat", json={"message": message, **body}).get_data(as_text=True)
+    )
     return events[0]  # metadata: conversation_id, message_id (the answer)
 
 

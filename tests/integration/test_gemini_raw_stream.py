@@ -37,7 +37,9 @@ class RecordingObserver(Observer):
 
 
 def provider_for(fake, waits=None, **overrides):
-    provider = support_provider_for(fake, KEY, waits, max_backoff=overrides.pop("max_backoff", 3.0), **overrides)
+    provider = support_provider_for(
+        fake, KEY, waits, max_backoff=overrides.pop("max_backoff", 3.0), **overrides
+    )
     provider.observer = RecordingObserver()
     return provider
 
@@ -66,8 +68,12 @@ def wait_for(condition, seconds=5.0):
 def test_the_request_is_the_one_google_genai_sends(fake):
     provider = provider_for(fake)
     assert "".join(provider.stream(conversation(), system_instruction="Be grounded.", max_output_tokens=512))
-    config = types.GenerateContentConfig(system_instruction="Be grounded.", temperature=0.2, max_output_tokens=512)
-    for _ in provider.client.models.generate_content_stream(model="gemini-3.5-flash", contents=conversation(), config=config):
+    config = types.GenerateContentConfig(
+        system_instruction="Be grounded.", temperature=0.2, max_output_tokens=512
+    )
+    for _ in provider.client.models.generate_content_stream(
+        model="gemini-3.5-flash", contents=conversation(), config=config
+    ):
         pass
     ours, sdks = stream_calls(fake)
     assert (ours.method, ours.path, ours.query) == (sdks.method, sdks.path, sdks.query)
@@ -81,7 +87,9 @@ def test_the_query_embedding_request_is_the_one_google_genai_sends(fake):
     provider = provider_for(fake)
     vector = provider.embed_query("How do I deploy to Spaces?")
     config = types.EmbedContentConfig(task_type="RETRIEVAL_QUERY", output_dimensionality=provider.dim)
-    sdk = provider.client.models.embed_content(model=provider.model, contents=["How do I deploy to Spaces?"], config=config)
+    sdk = provider.client.models.embed_content(
+        model=provider.model, contents=["How do I deploy to Spaces?"], config=config
+    )
     ours, sdks = [r for r in fake.requests if r.method_name == "batchEmbedContents"]
     assert (ours.method, ours.path, ours.query) == (sdks.method, sdks.path, sdks.query)
     assert list(ours.headers.items()) == list(sdks.headers.items())
@@ -94,7 +102,10 @@ def test_query_embedding_failures_are_retried_then_given_the_readers_code(fake):
     provider = provider_for(fake)
     fake.fail_next(1, 429, method="batchEmbedContents", retry_delay="0.01s")
     assert len(provider.embed_query("sidebar")) == provider.dim  # retried once
-    assert [c for c in provider.observer.calls if c[0] == "call"] == [("call", "embedding", "429"), ("call", "embedding", "ok")]
+    assert [c for c in provider.observer.calls if c[0] == "call"] == [
+        ("call", "embedding", "429"),
+        ("call", "embedding", "ok"),
+    ]
     fake.fail_next(10, 503, method="batchEmbedContents")
     with pytest.raises(AnswerUnavailable) as failure:
         provider.embed_query("sidebar")
@@ -105,7 +116,9 @@ def test_a_stream_gives_the_text_in_order_then_usage_and_finish_reason(fake):
     fake.reply_with("one two three four five")
     fake.chunk_words = 2
     provider = provider_for(fake)
-    stream = provider.stream([types.Content(role="user", parts=[types.Part(text="q")])], system_instruction="s")
+    stream = provider.stream(
+        [types.Content(role="user", parts=[types.Part(text="q")])], system_instruction="s"
+    )
     assert list(stream) == ["one two ", "three four ", "five"]
     # The fake counts prompt words (question + system instruction) and answer tokens.
     assert (stream.usage.prompt_tokens, stream.usage.completion_tokens) == (2, 5)
@@ -199,7 +212,10 @@ def test_gemini_unreachable_is_retried_then_reported_as_unavailable(fake):
     fake.stop()  # nothing listens on its port any more: connections are refused
     waits = []
     provider._sleep = waits.append
-    for call in (lambda: provider.stream(conversation(), system_instruction="s"), lambda: provider.embed_query("q")):
+    for call in (
+        lambda: provider.stream(conversation(), system_instruction="s"),
+        lambda: provider.embed_query("q"),
+    ):
         with pytest.raises(AnswerUnavailable) as info:
             call()
         assert info.value.code == "model_unavailable"
@@ -211,5 +227,7 @@ def test_the_key_is_never_logged(fake, caplog):
     fake.fail_next(1, 429, retry_delay="0.01s")
     assert "".join(provider_for(fake).stream(conversation(), system_instruction="s"))
     with pytest.raises(AnswerUnavailable):
-        provider_for(fake, api_key="AIza-a-key-that-was-revoked-0004").stream(conversation(), system_instruction="s")
+        provider_for(fake, api_key="AIza-a-key-that-was-revoked-0004").stream(
+            conversation(), system_instruction="s"
+        )
     assert caplog.records and KEY not in caplog.text and "revoked-0004" not in caplog.text

@@ -29,7 +29,9 @@ def test_start_up_indexes_the_book_once_and_then_writes_nothing(make_settings):
 
 
 def test_database_down_makes_health_degraded_without_leaking_the_url(make_settings):
-    app = create_app(make_settings(database_url="postgresql://user:hunter22@127.0.0.1:1/nodb", index_on_start=False))
+    app = create_app(
+        make_settings(database_url="postgresql://user:hunter22@127.0.0.1:1/nodb", index_on_start=False)
+    )
     app.extensions["services"].startup.run()
     response = app.test_client().get("/api/health")
     body = response.get_json()
@@ -57,6 +59,16 @@ def test_chat_without_an_index_is_a_clear_503(make_settings):
 def test_flask_shell_has_the_models_session_index_and_services(app):
     with app.app_context():
         context = app.make_shell_context()
-    for name in ("db", "session", "Conversation", "Message", "index", "retriever", "answerer", "chat", "store", "services"):
+    for name in (
+        "db",
+        "session",
+        "Conversation",
+        "Message",
+        "index",
+        "retriever",
+        "answerer",
+        "chat",
+        "store",
+        "services",
+    ):
         assert name in context
-

@@ -53,7 +53,9 @@ def test_keyword_search_finds_the_matching_document(engine):
     assert reader.count() == 3
     asked = frozenset(term_id(t) for t in ("deploy", "sidebar", "github"))
     matched = reader.matching_terms([hits[0].id, "0b6f3e0a-0000-4000-8000-000000000000"], asked)
-    assert matched == {hits[0].id: {term_id("deploy"), term_id("github")}}  # of the terms asked, those it holds; a gone point is left out
+    assert matched == {
+        hits[0].id: {term_id("deploy"), term_id("github")}
+    }  # of the terms asked, those it holds; a gone point is left out
 
 
 def test_hybrid_search_fuses_dense_and_keyword(engine):
@@ -68,7 +70,9 @@ def test_hybrid_search_fuses_dense_and_keyword(engine):
 def test_search_returns_only_the_fields_asked_for_and_payloads_fetch_the_rest(engine, dense):
     reader, writer = engine
     writer.write(IndexSpec(dense_dim=3), points(), [], full=True)
-    hits = reader.search(SearchRequest(sparse=ENCODER.query("sidebar"), dense=dense, limit=3, fields=("file",)))
+    hits = reader.search(
+        SearchRequest(sparse=ENCODER.query("sidebar"), dense=dense, limit=3, fields=("file",))
+    )
     assert hits[0].payload == {"file": "sidebar.md"}
     ids = [hit.id for hit in hits] + [point_id("gone.md")]
     payloads = reader.payloads(ids)
@@ -88,7 +92,9 @@ def test_the_fields_searches_return_follow_each_new_version(engine):
     )
     writer.write(IndexSpec(dense_dim=None), [moved], [], full=False)
     reader.refresh()
-    assert reader.search(asked)[0].payload == {"file": "guides/sidebar.md"}  # not the old version's, kept in memory
+    assert reader.search(asked)[0].payload == {
+        "file": "guides/sidebar.md"
+    }  # not the old version's, kept in memory
 
 
 def test_term_frequencies_count_the_sections_holding_each_term(engine):
@@ -146,7 +152,10 @@ def test_full_rebuild_switches_while_queries_keep_answering(engine):
             t.join()
     assert failures == []
     assert answered and all(len(result) >= 1 for result in answered)
-    assert all(name.startswith("v2-") for name in files(reader.search(SearchRequest(sparse=ENCODER.query("site"), limit=3))))
+    assert all(
+        name.startswith("v2-")
+        for name in files(reader.search(SearchRequest(sparse=ENCODER.query("site"), limit=3)))
+    )
 
 
 def test_edge_index_is_shared_by_processes(tmp_path):
@@ -162,7 +171,10 @@ def test_edge_index_is_shared_by_processes(tmp_path):
     )
     holder = EdgeIndex(root)
     assert holder.count() == 3
-    procs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60) for _ in range(2)]
+    procs = [
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        for _ in range(2)
+    ]
     assert [p.stdout.strip() for p in procs] == ["3", "3"], [p.stderr for p in procs]
 
 
@@ -171,7 +183,9 @@ def test_qdrant_replaces_a_plain_collection_named_like_the_alias():
     from qdrant_client import models
 
     client = QdrantClient(location=":memory:")
-    client.create_collection("book", vectors_config={"dense": models.VectorParams(size=3, distance=models.Distance.COSINE)})
+    client.create_collection(
+        "book", vectors_config={"dense": models.VectorParams(size=3, distance=models.Distance.COSINE)}
+    )
     index = QdrantIndex(client, "book", spec_ttl_seconds=0)
     assert index.spec() is None  # not ours: treated as "not built"
     index.write(IndexSpec(dense_dim=None), points(dense=False), [], full=False)

@@ -79,18 +79,33 @@ def test_full_rebuild_makes_a_new_version(runner):
 
 
 def test_site_url_and_route_base_path_options(runner):
-    chunks = [json.loads(line) for line in ingest(runner, "--dry-run", "--site-url", "https://b.example.org/", "--route-base-path", "docs").splitlines()]
+    chunks = [
+        json.loads(line)
+        for line in ingest(
+            runner, "--dry-run", "--site-url", "https://b.example.org/", "--route-base-path", "docs"
+        ).splitlines()
+    ]
     assert {c["url"].split("#")[0] for c in chunks} >= {
         "https://b.example.org/docs/guides/watering",
         "https://b.example.org/docs/reference/config",  # an absolute slug, under the base path
     }
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"no Docusaurus corpus at {CORPUS}: run `python scripts/fetch_corpus.py`")
+@pytest.mark.skipif(
+    not CORPUS.is_dir(), reason=f"no Docusaurus corpus at {CORPUS}: run `python scripts/fetch_corpus.py`"
+)
 def test_real_docusaurus_docs_routes_and_anchors(make_settings):
     app = create_app(make_settings(docs_path=CORPUS / "docs", index_on_start=False))
     result = app.test_cli_runner().invoke(
-        args=["ingest", str(CORPUS / "docs"), "--dry-run", "--site-url", "https://docusaurus.io", "--route-base-path", "docs"]
+        args=[
+            "ingest",
+            str(CORPUS / "docs"),
+            "--dry-run",
+            "--site-url",
+            "https://docusaurus.io",
+            "--route-base-path",
+            "docs",
+        ]
     )
     chunks = [json.loads(line) for line in result.output.splitlines()]
     by_file = {}
@@ -98,10 +113,14 @@ def test_real_docusaurus_docs_routes_and_anchors(make_settings):
         by_file.setdefault(c["file"], []).append(c)
     config = by_file["api/docusaurus.config.js.mdx"]
     assert {c["url"].split("#")[0] for c in config} == {"https://docusaurus.io/docs/api/docusaurus-config"}
-    assert any(c["anchor"] == "scripts" and c["url"].endswith("/docs/api/docusaurus-config#scripts") for c in config)
+    assert any(
+        c["anchor"] == "scripts" and c["url"].endswith("/docs/api/docusaurus-config#scripts") for c in config
+    )
     tabs = by_file["guides/markdown-features/markdown-features-tabs.mdx"][0]
     assert tabs["url"].startswith("https://docusaurus.io/docs/markdown-features/tabs")
-    assert by_file["api/plugin-methods/README.mdx"][0]["url"].startswith("https://docusaurus.io/docs/api/plugin-methods")
+    assert by_file["api/plugin-methods/README.mdx"][0]["url"].startswith(
+        "https://docusaurus.io/docs/api/plugin-methods"
+    )
     assert not any("/_" in "/" + f for f in by_file)
 
 

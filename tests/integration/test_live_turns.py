@@ -72,7 +72,7 @@ def chat_service(services, answerer, live: LiveTurns) -> ChatService:
 
 def stored_answer(services, turn):
     """The assistant's row as stored (with its error code, which the API does not show)."""
-    with services.store._session_factory() as session:  # noqa: SLF001 - the row itself
+    with services.store._session_factory() as session:
         return session.get(Message, turn.message_id)
 
 

@@ -50,7 +50,9 @@ def test_gemini_calls_errors_and_tokens_are_counted(client, fake):
     assert sample("gemini_tokens_total", kind="answer", type="prompt") > before["prompt"]
     assert sample("gemini_tokens_total", kind="answer", type="completion") > before["completion"]
     assert sample("chat_first_token_seconds_count", source="gemini") - before["ttft"] == 1
-    assert sample("gemini_calls_total", kind="embedding", code="ok") - before["embed"] == 2  # query embeddings
+    assert (
+        sample("gemini_calls_total", kind="embedding", code="ok") - before["embed"] == 2
+    )  # query embeddings
     assert sample("chat_active_streams") == 0
 
 
@@ -58,9 +60,17 @@ def test_metrics_page_parses_without_gunicorn(client):
     response = client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200
     names = {family.name for family in text_string_to_metric_families(response.get_data(as_text=True))}
-    assert {"http_request_duration_seconds", "chat_first_token_seconds", "chat_retrieval_seconds",
-            "gemini_calls", "gemini_errors", "gemini_tokens", "chat_active_streams",
-            "answer_cache_lookups", "db_pool_checked_out"} <= names
+    assert {
+        "http_request_duration_seconds",
+        "chat_first_token_seconds",
+        "chat_retrieval_seconds",
+        "gemini_calls",
+        "gemini_errors",
+        "gemini_tokens",
+        "chat_active_streams",
+        "answer_cache_lookups",
+        "db_pool_checked_out",
+    } <= names
 
 
 def test_metrics_need_the_token_and_are_not_served_without_one(client, make_app):

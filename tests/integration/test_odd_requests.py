@@ -47,8 +47,11 @@ def test_a_chunked_body_over_the_limit_is_413(client, app):
     limit = app.config["MAX_CONTENT_LENGTH"]
     body = b'{"message": "' + b"x" * (limit + 10) + b'"}'
     response = client.post(
-        "/api/chat", input_stream=io.BytesIO(body), content_type="application/json",
-        headers={"Transfer-Encoding": "chunked"}, environ_overrides={"wsgi.input_terminated": True},
+        "/api/chat",
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
     )
     assert response.status_code == 413
     assert response.get_json()["error"] == "payload_too_large"
@@ -57,8 +60,11 @@ def test_a_chunked_body_over_the_limit_is_413(client, app):
 def test_a_chunked_body_within_the_limit_is_served(client):
     body = b'{"message": "How do I water basil?"}'
     response = client.post(
-        "/api/chat", input_stream=io.BytesIO(body), content_type="application/json",
-        headers={"Transfer-Encoding": "chunked"}, environ_overrides={"wsgi.input_terminated": True},
+        "/api/chat",
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
     )
     assert response.status_code == 200
     assert parse_widget_stream(response.get_data(as_text=True))[-1]["type"] == "done"

@@ -13,9 +13,15 @@ from app.services.container import make_ingester
 from tests.conftest import ROOT
 
 QUESTIONS = [
-    "How do I deploy to Hugging Face Spaces?", "What does INDEX_ON_START do?", "Which variables configure the service?",
-    "What is the answer cache?", "How do I run the tests?", "What does the health endpoint return?",
-    "How are conversations stored?", "What is selection mode?", "How do I connect the widget?",
+    "How do I deploy to Hugging Face Spaces?",
+    "What does INDEX_ON_START do?",
+    "Which variables configure the service?",
+    "What is the answer cache?",
+    "How do I run the tests?",
+    "What does the health endpoint return?",
+    "How are conversations stored?",
+    "What is selection mode?",
+    "How do I connect the widget?",
     "What happens when Gemini is down?",
 ]
 
@@ -39,7 +45,9 @@ def test_every_sentence_of_an_offline_answer_is_quoted_from_the_book(book_app):
     book = plain(" ".join(chunk.text for chunk in chunks))
     client = book_app.test_client()
     for question in QUESTIONS:
-        answer = client.post("/api/chat", json={"message": question}, headers={"Accept": "application/json"}).get_json()
+        answer = client.post(
+            "/api/chat", json={"message": question}, headers={"Accept": "application/json"}
+        ).get_json()
         assert answer["answerer"] == "offline" and answer["sources"], answer
         sentences = re.split(r"(?<=\]\.)\s+|(?<=\])\s+", answer["answer"].strip())
         for sentence in sentences:
@@ -51,4 +59,6 @@ def test_every_sentence_of_an_offline_answer_is_quoted_from_the_book(book_app):
             # A code excerpt follows the sentence that introduces it ("...: code"), cut with "…".
             parts = [quoted] if plain(quoted) in book else quoted.split(": ", 1)
             for part in (piece for p in parts for piece in p.split("…")):
-                assert not part.strip() or plain(part) in book, f"{question!r}: not the book's words: {part!r}"
+                assert not part.strip() or plain(part) in book, (
+                    f"{question!r}: not the book's words: {part!r}"
+                )

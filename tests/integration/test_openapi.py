@@ -59,7 +59,10 @@ def test_schemas_are_the_models_not_a_copy(document):
     props = published["ChatRequest"]["properties"]
     assert props["message"]["maxLength"] == schemas.MAX_MESSAGE_CHARS
     assert props["context"]["anyOf"][0]["maxLength"] == schemas.MAX_CONTEXT_CHARS
-    assert published["FeedbackRequest"]["properties"]["comment"]["anyOf"][0]["maxLength"] == schemas.MAX_COMMENT_CHARS
+    assert (
+        published["FeedbackRequest"]["properties"]["comment"]["anyOf"][0]["maxLength"]
+        == schemas.MAX_COMMENT_CHARS
+    )
 
 
 def _flask_path(openapi_path: str) -> str:
@@ -100,15 +103,25 @@ def test_stream_events_conform_to_the_published_event_schema(client, document):
     for event in events:
         assert conforms(document, "ChatEvent", event) == [], event
     assert events[-1]["cached"] is False
-    again = parse_widget_stream(client.post("/api/chat", json={"message": "How do I water basil?"}).get_data(as_text=True))
+    again = parse_widget_stream(
+        client.post("/api/chat", json={"message": "How do I water basil?"}).get_data(as_text=True)
+    )
     assert again[-1]["type"] == "done" and again[-1]["cached"] is True  # the answer cache's replay
     for event in again:
         assert conforms(document, "ChatEvent", event) == [], event
 
 
 def test_a_field_the_schema_does_not_name_is_refused():
-    done = {"type": "done", "sources": [], "grounded": False, "conversation_id": str(uuid.uuid4()),
-            "message_id": str(uuid.uuid4()), "cached": False, "answerer": "offline", "format": "text"}
+    done = {
+        "type": "done",
+        "sources": [],
+        "grounded": False,
+        "conversation_id": str(uuid.uuid4()),
+        "message_id": str(uuid.uuid4()),
+        "cached": False,
+        "answerer": "offline",
+        "format": "text",
+    }
     assert schemas.wire(schemas.ChatEvent, done) == done
     with pytest.raises(ValidationError, match="surprise"):
         schemas.wire(schemas.ChatEvent, {**done, "surprise": 1})
@@ -117,7 +130,9 @@ def test_a_field_the_schema_does_not_name_is_refused():
 
 
 def test_json_answer_conversation_health_and_root_conform(client, document):
-    answer = client.post("/api/chat", json={"message": "How do I water basil?"}, headers={"Accept": "application/json"})
+    answer = client.post(
+        "/api/chat", json={"message": "How do I water basil?"}, headers={"Accept": "application/json"}
+    )
     assert conforms(document, "ChatAnswer", answer.get_json()) == []
     assert "error" not in answer.get_json()  # sent only when the answer was cut short
     conversation = client.get(f"/api/conversation/{answer.get_json()['conversation_id']}").get_json()
@@ -148,24 +163,136 @@ def documented_operation(document: dict, path: str, method: str) -> dict | None:
 
 CATALOGUE = [
     # (id, method, path, request kwargs, status, error code, field named in details)
-    ("invalid-json", "post", "/api/chat", {"data": '{"message": ', "content_type": "application/json"}, 400, "bad_request", None),
-    ("wrong-content-type", "post", "/api/chat", {"data": "message=hi", "content_type": "text/plain"}, 415, "unsupported_media_type", None),
-    ("no-content-type", "post", "/api/chat", {"data": '{"message": "hi"}'}, 415, "unsupported_media_type", None),
+    (
+        "invalid-json",
+        "post",
+        "/api/chat",
+        {"data": '{"message": ', "content_type": "application/json"},
+        400,
+        "bad_request",
+        None,
+    ),
+    (
+        "wrong-content-type",
+        "post",
+        "/api/chat",
+        {"data": "message=hi", "content_type": "text/plain"},
+        415,
+        "unsupported_media_type",
+        None,
+    ),
+    (
+        "no-content-type",
+        "post",
+        "/api/chat",
+        {"data": '{"message": "hi"}'},
+        415,
+        "unsupported_media_type",
+        None,
+    ),
     ("missing-field", "post", "/api/chat", {"json": {"mode": "general"}}, 422, "validation_error", "message"),
     ("too-long", "post", "/api/chat", {"json": {"message": "x" * 2001}}, 422, "validation_error", "message"),
-    ("selection-without-context", "post", "/api/chat", {"json": {"message": "hi", "mode": "selection"}}, 422, "validation_error", "context"),
-    ("nul-character", "post", "/api/chat", {"json": {"message": "hi\u0000there"}}, 422, "validation_error", "message"),
+    (
+        "selection-without-context",
+        "post",
+        "/api/chat",
+        {"json": {"message": "hi", "mode": "selection"}},
+        422,
+        "validation_error",
+        "context",
+    ),
+    (
+        "nul-character",
+        "post",
+        "/api/chat",
+        {"json": {"message": "hi\u0000there"}},
+        422,
+        "validation_error",
+        "message",
+    ),
     ("not-an-object", "post", "/api/chat", {"json": ["hi"]}, 422, "validation_error", None),
-    ("body-too-large", "post", "/api/chat", {"json": {"message": "x", "context": BIG}}, 413, "payload_too_large", None),
-    ("feedback-invalid-json", "post", "/api/feedback", {"data": "{", "content_type": "application/json"}, 400, "bad_request", None),
-    ("feedback-wrong-content-type", "post", "/api/feedback", {"data": "vote=up", "content_type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type", None),
-    ("feedback-bad-vote", "post", "/api/feedback", {"json": {"message_id": str(uuid.uuid4()), "vote": "meh"}}, 422, "validation_error", "vote"),
-    ("feedback-bad-id", "post", "/api/feedback", {"json": {"message_id": "42", "vote": "up"}}, 422, "validation_error", "message_id"),
-    ("feedback-long-comment", "post", "/api/feedback", {"json": {"message_id": str(uuid.uuid4()), "vote": "up", "comment": "c" * 1001}}, 422, "validation_error", "comment"),
-    ("feedback-too-large", "post", "/api/feedback", {"json": {"message_id": str(uuid.uuid4()), "vote": "up", "comment": BIG}}, 413, "payload_too_large", None),
-    ("feedback-unknown-message", "post", "/api/feedback", {"json": {"message_id": str(uuid.uuid4()), "vote": "up"}}, 404, "not_found", None),
+    (
+        "body-too-large",
+        "post",
+        "/api/chat",
+        {"json": {"message": "x", "context": BIG}},
+        413,
+        "payload_too_large",
+        None,
+    ),
+    (
+        "feedback-invalid-json",
+        "post",
+        "/api/feedback",
+        {"data": "{", "content_type": "application/json"},
+        400,
+        "bad_request",
+        None,
+    ),
+    (
+        "feedback-wrong-content-type",
+        "post",
+        "/api/feedback",
+        {"data": "vote=up", "content_type": "application/x-www-form-urlencoded"},
+        415,
+        "unsupported_media_type",
+        None,
+    ),
+    (
+        "feedback-bad-vote",
+        "post",
+        "/api/feedback",
+        {"json": {"message_id": str(uuid.uuid4()), "vote": "meh"}},
+        422,
+        "validation_error",
+        "vote",
+    ),
+    (
+        "feedback-bad-id",
+        "post",
+        "/api/feedback",
+        {"json": {"message_id": "42", "vote": "up"}},
+        422,
+        "validation_error",
+        "message_id",
+    ),
+    (
+        "feedback-long-comment",
+        "post",
+        "/api/feedback",
+        {"json": {"message_id": str(uuid.uuid4()), "vote": "up", "comment": "c" * 1001}},
+        422,
+        "validation_error",
+        "comment",
+    ),
+    (
+        "feedback-too-large",
+        "post",
+        "/api/feedback",
+        {"json": {"message_id": str(uuid.uuid4()), "vote": "up", "comment": BIG}},
+        413,
+        "payload_too_large",
+        None,
+    ),
+    (
+        "feedback-unknown-message",
+        "post",
+        "/api/feedback",
+        {"json": {"message_id": str(uuid.uuid4()), "vote": "up"}},
+        404,
+        "not_found",
+        None,
+    ),
     ("unknown-conversation", "get", f"/api/conversation/{uuid.uuid4()}", {}, 404, "not_found", None),
-    ("malformed-conversation-id", "get", "/api/conversation/not-a-uuid", {}, 422, "validation_error", "conversation_id"),
+    (
+        "malformed-conversation-id",
+        "get",
+        "/api/conversation/not-a-uuid",
+        {},
+        422,
+        "validation_error",
+        "conversation_id",
+    ),
     ("unknown-route", "get", "/api/nope", {}, 404, "not_found", None),
     ("unknown-route-post", "post", "/nope", {"json": {}}, 404, "not_found", None),
     ("wrong-method", "get", "/api/chat", {}, 405, "method_not_allowed", None),

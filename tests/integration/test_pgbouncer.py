@@ -30,8 +30,12 @@ PGBOUNCER = shutil.which("pgbouncer") or next(
 TIMEOUT_MS = 300
 
 pytestmark = [
-    pytest.mark.skipif(PGBOUNCER is None, reason="pgbouncer is not installed (Debian: apt-get install pgbouncer)"),
-    pytest.mark.skipif(not TEST_DATABASE_URL, reason="PgBouncer pools a real PostgreSQL: set TEST_DATABASE_URL"),
+    pytest.mark.skipif(
+        PGBOUNCER is None, reason="pgbouncer is not installed (Debian: apt-get install pgbouncer)"
+    ),
+    pytest.mark.skipif(
+        not TEST_DATABASE_URL, reason="PgBouncer pools a real PostgreSQL: set TEST_DATABASE_URL"
+    ),
 ]
 
 
@@ -49,22 +53,23 @@ def pooler():
     folder = Path(f"/tmp/pgbouncer-{os.getpid()}-{port}")
     folder.mkdir()
     (folder / "users.txt").write_text(f'"{upstream.username}" ""\n')
+    host, upstream_port = upstream.host or "127.0.0.1", upstream.port or 5432
     (folder / "pgbouncer.ini").write_text(
         f"""[databases]
-{upstream.database} = host={upstream.host or '127.0.0.1'} port={upstream.port or 5432} dbname={upstream.database}
+{upstream.database} = host={host} port={upstream_port} dbname={upstream.database}
 
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = {port}
 unix_socket_dir =
 auth_type = trust
-auth_file = {folder / 'users.txt'}
+auth_file = {folder / "users.txt"}
 admin_users = {upstream.username}
 pool_mode = transaction
 default_pool_size = 2
 max_client_conn = 200
-logfile = {folder / 'pgbouncer.log'}
-pidfile = {folder / 'pgbouncer.pid'}
+logfile = {folder / "pgbouncer.log"}
+pidfile = {folder / "pgbouncer.pid"}
 """
     )
     command = [PGBOUNCER, str(folder / "pgbouncer.ini")]
@@ -82,7 +87,8 @@ pidfile = {folder / 'pgbouncer.pid'}
                 break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"pgbouncer did not start: {process.stderr.read().decode() if process.poll() is not None else ''}")
+                    said = process.stderr.read().decode() if process.poll() is not None else ""
+                    raise AssertionError(f"pgbouncer did not start: {said}") from None
                 time.sleep(0.05)
         yield upstream.set(host="127.0.0.1", port=port)
     finally:

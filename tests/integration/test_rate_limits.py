@@ -9,6 +9,7 @@ import pytest
 
 from app.config import ConfigError, Settings, load_settings
 
+
 def ready_app(make_settings, **overrides):
     """An app on the fixture book, migrated, start-up done."""
     from app import create_app
@@ -85,7 +86,12 @@ def test_preflights_are_not_counted(make_settings):
     client = ready_app(make_settings, rate_limit_chat="1/minute").test_client()
     preflight = {"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"}
     for _ in range(5):
-        assert client.options("/api/chat", headers=preflight, environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code == 200
+        assert (
+            client.options(
+                "/api/chat", headers=preflight, environ_base={"REMOTE_ADDR": "10.0.0.1"}
+            ).status_code
+            == 200
+        )
     assert ask(client).status_code == 200
 
 

@@ -38,7 +38,9 @@ def chats_during_a_stall(client, server) -> list[tuple[int, float]]:
     return answered
 
 
-def test_a_hung_redis_costs_one_request_one_timeout_then_answers_come_from_memory(make_settings, redis_server):
+def test_a_hung_redis_costs_one_request_one_timeout_then_answers_come_from_memory(
+    make_settings, redis_server
+):
     app = ready_app(make_settings, rate_limit_chat="100000/minute", redis_url=redis_server.url())
     client = app.test_client()
     assert ask(client, ip=READER, headers=JSON).status_code == 200  # pooled connections, shared counts
@@ -48,11 +50,15 @@ def test_a_hung_redis_costs_one_request_one_timeout_then_answers_come_from_memor
 
     slow = [seconds for _, seconds in answered if seconds > 0.9 * TIMEOUT_SECONDS]
     assert len(slow) <= 1, f"{len(slow)} of {len(answered)} requests waited for Redis: {slow}"
-    assert max(seconds for _, seconds in answered) < 2 * TIMEOUT_SECONDS, "the limiter and the cap wait once, together"
+    assert max(seconds for _, seconds in answered) < 2 * TIMEOUT_SECONDS, (
+        "the limiter and the cap wait once, together"
+    )
     assert {status for status, _ in answered} == {200}, "an outage never fails a reader"
     assert len(answered) >= 20, f"only {len(answered)} answers in {STALL_SECONDS} s"
     breaker = breaker_of(app.extensions["stream_slots"]._redis)
-    wait_until(lambda: not breaker.is_open, timeout=10, message="the breaker did not close after Redis resumed")
+    wait_until(
+        lambda: not breaker.is_open, timeout=10, message="the breaker did not close after Redis resumed"
+    )
 
 
 def test_after_a_stall_no_slot_outlives_its_request(make_settings, redis_server, monkeypatch):
@@ -69,9 +75,14 @@ def test_after_a_stall_no_slot_outlives_its_request(make_settings, redis_server,
     answered = chats_during_a_stall(client, redis_server)
     assert {status for status, _ in answered} == {200}
     breaker = breaker_of(app.extensions["stream_slots"]._redis)
-    wait_until(lambda: not breaker.is_open, timeout=10, message="the breaker did not close after Redis resumed")
+    wait_until(
+        lambda: not breaker.is_open, timeout=10, message="the breaker did not close after Redis resumed"
+    )
 
-    tabs = [ask(client, ip=READER, buffered=False), ask(client, ip=READER, buffered=False, message="And tomatoes?")]
+    tabs = [
+        ask(client, ip=READER, buffered=False),
+        ask(client, ip=READER, buffered=False, message="And tomatoes?"),
+    ]
     assert [tab.status_code for tab in tabs] == [200, 200], "a phantom slot refused a tab"
     assert store.zcard(STREAMS_KEY) == 2, "Redis holds the two live answers, nothing else"
     for tab in tabs:

@@ -17,12 +17,16 @@ from app import create_app
 from app.database import upgrade_database
 from app.models import Conversation, Message, utcnow
 from tests.conftest import ROOT, TEST_DATABASE_URL, parse_widget_stream
-from tests.support.waiting import wait_until
 from tests.fakes.gemini_server import FakeGemini
+from tests.support.waiting import wait_until
 
 COVERED = "How do I water basil?"
 # One question the book does not cover, in three wordings, and another asked once.
-QCD = ["quantum chromodynamics lattice?", "The lattice of Quantum Chromodynamics", "Quantum chromodynamics lattices!"]
+QCD = [
+    "quantum chromodynamics lattice?",
+    "The lattice of Quantum Chromodynamics",
+    "Quantum chromodynamics lattices!",
+]
 ORCHIDS = "Can I grow orchids on a balcony in winter?"
 SELECTED = "Basil likes moist soil, while rosemary and thyme prefer to dry out between waterings."
 
@@ -34,7 +38,12 @@ def ask(client, message, **body):
 
 
 def down_vote(client, message_id, comment):
-    assert client.post("/api/feedback", json={"message_id": message_id, "vote": "down", "comment": comment}).status_code == 201
+    assert (
+        client.post(
+            "/api/feedback", json={"message_id": message_id, "vote": "down", "comment": comment}
+        ).status_code
+        == 201
+    )
 
 
 def run_report(app, *args):
@@ -53,7 +62,9 @@ def age_conversation(app, conversation_id, days):
         moment = utcnow() - shift
         conn.execute(update(Message).where(Message.conversation_id == conversation).values(created_at=moment))
         conn.execute(
-            update(Conversation).where(Conversation.id == conversation).values(created_at=moment, updated_at=moment)
+            update(Conversation)
+            .where(Conversation.id == conversation)
+            .values(created_at=moment, updated_at=moment)
         )
 
 
@@ -129,7 +140,11 @@ def test_most_cited_pages_and_sections(app, seeded):
 def test_latency_percentiles_per_answerer(app, seeded):
     latency = json.loads(run_report(app, "--json"))["latency"]
     assert set(latency) == {"all", "offline", "cache"}
-    assert (latency["all"]["answers"], latency["offline"]["answers"], latency["cache"]["answers"]) == (8, 7, 1)
+    assert (latency["all"]["answers"], latency["offline"]["answers"], latency["cache"]["answers"]) == (
+        8,
+        7,
+        1,
+    )
     for row in latency.values():
         for measure in ("first_token_ms", "total_ms"):
             assert 0 <= row[measure]["p50"] <= row[measure]["p95"]
@@ -184,10 +199,18 @@ def test_interrupted_and_gemini_failures_are_counted_by_code(make_settings, monk
         first = next(chunks)  # the metadata event; then a token, and the reader goes away
         next(chunks)
         response.close()
-        conversation = parse_widget_stream(first.decode() if isinstance(first, bytes) else first)[0]["conversation_id"]
+        conversation = parse_widget_stream(first.decode() if isinstance(first, bytes) else first)[0][
+            "conversation_id"
+        ]
         # The answer is stored as interrupted once the stream's producer sees the reader gone.
-        wait_until(lambda: client.get(f"/api/conversation/{conversation}").get_json()["messages"][1]["status"] != "streaming",
-                   timeout=10, message="the interrupted answer was never stored")
+        wait_until(
+            lambda: (
+                client.get(f"/api/conversation/{conversation}").get_json()["messages"][1]["status"]
+                != "streaming"
+            ),
+            timeout=10,
+            message="the interrupted answer was never stored",
+        )
         report = json.loads(run_report(app, "--json"))
     model = app.extensions["services"].settings.gemini_model
     assert report["errors"]["gemini"] == {"quota_exhausted": 1, "stream_interrupted": 1}
@@ -202,10 +225,16 @@ def test_interrupted_and_gemini_failures_are_counted_by_code(make_settings, monk
 
 def flask_command(tmp_path, database_url, *args):
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")}
-    env.update(FLASK_APP="wsgi", DATABASE_URL=database_url, INSTANCE_PATH=str(tmp_path / "laptop"),
-               LOG_LEVEL="DEBUG", PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "flask", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env.update(
+        FLASK_APP="wsgi",
+        DATABASE_URL=database_url,
+        INSTANCE_PATH=str(tmp_path / "laptop"),
+        LOG_LEVEL="DEBUG",
+        PYTHONUNBUFFERED="1",
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "flask", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_from_a_laptop_stdout_holds_only_the_report_and_nothing_else_is_touched(
@@ -219,7 +248,9 @@ def test_from_a_laptop_stdout_holds_only_the_report_and_nothing_else_is_touched(
     assert list((tmp_path / "laptop").iterdir()) == []
 
 
-@pytest.mark.skipif(bool(TEST_DATABASE_URL), reason="an empty SQLite file stands for a database never migrated")
+@pytest.mark.skipif(
+    bool(TEST_DATABASE_URL), reason="an empty SQLite file stands for a database never migrated"
+)
 def test_an_unmigrated_database_is_a_clear_error_and_is_not_migrated(tmp_path):
     from sqlalchemy import create_engine, inspect
 

@@ -37,7 +37,9 @@ def test_request_id_is_honoured_echoed_or_made(client, logs):
 
 
 def test_one_json_line_per_request_with_the_route_rule(client, logs):
-    events = parse_widget_stream(client.post("/api/chat", json={"message": "How do I water basil?"}).get_data(as_text=True))
+    events = parse_widget_stream(
+        client.post("/api/chat", json={"message": "How do I water basil?"}).get_data(as_text=True)
+    )
     cid = events[0]["conversation_id"]
     client.get(f"/api/conversation/{cid}", headers={"X-Request-ID": "conv-1"})
     client.get("/no/such/page")
@@ -79,16 +81,23 @@ def test_healthy_probes_are_debug_lines_and_a_failing_probe_an_info_line(client,
 
 
 def test_one_chat_line_per_turn_with_its_timings(client, logs):
-    response = client.post("/api/chat", json={"message": "How do I water basil?"}, headers={"X-Request-ID": "chat-42"})
+    response = client.post(
+        "/api/chat", json={"message": "How do I water basil?"}, headers={"X-Request-ID": "chat-42"}
+    )
     events = parse_widget_stream(response.get_data(as_text=True))
     (line,) = lines(logs, "app.chat")
     assert line["event"] == "chat" and line["request_id"] == "chat-42"
-    assert line["conversation_id"] == events[0]["conversation_id"] and line["message_id"] == events[0]["message_id"]
+    assert (
+        line["conversation_id"] == events[0]["conversation_id"]
+        and line["message_id"] == events[0]["message_id"]
+    )
     assert line["status"] == "complete" and line["cached"] is False and line["answerer"] == "offline"
     assert line["retrieval_ms"] >= 0 and line["total_ms"] >= line["first_token_ms"] >= 0
     assert "tokens" in line and line["store_ms"] >= 0  # tokens: None offline; prompt + completion with Gemini
 
-    client.post("/api/chat", json={"message": "How do I water basil?"}, headers={"X-Request-ID": "chat-43"}).get_data()
+    client.post(
+        "/api/chat", json={"message": "How do I water basil?"}, headers={"X-Request-ID": "chat-43"}
+    ).get_data()
     second = lines(logs, "app.chat")[-1]
     assert (second["request_id"], second["cached"], second["answerer"]) == ("chat-43", True, "cache")
     assert second["retrieval_ms"] is None
@@ -104,7 +113,9 @@ def test_json_lines_keep_secrets_redacted(make_settings):
     stream = io.StringIO()
     previous = handler.setStream(stream)
     try:
-        logging.getLogger("some.library").warning("calling with key=%s", secret, extra={"fields": {"url": f"https://x/?key={secret}"}})
+        logging.getLogger("some.library").warning(
+            "calling with key=%s", secret, extra={"fields": {"url": f"https://x/?key={secret}"}}
+        )
     finally:
         handler.setStream(previous)
     (line,) = [json.loads(text) for text in stream.getvalue().splitlines()]

@@ -32,13 +32,19 @@ def age(engine, conversation_id, days):
     conversation = uuid.UUID(conversation_id)
     with engine.begin() as conn:
         conn.execute(update(Message).where(Message.conversation_id == conversation).values(created_at=moment))
-        conn.execute(update(Conversation).where(Conversation.id == conversation).values(created_at=moment,
-                                                                                        updated_at=moment))
+        conn.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation)
+            .values(created_at=moment, updated_at=moment)
+        )
 
 
 def counts(engine):
     with engine.connect() as conn:
-        return tuple(conn.scalar(select(func.count()).select_from(model)) for model in (Conversation, Message, Feedback))
+        return tuple(
+            conn.scalar(select(func.count()).select_from(model))
+            for model in (Conversation, Message, Feedback)
+        )
 
 
 @pytest.fixture
@@ -55,7 +61,10 @@ def purge(app, *args):
 
 def test_purge_older_than_deletes_old_conversations_with_messages_and_votes(app, client, engine):
     old = [ask(client), ask(client, "Where should tomatoes grow?")]
-    assert client.post("/api/feedback", json={"message_id": old[0]["message_id"], "vote": "down"}).status_code == 201
+    assert (
+        client.post("/api/feedback", json={"message_id": old[0]["message_id"], "vote": "down"}).status_code
+        == 201
+    )
     recent = ask(client, "When is the first frost?")
     for meta in old:
         age(engine, meta["conversation_id"], days=40)
@@ -108,7 +117,9 @@ def test_deletes_go_in_batches_of_short_transactions(app, client, engine):
 
 def test_purge_one_conversation_on_request(app, client, engine):
     keep, drop = ask(client), ask(client, "Where should tomatoes grow?")
-    assert client.post("/api/feedback", json={"message_id": drop["message_id"], "vote": "up"}).status_code == 201
+    assert (
+        client.post("/api/feedback", json={"message_id": drop["message_id"], "vote": "up"}).status_code == 201
+    )
     result = purge(app, "--conversation", drop["conversation_id"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("deleted 1 conversations, 2 messages, 1 votes")
@@ -124,7 +135,9 @@ def test_purge_one_conversation_on_request(app, client, engine):
 
 def last_purge(engine):
     with engine.connect() as conn:
-        return conn.execute(select(RetentionState.last_purge_at, RetentionState.last_purge_conversations)).first()
+        return conn.execute(
+            select(RetentionState.last_purge_at, RetentionState.last_purge_conversations)
+        ).first()
 
 
 def test_the_service_purges_once_a_day_and_records_it(app, client, engine):
@@ -178,7 +191,9 @@ def test_one_worker_only_purges_when_several_check_at_once(app, client, engine, 
     for _ in range(3):
         age(engine, ask(client)["conversation_id"], days=40)
     workers = 4
-    engines = [create_engine(normalise_database_url(database_url)) for _ in range(workers)]  # one per worker process
+    engines = [
+        create_engine(normalise_database_url(database_url)) for _ in range(workers)
+    ]  # one per worker process
     for each in engines:
         install_sqlite_pragmas(each)
     start = threading.Barrier(workers)
@@ -215,7 +230,7 @@ def test_with_retention_days_a_request_triggers_the_purge(make_settings):
     age(engine, old["conversation_id"], days=40)
     with engine.begin() as conn:  # start-up purged just now; pretend that was yesterday
         conn.execute(update(RetentionState).values(last_purge_at=utcnow() - timedelta(days=2)))
-    services.retention._checked_at = None  # noqa: SLF001 - the hourly check is due
+    services.retention._checked_at = None
     client.get("/api/health")
     services.retention.wait(10)
     assert client.get(f"/api/conversation/{old['conversation_id']}").status_code == 404

@@ -10,7 +10,9 @@ from tests.conftest import FIXTURE_BOOK
 
 @pytest.fixture(scope="module")
 def retriever(tmp_path_factory):
-    settings = load_settings(instance_path=tmp_path_factory.mktemp("retriever"), qdrant_url=None, docs_path=FIXTURE_BOOK)
+    settings = load_settings(
+        instance_path=tmp_path_factory.mktemp("retriever"), qdrant_url=None, docs_path=FIXTURE_BOOK
+    )
     make_ingester(settings).ingest(FIXTURE_BOOK)
     return make_retriever(open_index(settings), None)
 
@@ -39,7 +41,9 @@ def test_a_poor_wording_is_carried_by_its_alternative(retriever):
 
 def test_two_good_wordings_are_fused(retriever):
     frost = retriever.retrieve("When do seedlings go outside after frost?")
-    both = retriever.retrieve("When do seedlings go outside after frost?", alternatives=["How do I water basil?"])
+    both = retriever.retrieve(
+        "When do seedlings go outside after frost?", alternatives=["How do I water basil?"]
+    )
     assert files(frost)[0] == "api/configuration.mdx"
     assert {"api/configuration.mdx", "guides/watering.md"} <= set(files(both))
 
@@ -56,7 +60,9 @@ def test_a_long_section_is_one_passage_with_its_parts_joined(tmp_path):
     # "Options" whose command sits in its second part is answered with the command.
     docs = tmp_path / "docs"
     docs.mkdir()
-    filler = " ".join(f"The greenhouse heater keeps seedling trays warm in week {n} of spring." for n in range(40))
+    filler = " ".join(
+        f"The greenhouse heater keeps seedling trays warm in week {n} of spring." for n in range(40)
+    )
     (docs / "heater.md").write_text(
         "# Greenhouse heater\n\n## Heater options\n\n"
         f"The greenhouse heater reads its options from the command line.\n\n{filler}\n\n"
@@ -81,7 +87,8 @@ def test_a_pages_how_to_comes_beside_its_intro(tmp_path):
     docs.mkdir()
     (docs / "gauge.md").write_text(
         "# Rain gauge plugin\n\nThe rain gauge plugin adds a rain gauge to every garden page.\n\n"
-        "## Example configuration\n\n```js\nexport default {plugins: [['rain-gauge', {unit: 'mm'}]]};\n```\n\n"
+        "## Example configuration\n\n```js\nexport default "
+        "{plugins: [['rain-gauge', {unit: 'mm'}]]};\n```\n\n"
         "## Rain gauge history\n\nThe rain gauge plugin was a rain gauge sketch before it was a plugin.\n"
     )
     (docs / "other.md").write_text("# Watering\n\n## Tomatoes\n\nTomatoes need deep watering twice a week.\n")
@@ -94,4 +101,3 @@ def test_a_pages_how_to_comes_beside_its_intro(tmp_path):
     gauge = [p.anchor for p in result.passages if p.file == "gauge.md"]
     assert gauge == [None, "example-configuration"]
     assert "unit: 'mm'" in result.passages[1].text
-

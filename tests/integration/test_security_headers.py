@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from app.config import ConfigError
 from app.api.security import check_cors
+from app.config import ConfigError
 
 
 def ready_app(make_settings, **overrides):
@@ -88,7 +88,9 @@ def test_the_policy_allows_nothing_from_other_origins(client):
 
 
 def test_frame_ancestors_is_a_setting(make_settings):
-    client = ready_app(make_settings, frame_ancestors="https://huggingface.co, https://book.example.com").test_client()
+    client = ready_app(
+        make_settings, frame_ancestors="https://huggingface.co, https://book.example.com"
+    ).test_client()
     csp = client.get("/api/health").headers["Content-Security-Policy"]
     assert "frame-ancestors 'self' https://huggingface.co https://book.example.com" in csp
     only_self = ready_app(make_settings, frame_ancestors="").test_client()
@@ -104,7 +106,11 @@ def test_credentials_are_never_allowed_cross_origin(make_settings, origins):
     origin = {"Origin": "http://localhost:3000"}
     preflight = client.options(
         "/api/chat",
-        headers={**origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"},
+        headers={
+            **origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
     )
     post = client.post("/api/chat", json={"message": "hi"}, headers={**origin, "Cookie": "session=abc"})
     feedback = client.post("/api/feedback", json={}, headers=origin)

@@ -14,12 +14,19 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
-from app.database import DEAD_PATH_SECONDS, engine_options, install_client_deadlines, install_postgres_session_settings
+from app.database import (
+    DEAD_PATH_SECONDS,
+    engine_options,
+    install_client_deadlines,
+    install_postgres_session_settings,
+)
 from tests.conftest import TEST_DATABASE_URL
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.skipif(not TEST_DATABASE_URL, reason="a stalled PostgreSQL needs one: set TEST_DATABASE_URL")
+pytestmark = pytest.mark.skipif(
+    not TEST_DATABASE_URL, reason="a stalled PostgreSQL needs one: set TEST_DATABASE_URL"
+)
 
 
 @pytest.fixture
@@ -33,7 +40,11 @@ def proxy():
 @pytest.fixture
 def proxied_url(proxy):
     """The test database's URL through the proxy."""
-    return make_url(TEST_DATABASE_URL).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    return (
+        make_url(TEST_DATABASE_URL)
+        .set(host="127.0.0.1", port=proxy.port)
+        .render_as_string(hide_password=False)
+    )
 
 
 def timed(call):
@@ -46,7 +57,9 @@ def timed(call):
     return outcome, time.monotonic() - started
 
 
-def test_a_stalled_path_fails_pings_in_2_s_then_refuses_at_once_then_connects_in_5_s(proxy, proxied_url, make_settings):
+def test_a_stalled_path_fails_pings_in_2_s_then_refuses_at_once_then_connects_in_5_s(
+    proxy, proxied_url, make_settings
+):
     settings = make_settings(database_url=proxied_url)
     engine = create_engine(settings.sqlalchemy_url, **engine_options(settings))
     install_postgres_session_settings(engine)
@@ -76,7 +89,6 @@ def test_a_stalled_path_fails_pings_in_2_s_then_refuses_at_once_then_connects_in
         engine.dispose()
 
 
-
 def test_a_stalled_database_is_degraded_health_and_a_503_for_chats_then_healthy(proxy, proxied_url, make_app):
     app = make_app(database_url=proxied_url)
     client = app.test_client()
@@ -88,7 +100,9 @@ def test_a_stalled_database_is_degraded_health_and_a_503_for_chats_then_healthy(
         database = probe.get_json()["services"]["database"]
         assert probe.get_json()["status"] == "degraded" and database["state"] == "down"
 
-        chat, chat_seconds = timed(lambda: client.post("/api/chat", json={"message": "How do I water basil?"}))
+        chat, chat_seconds = timed(
+            lambda: client.post("/api/chat", json={"message": "How do I water basil?"})
+        )
         assert chat.status_code == 503 and chat.get_json()["error"] == "database_unavailable"
         assert chat.headers["Retry-After"] == "5" and chat_seconds < 6.5
         assert client.get("/api/health/live").status_code == 200

@@ -37,7 +37,9 @@ def test_the_script_names_the_stylesheet_by_its_content_hash(client):
     assert hashed.status_code == 200 and hashed.mimetype == "text/css"
     assert hashed.cache_control.immutable and hashed.cache_control.max_age == 31536000
     assert hashed.headers["ETag"].strip('"') == version
-    assert client.get(f"/widget.css?v={version}", headers={"If-None-Match": f'"{version}"'}).status_code == 304
+    assert (
+        client.get(f"/widget.css?v={version}", headers={"If-None-Match": f'"{version}"'}).status_code == 304
+    )
 
 
 @pytest.mark.parametrize("query", ["", "?v=stale"])

@@ -98,8 +98,14 @@ The escaping rules say a chat answer quotes such markup inside code only.
 
 def _key() -> str:
     recipe = json.dumps(
-        {"create": CREATE_DOCUSAURUS, "webpack": WEBPACK, "axe": AXE_CORE, "line": CONFIG_LINE, "pages": PAGES,
-         "node": _node_major()},
+        {
+            "create": CREATE_DOCUSAURUS,
+            "webpack": WEBPACK,
+            "axe": AXE_CORE,
+            "line": CONFIG_LINE,
+            "pages": PAGES,
+            "node": _node_major(),
+        },
         sort_keys=True,
     )
     return hashlib.sha256(recipe.encode()).hexdigest()[:12]
@@ -107,7 +113,9 @@ def _key() -> str:
 
 def _node_major() -> str:
     try:
-        return subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.split(".")[0]
+        return subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.split(
+            "."
+        )[0]
     except (OSError, subprocess.CalledProcessError):
         return "none"
 
@@ -123,9 +131,16 @@ def missing_tools() -> str | None:
 def _run(cmd: list[str], cwd: Path, log) -> None:
     log.write(f"$ {' '.join(cmd)}\n")
     log.flush()
-    env = {**os.environ, "CI": "true", "npm_config_fund": "false", "npm_config_audit": "false",
-           "npm_config_update_notifier": "false"}
-    subprocess.run(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, check=True, stdin=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "CI": "true",
+        "npm_config_fund": "false",
+        "npm_config_audit": "false",
+        "npm_config_update_notifier": "false",
+    }
+    subprocess.run(
+        cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, check=True, stdin=subprocess.DEVNULL
+    )
 
 
 def site_dir() -> Path:
@@ -140,8 +155,19 @@ def site_dir() -> Path:
     started = time.perf_counter()
     with (work / "build.log").open("w") as log:
         try:
-            _run(["npx", "--yes", f"create-docusaurus@{CREATE_DOCUSAURUS}", "site", "classic", "--javascript",
-                  "--skip-install"], work, log)
+            _run(
+                [
+                    "npx",
+                    "--yes",
+                    f"create-docusaurus@{CREATE_DOCUSAURUS}",
+                    "site",
+                    "classic",
+                    "--javascript",
+                    "--skip-install",
+                ],
+                work,
+                log,
+            )
             site = work / "site"
             package = json.loads((site / "package.json").read_text())
             package["overrides"] = {"webpack": WEBPACK}
@@ -154,9 +180,11 @@ def site_dir() -> Path:
             for name, body in PAGES.items():
                 (site / "docs" / name).write_text(body)
             _run(["npm", "install", "--no-audit", "--no-fund"], site, log)
-            _run(["npm", "install", "--no-save", "--no-audit", "--no-fund", f"axe-core@{AXE_CORE}"], site, log)
+            _run(
+                ["npm", "install", "--no-save", "--no-audit", "--no-fund", f"axe-core@{AXE_CORE}"], site, log
+            )
             _run(["npm", "run", "build"], site, log)
-        except Exception:
+        except (subprocess.CalledProcessError, OSError):
             log.flush()
             raise RuntimeError(f"building the Docusaurus site failed; see {work / 'build.log'}") from None
     (work / "DONE").write_text(f"built in {time.perf_counter() - started:.0f} s\n")
@@ -186,6 +214,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
         import io
+
         return io.BytesIO(body)
 
 
@@ -194,7 +223,9 @@ class StaticSite:
 
     def __init__(self, build: Path, widget_origin: str = WIDGET_PLACEHOLDER) -> None:
         handler = type("Handler", (_Handler,), {"widget_origin": widget_origin})
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(build)))
+        self.server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(handler, directory=str(build))
+        )
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

@@ -83,20 +83,33 @@ class Gunicorn:
     """The project's gunicorn on 127.0.0.1 with `env` (over base_env), logging to `log_path`."""
 
     def __init__(
-        self, instance: Path, app: str = "wsgi:app", extra_args: Sequence[str] = (),
-        *, log_path: Path | None = None, env: dict[str, str] | None = None, **settings: str,
+        self,
+        instance: Path,
+        app: str = "wsgi:app",
+        extra_args: Sequence[str] = (),
+        *,
+        log_path: Path | None = None,
+        env: dict[str, str] | None = None,
+        **settings: str,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         instance.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path or instance / "gunicorn.log"
-        self.env = {**(env or base_env(instance)), **{k: str(v) for k, v in settings.items()}, "PORT": str(self.port)}
+        self.env = {
+            **(env or base_env(instance)),
+            **{k: str(v) for k, v in settings.items()},
+            "PORT": str(self.port),
+        }
         self.started_at = time.perf_counter()
         self.healthy_after: float | None = None
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
             [*GUNICORN[:-1], app, "--bind", f"127.0.0.1:{self.port}", *extra_args],
-            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     def wait_healthy(self, timeout: float = 90, in_a_row: int = 1, poll: float = 0.05) -> dict:
@@ -151,7 +164,10 @@ class Service(Gunicorn):
     def __init__(self, tmp_path: Path, tuning: dict[str, object] | None = None, **settings: str) -> None:
         env = service_env(tmp_path, **settings, **tuning_env(tuning or {}))
         super().__init__(
-            tmp_path / "instance", app=TUNED_APP if tuning else "wsgi:app", log_path=tmp_path / "gunicorn.log", env=env
+            tmp_path / "instance",
+            app=TUNED_APP if tuning else "wsgi:app",
+            log_path=tmp_path / "gunicorn.log",
+            env=env,
         )
 
     def wait_healthy(self, timeout: float = 90, in_a_row: int = 6, poll: float = 0.2) -> dict:
@@ -161,13 +177,14 @@ class Service(Gunicorn):
 
 def parse_widget_stream(body: str) -> list[dict]:
     """Parse an SSE body exactly as the widget does: split on \\n, keep `data: ` lines."""
-    return [json.loads(line[len("data: "):]) for line in body.split("\n") if line.startswith("data: ")]
+    return [json.loads(line[len("data: ") :]) for line in body.split("\n") if line.startswith("data: ")]
 
 
 def widget_chat(url: str, body: dict) -> list[dict]:
     """POST like the widget and parse the stream like the widget, chunk by chunk."""
-    response = requests.post(f"{url}/api/chat", json=body, stream=True, timeout=60,
-                             headers={"Origin": "http://localhost:3000"})
+    response = requests.post(
+        f"{url}/api/chat", json=body, stream=True, timeout=60, headers={"Origin": "http://localhost:3000"}
+    )
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"].startswith("text/event-stream")
     buffer = ""
@@ -191,7 +208,8 @@ def chat_then_leave(port: int, message: str, events: int = 4) -> str:
         body = json.dumps({"message": message}).encode()
         sock.sendall(
             b"POST /api/chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
         )
         received = b""
         while received.count(b"data: ") < events:  # metadata and a few tokens

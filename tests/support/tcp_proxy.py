@@ -65,7 +65,10 @@ class TcpProxy:
         """Start the proxy and wait until it listens."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.support.tcp_proxy", str(self.port), self.upstream],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()  # "listening", or an error and EOF

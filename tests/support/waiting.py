@@ -10,7 +10,10 @@ T = TypeVar("T")
 
 
 def wait_until(
-    predicate: Callable[[], T], timeout: float = 10, interval: float = 0.05, message: str | Callable[[], str] = ""
+    predicate: Callable[[], T],
+    timeout: float = 10,
+    interval: float = 0.05,
+    message: str | Callable[[], str] = "",
 ) -> T:
     """Call `predicate` until it returns something truthy and return that; AssertionError after
     `timeout` seconds, saying `message` (or what it returns, when a callable: read at the timeout,

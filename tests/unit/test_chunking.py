@@ -127,7 +127,6 @@ def test_a_section_without_body_has_no_chunk_but_stays_in_its_children_heading_p
     assert chunks[0].heading == "Guide > Plugins > Docs"
 
 
-
 def test_setext_sections_are_chunks_cited_at_their_heading(tmp_path):
     (tmp_path / "install.md").write_text(
         "Installation\n============\n\nIntro.\n\nRequirements\n------------\n\nNode.js 18+.\n",

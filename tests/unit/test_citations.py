@@ -42,8 +42,16 @@ def test_an_open_citation_waits_for_its_end():
 
 
 def passage(heading):
-    return Passage(file=f"{heading}.md", title=heading, heading=heading, anchor=None, url="", text=f"# {heading}\n\n**{heading}** text.",
-                   score=1.0, similarity=0.5)
+    return Passage(
+        file=f"{heading}.md",
+        title=heading,
+        heading=heading,
+        anchor=None,
+        url="",
+        text=f"# {heading}\n\n**{heading}** text.",
+        score=1.0,
+        similarity=0.5,
+    )
 
 
 def test_the_shaper_lists_only_the_cited_passages_in_citation_order():

@@ -31,10 +31,22 @@ def test_the_readme_stays_short():
 @pytest.mark.parametrize("document", ["README.md", "docs/configuration.md"])
 def test_no_removed_setting_is_documented_as_a_variable(document):
     # Tuning values that became constants must not be offered as environment variables.
-    removed = ["GUNICORN_THREADS", "GUNICORN_TIMEOUT", "GUNICORN_GRACEFUL_TIMEOUT", "GUNICORN_MAX_REQUESTS",
-               "GUNICORN_ACCESSLOG", "HEALTH_CACHE_SECONDS", "ANSWER_CACHE_SIZE", "DATABASE_POOL_SIZE",
-               "GEMINI_TIMEOUT_SECONDS", "GEMINI_EMBEDDING_DIM", "RETRIEVAL_TOP_K", "OFFLINE_TOKEN_DELAY_MS",
-               "SSE_KEEPALIVE_SECONDS", "QDRANT_PATH"]
+    removed = [
+        "GUNICORN_THREADS",
+        "GUNICORN_TIMEOUT",
+        "GUNICORN_GRACEFUL_TIMEOUT",
+        "GUNICORN_MAX_REQUESTS",
+        "GUNICORN_ACCESSLOG",
+        "HEALTH_CACHE_SECONDS",
+        "ANSWER_CACHE_SIZE",
+        "DATABASE_POOL_SIZE",
+        "GEMINI_TIMEOUT_SECONDS",
+        "GEMINI_EMBEDDING_DIM",
+        "RETRIEVAL_TOP_K",
+        "OFFLINE_TOKEN_DELAY_MS",
+        "SSE_KEEPALIVE_SECONDS",
+        "QDRANT_PATH",
+    ]
     text = (ROOT / document).read_text()
     assert [name for name in removed if f"`{name}`" in text] == []
 
@@ -108,9 +120,15 @@ def test_every_path_the_code_map_names_exists():
 def test_the_code_map_names_every_module_down_to_the_services():
     named = code_map()
     app = ROOT / "app"
-    wanted = [path for folder in (app, app / "api", app / "services") for path in folder.iterdir()
-              if path.suffix == ".py" and path.name != "__init__.py" or path.is_dir() and path.name != "__pycache__"]
-    missing = sorted(str(path.relative_to(ROOT)) for path in wanted if str(path.relative_to(ROOT)) not in named)
+    wanted = [
+        path
+        for folder in (app, app / "api", app / "services")
+        for path in folder.iterdir()
+        if path.suffix == ".py" and path.name != "__init__.py" or path.is_dir() and path.name != "__pycache__"
+    ]
+    missing = sorted(
+        str(path.relative_to(ROOT)) for path in wanted if str(path.relative_to(ROOT)) not in named
+    )
     assert missing == [], "design-notes.md's code map does not name these; add them"
 
 
@@ -120,9 +138,15 @@ def test_the_metrics_table_lists_every_metric_the_service_exports():
     from app.observability import metrics
 
     exported = {
-        f"{metric._name}_total" if metric._type == "counter" else metric._name  # noqa: SLF001 - no public name
+        f"{metric._name}_total" if metric._type == "counter" else metric._name
         for metric in vars(metrics).values()
         if isinstance(metric, MetricWrapperBase)
     }
-    table = re.findall(r"^\| `(\w+)` \| (?:counter|gauge|histogram) \|", (ROOT / "docs/operations/metrics.md").read_text(), re.M)
-    assert sorted(table) == sorted(exported), "docs/operations/metrics.md's table and app/observability/metrics.py disagree"
+    table = re.findall(
+        r"^\| `(\w+)` \| (?:counter|gauge|histogram) \|",
+        (ROOT / "docs/operations/metrics.md").read_text(),
+        re.M,
+    )
+    assert sorted(table) == sorted(exported), (
+        "docs/operations/metrics.md's table and app/observability/metrics.py disagree"
+    )

@@ -295,7 +295,6 @@ Done.
     assert section(page, "scripts-1").text == "Second body.\n\n```md\n## Not a heading\n```"
 
 
-
 def test_setext_headings_are_sections_like_atx_headings(tmp_path):
     # `Title` over `===` is an H1 and over `---` an H2 (CommonMark): the page's title, then
     # sections with the ids the site gives them, mixed freely with ATX headings.
@@ -651,9 +650,7 @@ def test_an_unbalanced_esm_block_never_swallows_the_next_heading(tmp_path):
 # --------------------------------------------------------------------------
 # The real corpus (facebook/docusaurus website/docs)
 
-needs_corpus = pytest.mark.skipif(
-    not CORPUS_DOCS.is_dir(), reason=NO_CORPUS
-)
+needs_corpus = pytest.mark.skipif(not CORPUS_DOCS.is_dir(), reason=NO_CORPUS)
 
 
 @pytest.fixture(scope="module")

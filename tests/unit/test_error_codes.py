@@ -42,5 +42,14 @@ def test_codes_are_unique_snake_case_and_gemini_s_are_codes():
     assert all(value.isidentifier() and value.islower() for value in values)
     assert GEMINI_ERRORS < set(ErrorCode)
     # The reader leaving, a worker stopping or the index failing are never Gemini's failures.
-    assert not {ErrorCode.CLIENT_DISCONNECTED, ErrorCode.SHUTDOWN, ErrorCode.WORKER_STOPPED,
-                ErrorCode.INDEX_NOT_READY, ErrorCode.INDEX_UNAVAILABLE, ErrorCode.INTERNAL_ERROR} & GEMINI_ERRORS
+    assert (
+        not {
+            ErrorCode.CLIENT_DISCONNECTED,
+            ErrorCode.SHUTDOWN,
+            ErrorCode.WORKER_STOPPED,
+            ErrorCode.INDEX_NOT_READY,
+            ErrorCode.INDEX_UNAVAILABLE,
+            ErrorCode.INTERNAL_ERROR,
+        }
+        & GEMINI_ERRORS
+    )

@@ -22,7 +22,13 @@ SECTIONS = [
 
 
 def payload(file, heading, text):
-    return {"file": file, "heading": heading, "heading_path": [file, heading], "title": file[:-3], "text": text}
+    return {
+        "file": file,
+        "heading": heading,
+        "heading_path": [file, heading],
+        "title": file[:-3],
+        "text": text,
+    }
 
 
 PAYLOADS = [payload(*section) for section in SECTIONS]
@@ -36,7 +42,9 @@ def keyword_hits(question):
     for i, p in enumerate(PAYLOADS):
         vector = ENCODER.document([(p["text"], 1.0), (p["heading"], 2.0), (p["title"], 2.0)])
         score = sum(
-            value * STATS_WITH_PAIRS.get(index, 0.0) for index, value in zip(vector.indices, vector.values) if index in query
+            value * STATS_WITH_PAIRS.get(index, 0.0)
+            for index, value in zip(vector.indices, vector.values, strict=True)
+            if index in query
         )
         if score > 0:
             hits.append(IndexHit(str(i), score, p))

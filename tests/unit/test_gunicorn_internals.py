@@ -66,7 +66,9 @@ def test_threadworker_methods_keep_their_signatures(name):
 
 
 def test_check_config_is_still_a_classmethod():
-    assert isinstance(inspect.getattr_static(ThreadWorker, "check_config"), classmethod), _broke("check_config")
+    assert isinstance(inspect.getattr_static(ThreadWorker, "check_config"), classmethod), _broke(
+        "check_config"
+    )
 
 
 def test_the_main_loop_still_calls_the_hooks_the_worker_overrides():
@@ -94,7 +96,9 @@ def test_worker_and_connection_attributes():
         conn = TConn(Config(), ours, ADDR, ("0.0.0.0", 7860))  # TConn(cfg, sock, client, server)
         for name in ("sock", "client", "parser", "timeout", "initialized"):
             assert hasattr(conn, name), _broke(f"TConn.{name}")
-        assert conn.sock is ours and conn.client == ADDR and conn.parser is None, _broke("TConn's constructor")
+        assert conn.sock is ours and conn.client == ADDR and conn.parser is None, _broke(
+            "TConn's constructor"
+        )
         assert callable(conn.close), _broke("TConn.close")
         # The worker adds its own attributes (inbuf, head, chunks, ...): TConn must not use slots.
         conn.inbuf = bytearray()
@@ -110,8 +114,12 @@ def test_the_parser_parses_a_head_from_memory_and_keeps_the_rest_unread():
     parser.req_count = 0
     request = next(parser)
     # read_head measures the head as what the parser did not leave in its unreader.
-    assert len(data) - len(parser.unreader.buf.getvalue()) == len(head), _broke("the parser's unreader buffer")
-    assert isinstance(request.body.reader, LengthReader) and request.body.reader.length == 3, _broke("LengthReader")
+    assert len(data) - len(parser.unreader.buf.getvalue()) == len(head), _broke(
+        "the parser's unreader buffer"
+    )
+    assert isinstance(request.body.reader, LengthReader) and request.body.reader.length == 3, _broke(
+        "LengthReader"
+    )
     assert request._expected_100_continue is True and request.must_close is False, _broke("Request's flags")
     assert "deadline" in inspect.signature(parser.finish_body).parameters, _broke("Parser.finish_body")
     assert parser.unreader.take_buffered() == b"abcGET / HTTP/1.1\r\n", _broke("Unreader.take_buffered")
@@ -123,10 +131,12 @@ def test_a_chunked_head_and_its_trailers():
     request = next(http.get_parser(Config(), [data], ADDR))
     reader = request.body.reader
     assert isinstance(reader, ChunkedReader), _broke("ChunkedReader")
-    assert isinstance(reader.limit_chunk_size_line, int) and isinstance(reader.limit_trailer_section, int), _broke(
-        "ChunkedReader's limits"
+    assert isinstance(reader.limit_chunk_size_line, int) and isinstance(reader.limit_trailer_section, int), (
+        _broke("ChunkedReader's limits")
     )
-    assert "from_trailer" in inspect.signature(request.parse_headers).parameters, _broke("Request.parse_headers")
+    assert "from_trailer" in inspect.signature(request.parse_headers).parameters, _broke(
+        "Request.parse_headers"
+    )
 
 
 def test_an_incomplete_head_raises_no_more_data():
@@ -135,8 +145,17 @@ def test_an_incomplete_head_raises_no_more_data():
 
 
 def test_the_errors_the_worker_maps_to_json_still_exist():
-    names = ["LimitRequestLine", "LimitRequestHeaders", "UnsupportedTransferCoding", "ExpectationFailed",
-             "ForbiddenProxyRequest", "ConfigurationProblem", "ParseException", "NoMoreData", "InvalidChunkSize"]
+    names = [
+        "LimitRequestLine",
+        "LimitRequestHeaders",
+        "UnsupportedTransferCoding",
+        "ExpectationFailed",
+        "ForbiddenProxyRequest",
+        "ConfigurationProblem",
+        "ParseException",
+        "NoMoreData",
+        "InvalidChunkSize",
+    ]
     missing = [name for name in names if not isinstance(getattr(herrors, name, None), type)]
     assert missing == [], _broke(f"gunicorn.http.errors ({missing} gone)")
     assert callable(getattr(util, "write_nonblock", None)), _broke("util.write_nonblock")

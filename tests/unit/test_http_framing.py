@@ -4,6 +4,7 @@ the same body on random bodies, however the bytes are split across reads."""
 from __future__ import annotations
 
 import random
+from itertools import pairwise
 
 import pytest
 from gunicorn.http.body import ChunkedReader
@@ -68,9 +69,13 @@ def ours(pieces: list[bytes]) -> tuple[str, bytes, Verdict]:
 
 
 def split(buffer: bytes, rng: random.Random) -> list[bytes]:
-    cuts = sorted(rng.sample(range(1, len(buffer)), min(len(buffer) - 1, rng.randint(0, 6)))) if len(buffer) > 1 else []
+    cuts = (
+        sorted(rng.sample(range(1, len(buffer)), min(len(buffer) - 1, rng.randint(0, 6))))
+        if len(buffer) > 1
+        else []
+    )
     bounds = [0, *cuts, len(buffer)]
-    return [buffer[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [buffer[a:b] for a, b in pairwise(bounds)]
 
 
 def random_body(rng: random.Random) -> bytes:

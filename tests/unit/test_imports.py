@@ -116,7 +116,15 @@ def test_no_import_cycle_in_app() -> None:
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
-WEB_PACKAGES = {"flask", "flask_sqlalchemy", "flask_migrate", "flask_cors", "flask_limiter", "werkzeug", "prometheus_client"}
+WEB_PACKAGES = {
+    "flask",
+    "flask_sqlalchemy",
+    "flask_migrate",
+    "flask_cors",
+    "flask_limiter",
+    "werkzeug",
+    "prometheus_client",
+}
 
 
 def test_services_know_nothing_of_flask() -> None:

@@ -6,16 +6,25 @@ import re
 import pytest
 
 from app.services.answering.base import AnswerRequest
-from app.services.answering.shaping import AnswerShaper
 from app.services.answering.offline import NOT_COVERED, OfflineAnswerer
-from app.services.answering.units import passage_sentences, passage_units
+from app.services.answering.shaping import AnswerShaper
+from app.services.answering.units import passage_sentences
 from app.services.ingestion.docusaurus import parse_page
 from app.services.retrieval.retriever import Passage
 from tests.conftest import FIXTURE_BOOK
 
 
 def passage(text, heading="Watering > Watering tomatoes", file="guides/watering.md"):
-    return Passage(file=file, title="Watering", heading=heading, anchor="x", url="u", text=text, score=1.0, similarity=1.0)
+    return Passage(
+        file=file,
+        title="Watering",
+        heading=heading,
+        anchor="x",
+        url="u",
+        text=text,
+        score=1.0,
+        similarity=1.0,
+    )
 
 
 def answerer():
@@ -25,7 +34,9 @@ def answerer():
 
 
 def compose(question, *texts, **request):
-    passages = [passage(t, heading=f"Page {i} > Section") if isinstance(t, str) else t for i, t in enumerate(texts)]
+    passages = [
+        passage(t, heading=f"Page {i} > Section") if isinstance(t, str) else t for i, t in enumerate(texts)
+    ]
     return answerer().compose(AnswerRequest(question=question, passages=passages, **request))
 
 
@@ -36,7 +47,8 @@ def sentences(answer):
 def test_the_sentences_that_answer_are_quoted_whole_each_ending_with_its_citation():
     answer = compose(
         "How often should tomatoes be watered?",
-        "Tomatoes need deep watering two or three times a week. Mulch keeps the soil cool in summer. Pots need holes.",
+        "Tomatoes need deep watering two or three times a week. Mulch keeps the soil cool in summer. Pots "
+        "need holes.",
         "Basil likes moist soil and a sunny window sill.",
     )
     assert answer.startswith("Tomatoes need deep watering two or three times a week [1].")
@@ -52,24 +64,41 @@ def test_what_is_x_puts_the_defining_sentence_first():
         "Swizzling is the process of replacing a theme component with your own implementation. "
         "You can swizzle any component of the classic theme.",
     )
-    assert answer.startswith("Swizzling is the process of replacing a theme component with your own implementation [1].")
+    assert answer.startswith(
+        "Swizzling is the process of replacing a theme component with your own implementation [1]."
+    )
 
 
 def test_each_citation_names_the_passage_its_sentence_was_quoted_from():
     # The answerer cites passages by their number, as a model does; the chat turn's shaper then
     # renumbers in order of first appearance and lists exactly those passages as the sources.
     passages = [
-        passage("Netlify builds the site from your repository on every push.", heading="Netlify > Builds", file="netlify.md"),
-        passage("Surge publishes a folder from the command line in a few seconds.", heading="Surge > Publish", file="surge.md"),
-        passage("To deploy the site to GitHub Pages, run the deploy command with your GitHub user name.",
-                heading="GitHub Pages > Deploy", file="github.md"),
+        passage(
+            "Netlify builds the site from your repository on every push.",
+            heading="Netlify > Builds",
+            file="netlify.md",
+        ),
+        passage(
+            "Surge publishes a folder from the command line in a few seconds.",
+            heading="Surge > Publish",
+            file="surge.md",
+        ),
+        passage(
+            "To deploy the site to GitHub Pages, run the deploy command with your GitHub user name.",
+            heading="GitHub Pages > Deploy",
+            file="github.md",
+        ),
     ]
-    answer = answerer().compose(AnswerRequest(question="How do I deploy the site to GitHub Pages?", passages=passages))
+    answer = answerer().compose(
+        AnswerRequest(question="How do I deploy the site to GitHub Pages?", passages=passages)
+    )
     assert answer.startswith("To deploy the site to GitHub Pages") and " [3]." in answer
     assert "Netlify" not in answer and "Surge" not in answer  # "the site" is no link to the question
     shaper = AnswerShaper(passages, strip_markdown=False)
     shown = shaper.feed(answer) + shaper.finish()
-    assert shown.startswith("To deploy the site to GitHub Pages, run the deploy command with your GitHub user name [1].")
+    assert shown.startswith(
+        "To deploy the site to GitHub Pages, run the deploy command with your GitHub user name [1]."
+    )
     assert [source["file"] for source in shaper.sources] == ["github.md"]
 
 
@@ -78,21 +107,27 @@ def test_table_rows_are_quoted_by_their_option_and_the_example_config_inline():
         "Which fields does the analytics plugin accept?",
         "Accepted fields:\n\n| Name | Type | Default | Description |\n| --- | --- | --- | --- |\n"
         "| `trackingID` | `string` | **Required** | The tracking ID of your analytics service. |\n"
-        "| `anonymizeIP` | `boolean` | `false` | Whether the IP should be anonymized when sending requests. |\n\n"
-        "Example configuration:\n\n```js title=\"docusaurus.config.js\"\nmodule.exports = {\n  trackingID: 'x',\n};\n```\n\n"
+        "| `anonymizeIP` | `boolean` | `false` | Whether the IP should be anonymized when sending "
+        "requests. |\n\n"
+        'Example configuration:\n\n```js title="docusaurus.config.js"\nmodule.exports = '
+        "{\n  trackingID: 'x',\n};\n```\n\n"
         "The analytics plugin accepts a tracking ID and an IP option.",
     )
     assert "|" not in answer and "—" not in answer and "`" not in answer  # no row flattened, no Markdown
     assert "Accepted fields" not in answer and ":[" not in answer and ": [" not in answer
     assert "trackingID (string, default Required): The tracking ID of your analytics service [1]." in answer
-    assert "Example configuration, in docusaurus.config.js: module.exports = { trackingID: 'x', }; [1]." in answer
+    assert (
+        "Example configuration, in docusaurus.config.js: module.exports = { trackingID: 'x', }; [1]."
+        in answer
+    )
 
 
 def test_a_list_introduced_by_a_colon_is_folded_into_its_sentence():
     answer = compose(
         "What search options are there?",
         "There are a few search options you can use on your website:\n\n"
-        "- 🥇 [Algolia DocSearch](#algolia) (**official**)\n- 👥 [Local Search](#local)\n- Your own `SearchBar` component\n",
+        "- 🥇 [Algolia DocSearch](#algolia) (**official**)\n- 👥 [Local Search](#local)\n- Your own "
+        "`SearchBar` component\n",
     )
     assert answer.startswith(
         "There are a few search options you can use on your website: Algolia DocSearch (official), "
@@ -116,7 +151,9 @@ def test_markdown_format_keeps_code_spans_and_text_format_writes_names_plainly()
     plain = compose("Which settings tune the service?", text)
     markdown = compose("Which settings tune the service?", text, format="markdown")
     assert plain == "Set GEMINI_MODEL and WEB_CONCURRENCY to tune the service, or all of the settings [1]."
-    assert markdown == "Set `GEMINI_MODEL` and WEB_CONCURRENCY to tune the service, or all of the settings [1]."
+    assert (
+        markdown == "Set `GEMINI_MODEL` and WEB_CONCURRENCY to tune the service, or all of the settings [1]."
+    )
 
 
 def test_between_two_and_five_sentences():
@@ -130,8 +167,10 @@ def test_a_section_of_only_code_is_quoted_under_its_heading():
 
 
 def test_streamed_pieces_add_up_to_the_composed_answer():
-    answerer = globals()['answerer']()
-    request = AnswerRequest(question="basil", passages=[passage("Basil likes moist soil. It grows fast in a warm place.")])
+    answerer = globals()["answerer"]()
+    request = AnswerRequest(
+        question="basil", passages=[passage("Basil likes moist soil. It grows fast in a warm place.")]
+    )
     assert "".join(answerer.answer(request)) == answerer.compose(request)
 
 
@@ -176,11 +215,17 @@ def test_a_how_to_answer_carries_the_sections_command():
     answer = compose("How do I start the dev server?", text)
     assert answer.startswith("To start the dev server of your site, run this command: npm run start [1].")
     markdown = compose("How do I start the dev server?", text, format="markdown")
-    assert markdown.startswith("To start the dev server of your site, run this command [1]:\n\n```bash\nnpm run start\n```")
+    assert markdown.startswith(
+        "To start the dev server of your site, run this command [1]:\n\n```bash\nnpm run start\n```"
+    )
 
 
 def test_a_long_code_block_is_trimmed_to_the_lines_that_matter():
-    config = "\n".join(["export default {"] + [f"  option{n}: {n}," for n in range(30)] + ["  announcementBar: {id: 'x'},", "};"])
+    config = "\n".join(
+        ["export default {"]
+        + [f"  option{n}: {n}," for n in range(30)]
+        + ["  announcementBar: {id: 'x'},", "};"]
+    )
     text = f"Add an announcement bar to the top of every page:\n\n```js\n{config}\n```\n"
     answer = compose("How do I add an announcement bar?", text, format="markdown")
     code = answer.split("```js\n", 1)[1].split("\n```", 1)[0].splitlines()
@@ -189,12 +234,23 @@ def test_a_long_code_block_is_trimmed_to_the_lines_that_matter():
 
 
 def test_a_workflow_that_reads_as_markup_on_one_line_is_quoted_by_its_plainer_lines():
-    workflow = "\n".join([
-        "name: Deploy", "on:", "  push:", "    branches: [main]", "jobs:", "  deploy:", "    runs-on: ubuntu-latest",
-        "    steps:", "      - uses: actions/checkout@v4", "      - name: Upload the site",
-        "        uses: actions/upload-pages-artifact@v3", "      - name: Deploy to the garden pages",
-        "        uses: actions/deploy-garden-pages@v4",
-    ])
+    workflow = "\n".join(
+        [
+            "name: Deploy",
+            "on:",
+            "  push:",
+            "    branches: [main]",
+            "jobs:",
+            "  deploy:",
+            "    runs-on: ubuntu-latest",
+            "    steps:",
+            "      - uses: actions/checkout@v4",
+            "      - name: Upload the site",
+            "        uses: actions/upload-pages-artifact@v3",
+            "      - name: Deploy to the garden pages",
+            "        uses: actions/deploy-garden-pages@v4",
+        ]
+    )
     text = f"Deploy the garden site on every push with this workflow:\n\n```yaml\n{workflow}\n```\n"
     answer = compose("How do I deploy the garden site with a workflow action?", text)
     # "on: push: branches:" on one line reads as noise; the lines that deploy read plain.
@@ -203,10 +259,23 @@ def test_a_workflow_that_reads_as_markup_on_one_line_is_quoted_by_its_plainer_li
 
 
 def test_an_option_description_keeps_its_option_and_type():
-    text = "- Type: `'ignore' | 'log' | 'warn' | 'throw'`\n\nThe behavior of Docusaurus when it detects any broken link."
-    option = Passage(file="config.md", title="Config", heading="docusaurus.config.js > Optional fields > onBrokenLinks",
-                     anchor="onBrokenLinks", url="u", text=text, score=1.0, similarity=1.0)
-    answer = answerer().compose(AnswerRequest(question="Can the build fail on broken links?", passages=[option]))
+    text = (
+        "- Type: `'ignore' | 'log' | 'warn' | 'throw'`\n\n"
+        "The behavior of Docusaurus when it detects any broken link."
+    )
+    option = Passage(
+        file="config.md",
+        title="Config",
+        heading="docusaurus.config.js > Optional fields > onBrokenLinks",
+        anchor="onBrokenLinks",
+        url="u",
+        text=text,
+        score=1.0,
+        similarity=1.0,
+    )
+    answer = answerer().compose(
+        AnswerRequest(question="Can the build fail on broken links?", passages=[option])
+    )
     assert answer.startswith("onBrokenLinks: The behavior of Docusaurus when it detects any broken link [1].")
     assert "Type: 'ignore' | 'log' | 'warn' | 'throw' [1]." in answer
 
@@ -216,7 +285,11 @@ def test_no_orphan_connective_survives():
         "Here are two approaches to deploying your docs with GitHub Actions.\n\n"
         "However, the deploy job needs a token with write access to deploy the docs."
     )
-    answer = compose("How do I deploy the docs with GitHub Actions?", text, "GitHub Actions deploy the docs from a workflow file.")
+    answer = compose(
+        "How do I deploy the docs with GitHub Actions?",
+        text,
+        "GitHub Actions deploy the docs from a workflow file.",
+    )
     assert "Here are two approaches" not in answer  # what it announces is not quoted
     assert "However" not in answer  # what it continues is not quoted
     assert answer == "GitHub Actions deploy the docs from a workflow file [2]."
@@ -237,10 +310,16 @@ def test_a_follow_up_adds_instead_of_repeating_its_predecessor():
 
 
 def test_a_follow_up_does_not_show_again_the_line_of_a_long_block_already_shown():
-    fields = "\n".join(f"  field{n}?: string; // a long comment that says what field {n} holds, for the reader who reads the type from its top to its very end, line after line, slowly, with a cup of tea, in the shade of the old stone wall" for n in range(30))
+    fields = "\n".join(
+        f"  field{n}?: string; // a long comment that says what field {n} holds, for the reader who reads "
+        "the type from its top to its very end, line after line, slowly, with a cup of tea, "
+        "in the shade of the old stone wall"
+        for n in range(30)
+    )
     text = (
         "The banner of a garden version says whether the garden is still tended.\n\n"
-        f"```ts\ntype Options = {{\n{fields}\n  banner?: 'none' | 'unreleased' | 'unmaintained';\n}};\n```\n\n"
+        "```ts\ntype Options = "
+        f"{{\n{fields}\n  banner?: 'none' | 'unreleased' | 'unmaintained';\n}};\n```\n\n"
         "Set the banner to none to hide it on every page of the version."
     )
     question = "How do I hide the garden version banner?"
@@ -256,7 +335,8 @@ def test_a_follow_up_does_not_show_again_the_line_of_a_long_block_already_shown(
 def test_an_admonition_title_is_a_label_not_the_start_of_a_sentence():
     answer = compose(
         "Is Qdrant Cloud indexed at start-up?",
-        "Warning: Qdrant Cloud is not indexed at start-up\n`INDEX_ON_START` applies to the embedded index only.",
+        "Warning: Qdrant Cloud is not indexed at start-up\n`INDEX_ON_START` applies to the embedded index "
+        "only.",
     )
     assert answer == "INDEX_ON_START applies to the embedded index only [1]."
 
@@ -270,14 +350,26 @@ def test_what_the_selection_already_says_is_not_quoted_again_from_the_book():
 def test_with_no_word_in_common_the_best_passage_opens_the_answer():
     answer = compose(
         "Wie gieße ich Tomaten?",
-        "Tomatoes need deep watering two or three times a week. Mulch keeps the soil cool in summer. Pots drain well.",
+        "Tomatoes need deep watering two or three times a week. Mulch keeps the soil cool in summer. Pots "
+        "drain well.",
         "Basil likes moist soil and a sunny window sill.",
     )
-    assert answer == "Tomatoes need deep watering two or three times a week [1]. Mulch keeps the soil cool in summer [1]."
+    assert answer == (
+        "Tomatoes need deep watering two or three times a week [1]. Mulch keeps the soil cool in summer [1]."
+    )
 
 
 def page_passage(text, file, heading, similarity):
-    return Passage(file=file, title=file, heading=heading, anchor=heading, url="u", text=text, score=1.0, similarity=similarity)
+    return Passage(
+        file=file,
+        title=file,
+        heading=heading,
+        anchor=heading,
+        url="u",
+        text=text,
+        score=1.0,
+        similarity=similarity,
+    )
 
 
 TOMATO_PAGE = (
@@ -287,7 +379,8 @@ TOMATO_PAGE = (
     "Watering tomatoes at the roots, not on the leaves, prevents blight."
 )
 TOMATO_CARE = (
-    "Watering tomatoes at the roots, not on the leaves, prevents blight. Tomatoes need less watering once the fruit "
+    "Watering tomatoes at the roots, not on the leaves, prevents blight. Tomatoes need less watering once "
+    "the fruit "
     "ripens. Tomatoes grown in the shade need watering less often."
 )
 
@@ -296,9 +389,16 @@ def test_a_strong_second_page_contributes_what_the_first_lacks():
     # The first page answers how often; the second, strong too, says what else the question asked.
     passages = [
         page_passage(TOMATO_PAGE, "tomatoes.md", "Tomatoes > Watering", 1.0),
-        page_passage("Tomato seedlings need spraying with a fine mist twice a day.", "seedlings.md", "Seedlings > Spraying", 0.8),
+        page_passage(
+            "Tomato seedlings need spraying with a fine mist twice a day.",
+            "seedlings.md",
+            "Seedlings > Spraying",
+            0.8,
+        ),
     ]
-    request = AnswerRequest(question="How often do tomatoes need watering, and how are seedlings sprayed?", passages=passages)
+    request = AnswerRequest(
+        question="How often do tomatoes need watering, and how are seedlings sprayed?", passages=passages
+    )
     shaper = AnswerShaper(passages, strip_markdown=False)
     shown = shaper.feed(answerer().compose(request)) + shaper.finish()
     cited = {source["file"]: n for n, source in enumerate(shaper.sources, 1)}
@@ -322,8 +422,12 @@ def test_a_sentence_linked_to_the_question_by_one_common_word_is_not_quoted():
 def test_a_weak_page_is_not_quoted_however_well_its_words_match():
     passages = [
         page_passage(TOMATO_PAGE, "tomatoes.md", "Tomatoes > Watering", 1.0),
-        page_passage("Watering seedlings and tomatoes too often drowns their seedlings roots.",
-                     "seedlings.md", "Seedlings > Watering", 0.3),
+        page_passage(
+            "Watering seedlings and tomatoes too often drowns their seedlings roots.",
+            "seedlings.md",
+            "Seedlings > Watering",
+            0.3,
+        ),
     ]
     answer = answerer().compose(
         AnswerRequest(question="How often does watering tomatoes and seedlings need?", passages=passages)
@@ -341,21 +445,36 @@ def test_a_section_that_is_one_table_row_is_quoted_for_its_place_in_the_book():
     )
     passages = [
         page_passage(row, "theme.md", "Theme configuration > Navbar dropdown > items", 1.0),
-        page_passage("The version dropdown lists every docs version. Each version in the dropdown links to its docs. "
-                     "The dropdown is placed in the navbar by default.", "versioning.md", "Versioning > Versions", 0.6),
+        page_passage(
+            "The version dropdown lists every docs version. Each version in the dropdown links to its docs. "
+            "The dropdown is placed in the navbar by default.",
+            "versioning.md",
+            "Versioning > Versions",
+            0.6,
+        ),
     ]
     answer = answerer().compose(AnswerRequest(question="Can a navbar dropdown be nested?", passages=passages))
-    assert answer.startswith("items (LinkLikeItem[], default Required): The items to be contained in the navbar dropdown [1].")
+    assert answer.startswith(
+        "items (LinkLikeItem[], default Required): The items to be contained in the navbar dropdown [1]."
+    )
 
 
 def test_a_selection_answer_cites_the_section_it_explains_from():
     selection = "Basil likes moist soil, while rosemary and thyme prefer to dry out between waterings."
-    herbs = page_passage(f"{selection} Herbs in pots need watering when their soil is dry at the top.",
-                         "guides/watering.md", "Watering > Watering herbs", 1.0)
+    herbs = page_passage(
+        f"{selection} Herbs in pots need watering when their soil is dry at the top.",
+        "guides/watering.md",
+        "Watering > Watering herbs",
+        1.0,
+    )
     tomatoes = page_passage(TOMATO_PAGE, "guides/watering.md", "Watering > Watering tomatoes", 0.5)
     passages = [herbs, tomatoes]
-    request = AnswerRequest(question="What does this mean for herbs in pots?", passages=passages, mode="selection",
-                            selection=selection)
+    request = AnswerRequest(
+        question="What does this mean for herbs in pots?",
+        passages=passages,
+        mode="selection",
+        selection=selection,
+    )
     shaper = AnswerShaper(passages, strip_markdown=False)
     shown = shaper.feed(answerer().compose(request)) + shaper.finish()
     assert shown.startswith("Herbs in pots need watering when their soil is dry at the top [1].")
@@ -371,12 +490,13 @@ def test_a_sentence_of_code_spans_is_not_quoted():
 
 
 def test_a_path_keeps_its_leading_dot_and_a_comment_its_words():
-    assert passage_sentences("Delete the existing homepage at `./src/pages/index.js` before you start.")[0].text == (
-        "Delete the existing homepage at ./src/pages/index.js before you start."
-    )
+    assert passage_sentences("Delete the existing homepage at `./src/pages/index.js` before you start.")[
+        0
+    ].text == ("Delete the existing homepage at ./src/pages/index.js before you start.")
     text = (
         "Pass it to the docs plugin instead:\n\n"
-        "```js\nmodule.exports = {\n  docs: {\n    // Equivalent to `docsUrl`.\n    routeBasePath: 'docs',\n  },\n};\n```\n"
+        "```js\nmodule.exports = "
+        "{\n  docs: {\n    // Equivalent to `docsUrl`.\n    routeBasePath: 'docs',\n  },\n};\n```\n"
     )
     answer = compose("How do I set docsUrl?", text)
     assert answer == (
@@ -386,10 +506,20 @@ def test_a_path_keeps_its_leading_dot_and_a_comment_its_words():
 
 
 def test_a_follow_up_moves_the_same_option_to_what_it_names():
-    docs = page_passage("Set `showLastUpdateTime` to `true` in the docs plugin options to show when each doc page was "
-                        "last updated.", "docs-plugin.md", "Docs plugin > showLastUpdateTime", 1.0)
-    blog = page_passage("Set `showLastUpdateTime` to `true` in the blog plugin options to show when each blog post was "
-                        "last updated.", "blog-plugin.md", "Blog plugin > showLastUpdateTime", 1.0)
+    docs = page_passage(
+        "Set `showLastUpdateTime` to `true` in the docs plugin options to show when each doc page was "
+        "last updated.",
+        "docs-plugin.md",
+        "Docs plugin > showLastUpdateTime",
+        1.0,
+    )
+    blog = page_passage(
+        "Set `showLastUpdateTime` to `true` in the blog plugin options to show when each blog post was "
+        "last updated.",
+        "blog-plugin.md",
+        "Blog plugin > showLastUpdateTime",
+        1.0,
+    )
     # The first question's retrieval ranks the blog far below; the follow-up's (the previous
     # question and "blog") ranks both pages high.
     weak_blog = page_passage(blog.text, "blog-plugin.md", "Blog plugin > showLastUpdateTime", 0.3)
@@ -398,8 +528,12 @@ def test_a_follow_up_moves_the_same_option_to_what_it_names():
     )
     assert first.startswith("showLastUpdateTime: Set showLastUpdateTime to true in the docs plugin")
     history = [("user", "How do I show the last update time of a doc?"), ("assistant", first)]
-    follow_up = answerer().compose(AnswerRequest(question="And for the blog?", passages=[docs, blog], history=history))
-    assert follow_up.startswith("showLastUpdateTime: Set showLastUpdateTime to true in the blog plugin options")
+    follow_up = answerer().compose(
+        AnswerRequest(question="And for the blog?", passages=[docs, blog], history=history)
+    )
+    assert follow_up.startswith(
+        "showLastUpdateTime: Set showLastUpdateTime to true in the blog plugin options"
+    )
     assert "docs plugin" not in follow_up
 
 

@@ -25,7 +25,11 @@ def test_the_same_page_written_as_a_reader_sends_it(page):
 
 @pytest.mark.parametrize(
     "page",
-    ["https://elsewhere.example.org/guides/watering", "https://garden.example.com/guides", "/guides/watering/herbs"],
+    [
+        "https://elsewhere.example.org/guides/watering",
+        "https://garden.example.com/guides",
+        "/guides/watering/herbs",
+    ],
 )
 def test_another_host_or_path_is_not_the_page(page):
     assert not same_page(INDEXED, page_key(page))

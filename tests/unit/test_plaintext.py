@@ -6,17 +6,33 @@ from app.services.answering.plaintext import MarkdownToText, markdown_to_text
 
 SAMPLES = [
     # (Markdown as a model may write it, the plain text the widget must show)
-    ("**Swizzling** lets you replace a theme component [1].", "Swizzling lets you replace a theme component [1]."),
+    (
+        "**Swizzling** lets you replace a theme component [1].",
+        "Swizzling lets you replace a theme component [1].",
+    ),
     ("Run `npm run build` to build the site [2].", "Run npm run build to build the site [2]."),
     (
-        "## Steps\n\n- Create `blog/2024-01-01-hello.md` [1]\n- Add *front matter* [1][3]\n1. Start the server.",
+        "## Steps\n\n- Create `blog/2024-01-01-hello.md` [1]\n- Add *front matter* [1][3]\n1. Start the "
+        "server.",
         "Steps.\n\nCreate blog/2024-01-01-hello.md [1].\nAdd front matter [1][3].\nStart the server.",
     ),
-    ("Set `GEMINI_MODEL` and snake_case_names or __init__ [1].", "Set GEMINI_MODEL and snake_case_names or init [1]."),
-    ("See [the docs](https://docusaurus.io/docs) and ![logo](img/logo.png) [2].", "See the docs and logo [2]."),
-    ("Use:\n\n```bash\nnpm run swizzle\n```\n\nThen restart [1].", "Use:\n\nnpm run swizzle\n\nThen restart [1]."),
+    (
+        "Set `GEMINI_MODEL` and snake_case_names or __init__ [1].",
+        "Set GEMINI_MODEL and snake_case_names or init [1].",
+    ),
+    (
+        "See [the docs](https://docusaurus.io/docs) and ![logo](img/logo.png) [2].",
+        "See the docs and logo [2].",
+    ),
+    (
+        "Use:\n\n```bash\nnpm run swizzle\n```\n\nThen restart [1].",
+        "Use:\n\nnpm run swizzle\n\nThen restart [1].",
+    ),
     ("| Name | Type |\n| --- | --- |\n| `slug` | string |\n", "Name; Type.\nslug; string.\n"),
-    ("> **Note**: 5*3 is not a * b, and \\*stars\\* stay.\n---\nEnd.", "Note: 5*3 is not a * b, and *stars* stay.\nEnd."),
+    (
+        "> **Note**: 5*3 is not a * b, and \\*stars\\* stay.\n---\nEnd.",
+        "Note: 5*3 is not a * b, and *stars* stay.\nEnd.",
+    ),
     ("A list [1, 3] and a [plain] bracket [2].", "A list [1, 3] and a [plain] bracket [2]."),
 ]
 

@@ -70,7 +70,9 @@ def test_an_outage_is_logged_once_and_its_end_once(caplog):
         spawned.pop()()
     messages = [record.getMessage() for record in caplog.records]
     assert len(messages) == 2, messages
-    assert "Redis did not answer (TimeoutError)" in messages[0] and caplog.records[0].levelno == logging.WARNING
+    assert (
+        "Redis did not answer (TimeoutError)" in messages[0] and caplog.records[0].levelno == logging.WARNING
+    )
     assert "Redis answers again after 8 s" in messages[1]
 
 

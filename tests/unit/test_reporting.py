@@ -1,16 +1,22 @@
 """The report's pure parts: periods, grouping rewordings of a question, percentiles, the table."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.services.reporting import Report, parse_period, question_key, render_text
+from app.services.report_text import render_text
+from app.services.reporting import Report, parse_period, question_key
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("30m", timedelta(minutes=30)), ("24h", timedelta(hours=24)), ("7d", timedelta(days=7)),
-     ("2w", timedelta(weeks=2)), (" 7D ", timedelta(days=7))],
+    [
+        ("30m", timedelta(minutes=30)),
+        ("24h", timedelta(hours=24)),
+        ("7d", timedelta(days=7)),
+        ("2w", timedelta(weeks=2)),
+        (" 7D ", timedelta(days=7)),
+    ],
 )
 def test_periods(text, expected):
     assert parse_period(text) == expected
@@ -25,7 +31,12 @@ def test_bad_periods_say_what_is_expected(text):
 @pytest.mark.parametrize(
     "rewordings",
     [
-        ["How do I deploy to Vercel?", "deploying to vercel", "Vercel deployment", "how to DEPLOY on Vercel!!"],
+        [
+            "How do I deploy to Vercel?",
+            "deploying to vercel",
+            "Vercel deployment",
+            "how to DEPLOY on Vercel!!",
+        ],
         ["Does it support dark mode?", "dark mode support", "Is dark mode supported?"],
     ],
 )
@@ -43,15 +54,34 @@ def test_a_question_of_stop_words_only_still_has_a_key():
 
 
 def empty_report(**changes):
-    moment = datetime(2026, 12, 4, 15, 40, tzinfo=timezone.utc)
+    moment = datetime(2026, 12, 4, 15, 40, tzinfo=UTC)
     values = dict(
-        since=moment - timedelta(days=7), until=moment, period="7d",
-        volume={"conversations": 0, "new_conversations": 0, "questions": 0, "questions_by_mode": {"general": 0},
-                "answers": 0, "answers_by_status": {"complete": 0}, "answers_by_answerer": {},
-                "answered_from_cache": 0.0, "not_covered": 0},
-        gaps=[], weak_answers=[], weak_sections=[], cited_pages=[], cited_sections=[],
-        latency={"all": {"answers": 0, "first_token_ms": {"p50": None, "p95": None},
-                         "total_ms": {"p50": None, "p95": None}}},
+        since=moment - timedelta(days=7),
+        until=moment,
+        period="7d",
+        volume={
+            "conversations": 0,
+            "new_conversations": 0,
+            "questions": 0,
+            "questions_by_mode": {"general": 0},
+            "answers": 0,
+            "answers_by_status": {"complete": 0},
+            "answers_by_answerer": {},
+            "answered_from_cache": 0.0,
+            "not_covered": 0,
+        },
+        gaps=[],
+        weak_answers=[],
+        weak_sections=[],
+        cited_pages=[],
+        cited_sections=[],
+        latency={
+            "all": {
+                "answers": 0,
+                "first_token_ms": {"p50": None, "p95": None},
+                "total_ms": {"p50": None, "p95": None},
+            }
+        },
         errors=[],
     )
     values.update(changes)
@@ -68,10 +98,17 @@ def test_the_heading_names_the_period_in_utc_and_the_counts():
 
 def test_columns_line_up():
     gaps = [
-        {"question": "How do I deploy?", "count": 12, "wordings": 5, "last_asked": "2026-12-04T15:00:00+00:00"},
+        {
+            "question": "How do I deploy?",
+            "count": 12,
+            "wordings": 5,
+            "last_asked": "2026-12-04T15:00:00+00:00",
+        },
         {"question": "Dark mode?", "count": 3, "wordings": 1, "last_asked": "2026-12-03T09:30:00+00:00"},
     ]
     lines = render_text(empty_report(gaps=gaps)).split("Gaps:")[1].splitlines()[1:4]
-    assert [line.index("How do I deploy?" if i == 1 else "example" if i == 0 else "Dark mode?")
-            for i, line in enumerate(lines)] == [lines[0].index("example")] * 3
+    assert [
+        line.index("How do I deploy?" if i == 1 else "example" if i == 0 else "Dark mode?")
+        for i, line in enumerate(lines)
+    ] == [lines[0].index("example")] * 3
     assert lines[1].startswith("     12") and lines[2].startswith("      3")

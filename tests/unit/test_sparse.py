@@ -20,8 +20,10 @@ def test_query_vector_has_each_term_once_weighted_by_saturating_count():
 
 
 def _score(query, document) -> float:
-    weights = dict(zip(document.indices, document.values))
-    return sum(value * weights.get(index, 0.0) for index, value in zip(query.indices, query.values))
+    weights = dict(zip(document.indices, document.values, strict=True))
+    return sum(
+        value * weights.get(index, 0.0) for index, value in zip(query.indices, query.values, strict=True)
+    )
 
 
 def test_a_long_question_is_matched_on_the_word_it_repeats():
@@ -52,11 +54,11 @@ def test_document_weights_saturate_and_fields_count_by_weight():
     encoder = Bm25Encoder(avgdl=10)
     once = encoder.document([("tomato soil", 1.0)])
     heading = encoder.document([("tomato soil", 1.0), ("tomato", 2.0)])
-    weight = dict(zip(once.indices, once.values))[term_id("tomato")]
-    boosted = dict(zip(heading.indices, heading.values))[term_id("tomato")]
+    weight = dict(zip(once.indices, once.values, strict=True))[term_id("tomato")]
+    boosted = dict(zip(heading.indices, heading.values, strict=True))[term_id("tomato")]
     assert boosted > weight
     many = encoder.document([("tomato " * 50, 1.0)])
-    assert dict(zip(many.indices, many.values))[term_id("tomato")] < encoder.k1 + 1
+    assert dict(zip(many.indices, many.values, strict=True))[term_id("tomato")] < encoder.k1 + 1
 
 
 def test_empty_text_gives_an_empty_vector():

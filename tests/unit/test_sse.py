@@ -44,7 +44,10 @@ def test_reader_leaving_closes_the_event_generator_on_its_own_thread():
     while not log and time.monotonic() < deadline:
         time.sleep(0.02)
     assert log == ["closed early"]
-    while any(t.name == "sse-producer" and t.is_alive() for t in threading.enumerate()) and time.monotonic() < deadline:
+    while (
+        any(t.name == "sse-producer" and t.is_alive() for t in threading.enumerate())
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.02)
     assert not [t for t in threading.enumerate() if t.name == "sse-producer" and t.is_alive()]
 

@@ -40,7 +40,9 @@ class Section:
     @property
     def name(self) -> str | None:
         """The option, field or command the section is about, when its heading is one."""
-        heading = re.sub(r"^[^\w`@./$-]+", "", self.heading).strip()  # "📦 plugin-pwa": the emoji is decoration
+        heading = re.sub(
+            r"^[^\w`@./$-]+", "", self.heading
+        ).strip()  # "📦 plugin-pwa": the emoji is decoration
         if NAME_HEADING.match(heading) and not (heading[:1].isupper() and heading[1:].islower()):
             return heading
         return None
@@ -66,7 +68,9 @@ class Quote:
     def within(self, budget: int, markdown: bool, relevance: list[float]) -> Quote | None:
         """This quote with its least relevant prose dropped until it fits (None: it cannot)."""
         units = list(self.units)
-        while len(units) > 1 and (sum(self.unit_length(u, markdown) for u in units) > budget or len(units) > MAX_UNITS):
+        while len(units) > 1 and (
+            sum(self.unit_length(u, markdown) for u in units) > budget or len(units) > MAX_UNITS
+        ):
             prose = [u for u in units if u.kind != "code"]
             units.remove(min(prose or units, key=lambda u: (relevance[u.position], -u.position)))
         if not units or sum(self.unit_length(u, markdown) for u in units) > budget:
@@ -150,7 +154,6 @@ def dedent(lines: list[str]) -> list[str]:
     indents = [len(line) - len(line.lstrip()) for line in lines if line.strip() and line != "…"]
     cut = min(indents, default=0)
     return [line[cut:] if line != "…" else line for line in lines]
-
 
 
 def normalised(text: str) -> str:

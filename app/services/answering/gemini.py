@@ -48,7 +48,10 @@ matter; never write code that no passage has.""",
 
 def system_instruction(answer_format: str) -> str:
     """The system instruction for an answer in `answer_format` ("text" or "markdown")."""
-    return SYSTEM_INSTRUCTION.format(format_rules=FORMAT_RULES.get(answer_format, FORMAT_RULES["text"]).rstrip())
+    return SYSTEM_INSTRUCTION.format(
+        format_rules=FORMAT_RULES.get(answer_format, FORMAT_RULES["text"]).rstrip()
+    )
+
 
 REWRITE_INSTRUCTION = """\
 Rewrite the reader's last message as one standalone search query for the book, resolving \
@@ -79,7 +82,11 @@ def format_passages(passages: list[Passage]) -> str:
 
 def build_prompt(request: AnswerRequest) -> str:
     """The final user turn: passages, the selection if any, then the question."""
-    parts = [f"<passages>\n{format_passages(request.passages)}\n</passages>" if request.passages else "<passages>\n(none)\n</passages>"]
+    parts = [
+        f"<passages>\n{format_passages(request.passages)}\n</passages>"
+        if request.passages
+        else "<passages>\n(none)\n</passages>"
+    ]
     if request.mode == "selection" and request.selection:
         parts.append(f"<selection>\n{_quote(request.selection.strip())}\n</selection>")
     parts.append(f"Question: {_quote(request.question.strip())}")
@@ -118,7 +125,13 @@ class GeminiAnswerer:
 
     writes_markdown = True  # asked for plain text, a model may still write Markdown
 
-    def __init__(self, provider: GeminiProvider, *, history_token_budget: int = HISTORY_TOKENS, max_output_tokens: int = MAX_OUTPUT_TOKENS) -> None:
+    def __init__(
+        self,
+        provider: GeminiProvider,
+        *,
+        history_token_budget: int = HISTORY_TOKENS,
+        max_output_tokens: int = MAX_OUTPUT_TOKENS,
+    ) -> None:
         self.provider = provider
         self.name = f"gemini:{provider.config.model}"
         self.history_token_budget = history_token_budget
@@ -132,7 +145,9 @@ class GeminiAnswerer:
         contents = history_contents(request.history, self.history_token_budget)
         contents.append(types.Content(role="user", parts=[types.Part(text=build_prompt(request))]))
         return self.provider.stream(
-            contents, system_instruction=system_instruction(request.format), max_output_tokens=self.max_output_tokens
+            contents,
+            system_instruction=system_instruction(request.format),
+            max_output_tokens=self.max_output_tokens,
         )
 
 
@@ -149,5 +164,7 @@ class GeminiQueryRewriter:
             return question
         contents = history_contents(history, self.history_token_budget)
         contents.append(types.Content(role="user", parts=[types.Part(text=question)]))
-        rewritten = self.provider.complete(contents, system_instruction=REWRITE_INSTRUCTION, max_output_tokens=96)
+        rewritten = self.provider.complete(
+            contents, system_instruction=REWRITE_INSTRUCTION, max_output_tokens=96
+        )
         return rewritten or question

@@ -30,17 +30,24 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from app.services.answering.base import AnswerRequest, Usage
 from app.services.answering.composing import Quote, Section, normalised, render
+from app.services.answering.context import Said, with_context
 from app.services.answering.excerpts import code_excerpt, reads_plain
 from app.services.answering.question import (
-    EXAMPLE, HOW, WHAT, WHICH, WHY, Reading, read_question, what_is_subject,
+    EXAMPLE,
+    HOW,
+    WHAT,
+    WHICH,
+    WHY,
+    Reading,
+    read_question,
+    what_is_subject,
 )
 from app.services.answering.units import Unit, passage_units
-from app.services.retrieval.retriever import Passage
 from app.services.retrieval.floor import TermStatistics
+from app.services.retrieval.retriever import Passage
 from app.services.retrieval.sparse import Analyzer, term_id
 
 NOT_COVERED = (
@@ -71,17 +78,10 @@ BM25_K1, BM25_B = 1.2, 0.5
 ROW_ASKED = 1.5
 
 _PIECE = re.compile(r"\S+\s*|\s+")
-_META = re.compile(r"\b(?:this (?:section|page|guide|tutorial|document)|we will|we'll|in the following)\b", re.I)
-_POINTS_AWAY = re.compile(
-    r"\b(?:following|below|above|as follows|here (?:are|is)|these (?:steps|options)|two approaches|several ways)\b", re.I
-)
-_CONTEXTUAL_START = re.compile(
-    r"^(?!It(?:'s| is| was) (?:\w+ )?(?:to|that|possible|recommended|easy|important)\b)"  # "It is easy to ..." refers to nothing
-    r"(?:This|That|These|Those|It|Its|They|Them|Then|Also|However|So|Otherwise|And|But|Or|Because|Instead|"
-    r"Alternatively|Similarly|Likewise|In that case|In this case|For (?:this|that) reason)\b"
+_META = re.compile(
+    r"\b(?:this (?:section|page|guide|tutorial|document)|we will|we'll|in the following)\b", re.I
 )
 _DEFINING = r"(?:is|are|means|refers to|lets|allows|permits|enables|provides|which|that)"
-
 
 
 class OfflineAnswer:
@@ -146,17 +146,20 @@ class OfflineAnswerer:
         sections = self._sections(passages)
         reading = self._read(request.question, sections, request.history, selection)
         seen = normalised(" ".join(text for role, text in request.history if role != "user")[-4000:])
-        said = _Said(seen, normalised(selection or ""))
+        said = Said(seen, normalised(selection or ""))
         plan = self._plan(sections, reading, said, markdown, _topic_of(sections, seen))
         if not plan:
             if seen:
-                return f"The book says no more on this than the answer above: see {_quoted(_label(passages[0]))} [1]."
+                source = _quoted(_label(passages[0]))
+                return f"The book says no more on this than the answer above: see {source} [1]."
             return f"The book covers this in the section {_quoted(_label(passages[0]))} [1]."
         text = render(plan, markdown)
         while not markdown and len(text) > MAX_ANSWER_CHARS and sum(len(q.units) for q in plan) > 1:
             # The estimate left out leads and citations: the last unit goes until it fits.
             last = plan[-1]
-            plan = plan[:-1] + ([Quote(last.section, last.units[:-1], last.excerpts)] if len(last.units) > 1 else [])
+            plan = plan[:-1] + (
+                [Quote(last.section, last.units[:-1], last.excerpts)] if len(last.units) > 1 else []
+            )
             text = render(plan, markdown)
         return text
 
@@ -167,10 +170,17 @@ class OfflineAnswerer:
         for index, passage in enumerate(passages):
             units = passage_units(passage.text, index)
             heading = (passage.heading or passage.title or "").split(" > ")[-1]
-            sections.append(Section(
-                index, passage, units, [Counter(self.analyzer.terms(_unit_words(u))) for u in units],
-                heading, set(self.analyzer.terms(heading)), priors[index],
-            ))
+            sections.append(
+                Section(
+                    index,
+                    passage,
+                    units,
+                    [Counter(self.analyzer.terms(_unit_words(u))) for u in units],
+                    heading,
+                    set(self.analyzer.terms(heading)),
+                    priors[index],
+                )
+            )
         return sections
 
     def _read(
@@ -192,13 +202,15 @@ class OfflineAnswerer:
 
     # --- choosing -----------------------------------------------------------------------------
     def _plan(
-        self, sections: list[Section], reading: Reading, said: _Said, markdown: bool, topic: int | None
+        self, sections: list[Section], reading: Reading, said: Said, markdown: bool, topic: int | None
     ) -> list[Quote]:
         weights = reading.weights
         total = sum(weights.values()) or 1.0
 
         def coverage(section: Section, covered: set[str]) -> float:
-            held = section.heading_terms.union(*section.terms) if section.terms else set(section.heading_terms)
+            held = (
+                section.heading_terms.union(*section.terms) if section.terms else set(section.heading_terms)
+            )
             return sum(w for t, w in weights.items() if t in held and t not in covered) / total
 
         def score(section: Section) -> float:
@@ -229,7 +241,14 @@ class OfflineAnswerer:
                 if not (ratio >= CLOSE_SECOND or (adds and ratio >= ADD_FLOOR)):
                     continue  # neither as strong as the first nor adding what it lacks
             quote = self._quote(
-                section, reading, said, markdown, budget, first=first, covered=covered, sentences=SENTENCES[len(plan)]
+                section,
+                reading,
+                said,
+                markdown,
+                budget,
+                first=first,
+                covered=covered,
+                sentences=SENTENCES[len(plan)],
             )
             if quote is None:
                 continue
@@ -237,7 +256,7 @@ class OfflineAnswerer:
             budget -= quote.length(markdown)
             # What this answer has quoted is not quoted again (a page's example repeated on another).
             quoted = " ".join(" ".join(u.code) if u.kind == "code" else u.text for u in quote.units)
-            said = _Said(f"{said.previous} {normalised(quoted)}", said.selection)
+            said = Said(f"{said.previous} {normalised(quoted)}", said.selection)
             for unit in quote.units:
                 covered |= set(section.terms[unit.position]) & weights.keys()
             covered |= section.heading_terms & weights.keys()
@@ -245,25 +264,41 @@ class OfflineAnswerer:
             # No unit shares a word with the question (another language, other words): retrieval
             # still chose these passages, so open the best one as the book does.
             for section in ranked[:1]:
-                first_units = [u for u in section.units if u.kind in ("sentence", "row") and not said.covers(u)][:2]
+                first_units = [
+                    u for u in section.units if u.kind in ("sentence", "row") and not said.covers(u)
+                ][:2]
                 if first_units:
                     plan.append(Quote(section, first_units, {}))
         return plan
 
     def _quote(
-        self, section: Section, reading: Reading, said: _Said, markdown: bool, budget: int,
-        *, first: bool, covered: set[str], sentences: int,
+        self,
+        section: Section,
+        reading: Reading,
+        said: Said,
+        markdown: bool,
+        budget: int,
+        *,
+        first: bool,
+        covered: set[str],
+        sentences: int,
     ) -> Quote | None:
         """The units of one section that answer, in the section's order (None: none does)."""
         weights = {t: w * (0.5 if t in covered else 1.0) for t, w in reading.weights.items()}
         units = section.units
-        relevance = [self._relevance(section, i, weights, rows_asked=reading.ask == WHICH) for i in range(len(units))]
-        prose = [i for i, u in enumerate(units) if u.kind != "code" and not said.covers(u) and relevance[i] > 0]
+        relevance = [
+            self._relevance(section, i, weights, rows_asked=reading.ask == WHICH) for i in range(len(units))
+        ]
+        prose = [
+            i for i, u in enumerate(units) if u.kind != "code" and not said.covers(u) and relevance[i] > 0
+        ]
         prose.sort(key=lambda i: (-relevance[i], i))
         best = relevance[prose[0]] if prose else 0.0
         limit = sentences
         chosen: list[int] = []
-        definition = self._definition(reading.question, section, said) if first and reading.ask == WHAT else None
+        definition = (
+            self._definition(reading.question, section, said) if first and reading.ask == WHAT else None
+        )
         if definition is not None:
             chosen.append(definition)
         for i in prose:
@@ -278,7 +313,9 @@ class OfflineAnswerer:
             # An option's section answers by its description, whatever words it uses.
             chosen.extend([i for i, u in enumerate(units) if u.kind != "code" and not said.covers(u)][:1])
         if first and name:
-            chosen.extend(i for i, u in enumerate(units) if u.kind == "field" and i not in chosen and not said.covers(u))
+            chosen.extend(
+                i for i, u in enumerate(units) if u.kind == "field" and i not in chosen and not said.covers(u)
+            )
         excerpts = {
             i: code_excerpt(u, self._line_weight(weights), markdown)
             for i, u in enumerate(units)
@@ -299,8 +336,10 @@ class OfflineAnswerer:
             chosen.extend(i for i, u in enumerate(units) if u.step and i not in chosen and not said.covers(u))
         if not chosen and first and (section.heading_terms & reading.weights.keys()):
             # The heading names the question's topic though no sentence repeats its words.
-            chosen = [i for i, u in enumerate(units) if u.kind in ("sentence", "row") and not said.covers(u)][:2]
-        chosen = _with_context(units, chosen, said)
+            chosen = [i for i, u in enumerate(units) if u.kind in ("sentence", "row") and not said.covers(u)][
+                :2
+            ]
+        chosen = with_context(units, chosen, said)
         # In the section's order, but for "what is X?" its definition first, and an option's
         # description before its fields ("onBrokenLinks: The behavior ... Type: ...").
         if definition is None and name:
@@ -322,7 +361,9 @@ class OfflineAnswerer:
             or any(weights[t] >= SPECIFIC * heaviest for t in held)
         )
 
-    def _relevance(self, section: Section, i: int, weights: dict[str, float], *, rows_asked: bool = False) -> float:
+    def _relevance(
+        self, section: Section, i: int, weights: dict[str, float], *, rows_asked: bool = False
+    ) -> float:
         unit = section.units[i]
         terms = section.terms[i]
         length = sum(terms.values()) or 1
@@ -331,7 +372,9 @@ class OfflineAnswerer:
         for term, weight in weights.items():
             tf = terms.get(term, 0) + (HEADING_TF if term in section.heading_terms else 0.0)
             if tf:
-                total += weight * tf * (BM25_K1 + 1) / (tf + BM25_K1 * (1 - BM25_B + BM25_B * length / average))
+                total += (
+                    weight * tf * (BM25_K1 + 1) / (tf + BM25_K1 * (1 - BM25_B + BM25_B * length / average))
+                )
         if _META.search(unit.text):
             total *= 0.5
         if rows_asked and unit.kind == "row":
@@ -354,15 +397,21 @@ class OfflineAnswerer:
         return lambda line: sum(weights.get(t, 0.0) for t in set(self.analyzer.terms(line)))
 
     def _code(
-        self, section: Section, relevance: list[float], reading: Reading, weights: dict[str, float],
-        excerpts: dict[int, list[str]], markdown: bool, best: float, *, first: bool, answers: bool,
+        self,
+        section: Section,
+        relevance: list[float],
+        reading: Reading,
+        weights: dict[str, float],
+        excerpts: dict[int, list[str]],
+        markdown: bool,
+        best: float,
+        *,
+        first: bool,
+        answers: bool,
     ) -> int | None:
         """The code block to quote from this section, if the question wants one."""
         units = section.units
-        blocks = [
-            i for i, lines in excerpts.items()
-            if markdown or reads_plain(units[i], lines)
-        ]
+        blocks = [i for i, lines in excerpts.items() if markdown or reads_plain(units[i], lines)]
         if not blocks and excerpts and not markdown:
             # No block reads plain as excerpted: a plainer window of one may (its best lines).
             for i in excerpts:
@@ -382,7 +431,7 @@ class OfflineAnswerer:
         return None
 
     @staticmethod
-    def _definition(question: str, section: Section, said: _Said) -> int | None:
+    def _definition(question: str, section: Section, said: Said) -> int | None:
         """For "what is X?": the unit that defines X ("X is ...", "X, which allows ...", "called X")."""
         subject = what_is_subject(question)
         if subject is None:
@@ -399,68 +448,13 @@ class OfflineAnswerer:
         return None
 
 
-@dataclass(frozen=True)
-class _Said:
-    """What the reader already has: the previous answers and the selection, normalised."""
-
-    previous: str
-    selection: str
-
-    def shows(self, excerpt: list[str]) -> bool:
-        """Whether every line of a code excerpt is in the previous answers already."""
-        lines = [normalised(line) for line in excerpt if line != "…"]
-        lines = [line for line in lines if line]
-        return bool(lines and self.previous) and all(line in self.previous for line in lines)
-
-    def covers(self, unit: Unit) -> bool:
-        if unit.kind == "code":
-            # A snippet already shown (a window of it): three of its distinctive lines, or all, are
-            # there; a line of boilerplate ("export default {") alone is not the same snippet.
-            lines = {normalised(line) for line in unit.code} - {""}
-            distinctive = {line for line in lines if len(line) >= 12} or lines
-            shown = [line for line in distinctive if line in self.previous or line in self.selection]
-            return bool(distinctive) and len(shown) >= min(3, len(distinctive))
-        text = normalised(unit.text)
-        if not text:
-            return False
-        if self.previous and text in self.previous:
-            return True
-        if self.selection:
-            if text in self.selection or (len(self.selection) > 40 and self.selection in text):
-                return True
-            words = set(text.split())
-            return len(words & set(self.selection.split())) >= 0.8 * len(words)
-        return False
-
-
-def _with_context(units: list[Unit], chosen: list[int], said: _Said) -> list[int]:
-    """Each chosen unit with what it needs to make sense, or without it when that cannot be had."""
-    result = set(chosen)
-    for i in sorted(chosen):
-        unit = units[i]
-        if unit.kind not in ("sentence", "row"):
-            continue
-        if _CONTEXTUAL_START.match(unit.text):
-            before = i - 1
-            if before >= 0 and units[before].kind in ("sentence", "row") and not said.covers(units[before]):
-                result.add(before)
-            elif not (before >= 0 and before in result):
-                result.discard(i)  # "However, ..." with nothing before it
-        if _POINTS_AWAY.search(unit.text):
-            # "The following example ...": only with the code it points at.
-            following = next((j for j in range(i + 1, len(units)) if units[j].kind == "code"), None)
-            if following is None or following not in result:
-                result.discard(i)
-    return sorted(result)
-
-
 def _passage_priors(pages: list[str], strengths: list[float]) -> list[float]:
     """How much each passage's units are worth before reading them: its page's strength
     (retrieval's page score relative to the best page's), decayed for the page's later sections."""
     earlier: Counter[str] = Counter()
     top = max(strengths, default=1.0) or 1.0
     priors = []
-    for page, strength in zip(pages, strengths):
+    for page, strength in zip(pages, strengths, strict=True):
         relative = strength / top
         priors.append(0.0 if relative < WEAK_PAGE else relative / (1 + RANK_DECAY * earlier[page]))
         earlier[page] += 1
@@ -471,7 +465,9 @@ def _topic_of(sections: list[Section], previous: str) -> int | None:
     """The section the previous answer quoted most, if any."""
     if not previous:
         return None
-    counts = Counter(s.index for s in sections for u in s.units if u.kind != "code" and normalised(u.text) in previous)
+    counts = Counter(
+        s.index for s in sections for u in s.units if u.kind != "code" and normalised(u.text) in previous
+    )
     return counts.most_common(1)[0][0] if counts else None
 
 

@@ -177,7 +177,13 @@ class MarkdownToText:
         if not complete and (re.fullmatch(r"#{1,6}", text) or _ORDERED_SO_FAR.fullmatch(text)):
             return None
         self._line_start = False
-        for pattern, kind in ((_HEADING, "heading"), (_BULLET, "item"), (_ORDERED, "item"), (_TABLE_ROW, "table"), (_QUOTE, "plain")):
+        for pattern, kind in (
+            (_HEADING, "heading"),
+            (_BULLET, "item"),
+            (_ORDERED, "item"),
+            (_TABLE_ROW, "table"),
+            (_QUOTE, "plain"),
+        ):
             match = pattern.match(text)
             if match:
                 self._kind = kind
@@ -248,7 +254,7 @@ def _run_end(buf: str, i: int) -> int:
 
 def _inline_plain(text: str) -> str:
     filtered = MarkdownToText()
-    filtered._line_start = False  # noqa: SLF001 - link text is mid-line
+    filtered._line_start = False
     return filtered.feed(text) + filtered.finish()
 
 

@@ -23,11 +23,37 @@ HOW, WHAT, WHICH, WHY, CAN, EXAMPLE, OTHER = "how", "what", "which", "why", "can
 
 _ASKS = (
     (EXAMPLE, re.compile(r"\b(?:examples?|snippets?|sample|show me)\b", re.I)),
-    (WHICH, re.compile(r"\b(?:which|what)\s+(?:\w+\s+)?(?:options?|settings?|variables?|fields?|commands?|flags?|config\w*|keys?|values?)\b", re.I)),
+    (
+        WHICH,
+        re.compile(
+            r"\b(?:which|what)\s+(?:\w+\s+)?(?:options?|settings?|variables?|fields?|commands?|flags?|config\w*|keys?|values?)\b",
+            re.I,
+        ),
+    ),
     (WHAT, re.compile(r"^\s*(?:what|who)(?:'s|\s+is|\s+are|\s+does)\b", re.I)),
-    (WHY, re.compile(r"\b(?:why|error|errors|fails?|failing|broken|breaks?|not (?:work|shown|showing)|doesn'?t|does not|cannot|can'?t|won'?t|unable)\b", re.I)),
-    (CAN, re.compile(r"\b(?:is it possible|is there (?:a|any) way|can (?:i|we|you)|possible to|does \w+ support)\b", re.I)),
-    (HOW, re.compile(r"\b(?:how|add|adding|implement|enable|configur\w*|set ?up|setting up|install|use|using|create|change|customi[sz]e|deploy|support|want to|need to|translate)\b", re.I)),
+    (
+        WHY,
+        re.compile(
+            r"\b(?:why|error|errors|fails?|failing|broken|breaks?|not (?:work|shown|showing)"
+            r"|doesn'?t|does not|cannot|can'?t|won'?t|unable)\b",
+            re.I,
+        ),
+    ),
+    (
+        CAN,
+        re.compile(
+            r"\b(?:is it possible|is there (?:a|any) way|can (?:i|we|you)|possible to|does \w+ support)\b",
+            re.I,
+        ),
+    ),
+    (
+        HOW,
+        re.compile(
+            r"\b(?:how|add|adding|implement|enable|configur\w*|set ?up|setting up|install|use|using"
+            r"|create|change|customi[sz]e|deploy|support|want to|need to|translate)\b",
+            re.I,
+        ),
+    ),
 )
 # Words a question uses to ask rather than to name its topic ("how do I *add* search"): they
 # count for little, whatever their rarity in the book.
@@ -82,7 +108,7 @@ def read_question(
     weights: dict[str, float] = {}
     title = _title(question)
     long = len(question.split()) >= LONG_QUESTION_WORDS and title != question
-    parts = [(title, 1.0), (question[len(title):], CONTEXT_WEIGHT)] if long else [(question, 1.0)]
+    parts = [(title, 1.0), (question[len(title) :], CONTEXT_WEIGHT)] if long else [(question, 1.0)]
     for text, share in parts:
         for term in set(analyzer.terms(text)):
             weights[term] = max(weights.get(term, 0.0), share * _weight(term, idf))

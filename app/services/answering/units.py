@@ -86,8 +86,21 @@ def _units_of(text: str) -> tuple[Unit, ...]:
         position = len(out)
         if block.kind == "code":
             context = last_sentence if last_sentence_block == index - 1 else None
-            out.append(Unit("\n".join(block.code), "", 0, position, "code", index, code=block.code, lang=block.lang,
-                            title=block.title, intro=block.intro, context=context))
+            out.append(
+                Unit(
+                    "\n".join(block.code),
+                    "",
+                    0,
+                    position,
+                    "code",
+                    index,
+                    code=block.code,
+                    lang=block.lang,
+                    title=block.title,
+                    intro=block.intro,
+                    context=context,
+                )
+            )
             continue
         if block.kind == "field":
             out.append(Unit(block.markdown.replace("`", ""), block.markdown, 0, position, "field", index))
@@ -96,8 +109,18 @@ def _units_of(text: str) -> tuple[Unit, ...]:
             sentence = _clean(piece, row=block.kind == "row")
             if sentence:
                 kind = "row" if block.kind == "row" else "sentence"
-                out.append(Unit(sentence.replace("`", ""), sentence, 0, len(out), kind, index,
-                                row_name=block.row_name, step=block.step))
+                out.append(
+                    Unit(
+                        sentence.replace("`", ""),
+                        sentence,
+                        0,
+                        len(out),
+                        kind,
+                        index,
+                        row_name=block.row_name,
+                        step=block.step,
+                    )
+                )
                 last_sentence, last_sentence_block = len(out) - 1, index
     return tuple(out)
 
@@ -129,7 +152,12 @@ def _blocks(tokens: list[Token]) -> list[_Block]:
             previous_close = "table_close"
             continue
         if token.type in ("bullet_list_open", "ordered_list_open"):
-            if list_depth == 0 and blocks and blocks[-1].kind == "prose" and blocks[-1].markdown.rstrip().endswith(":"):
+            if (
+                list_depth == 0
+                and blocks
+                and blocks[-1].kind == "prose"
+                and blocks[-1].markdown.rstrip().endswith(":")
+            ):
                 items, end = _list_items(tokens, i)
                 if 1 < len(items) <= 8 and all(0 < len(item.split()) <= 10 for item in items):
                     intro = blocks[-1].markdown.rstrip()[:-1].rstrip()
@@ -152,10 +180,20 @@ def _blocks(tokens: list[Token]) -> list[_Block]:
             info = token.info.strip()
             found = _TITLE.search(info)
             title = next((g for g in found.groups() if g), "") if found else ""
-            lines = tuple(line for line in token.content.rstrip("\n").split("\n") if not _HIGHLIGHT.match(line))
+            lines = tuple(
+                line for line in token.content.rstrip("\n").split("\n") if not _HIGHLIGHT.match(line)
+            )
             if any(line.strip() for line in lines):
-                blocks.append(_Block("code", "", code=lines[:MAX_CODE_LINES], lang=info.split(" ")[0] if info else "",
-                                     title=title, intro=intro))
+                blocks.append(
+                    _Block(
+                        "code",
+                        "",
+                        code=lines[:MAX_CODE_LINES],
+                        lang=info.split(" ")[0] if info else "",
+                        title=title,
+                        intro=intro,
+                    )
+                )
         elif token.type == "heading_open":
             i += 3  # heading_open, inline, heading_close: headings are labels, not answers
             previous_close = "heading_close"
@@ -205,7 +243,8 @@ def _table_sentences(tokens: list[Token]) -> list[tuple[str, str]]:
         default = row[default_column] if default_column is not None and default_column < len(row) else ""
         # Other cells that are one short code span (an error code, a type) qualify the name.
         qualifiers = [
-            cell for j, cell in enumerate(row[1:], 1)
+            cell
+            for j, cell in enumerate(row[1:], 1)
             if cell != description and j != default_column and _CODE_CELL.fullmatch(cell)
         ]
         if default and default not in ("-", "—") and default != description:
@@ -282,7 +321,9 @@ def _clean(sentence: str, *, row: bool = False) -> str | None:
     sentence = _SYMBOLS.sub("", sentence).strip()
     sentence = _LABEL.sub("", sentence)
     sentence = re.sub(r"(?<![.])\.\.(?!\.)", ".", sentence)  # "`0.0.0.0`.." -> one full stop
-    sentence = re.sub(r"\s+([,.;:!?])(?=\s|$)", r"\1", sentence)  # a dropped image or tag left a space (not "./src")
+    sentence = re.sub(
+        r"\s+([,.;:!?])(?=\s|$)", r"\1", sentence
+    )  # a dropped image or tag left a space (not "./src")
     if not _ENDS_WELL.search(sentence) or sentence.count("`") % 2 or sentence.endswith(("..", "…")):
         return None
     if sentence.rstrip("\"'”’)").endswith("?"):

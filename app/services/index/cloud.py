@@ -13,7 +13,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from qdrant_client import QdrantClient, models
@@ -61,8 +61,12 @@ class QdrantIndex:
             response = self.client.query_points(
                 self.alias,
                 prefetch=[
-                    models.Prefetch(query=list(dense), using=DENSE_VECTOR, limit=request.prefetch_limit, filter=flt),
-                    models.Prefetch(query=sparse, using=SPARSE_VECTOR, limit=request.prefetch_limit, filter=flt),
+                    models.Prefetch(
+                        query=list(dense), using=DENSE_VECTOR, limit=request.prefetch_limit, filter=flt
+                    ),
+                    models.Prefetch(
+                        query=sparse, using=SPARSE_VECTOR, limit=request.prefetch_limit, filter=flt
+                    ),
                 ],
                 query=models.FusionQuery(fusion=models.Fusion.RRF),
                 limit=request.limit,
@@ -88,7 +92,9 @@ class QdrantIndex:
 
     def matching_terms(self, ids: Sequence[str], wanted: frozenset[int]) -> dict[str, frozenset[int]]:
         """Of `wanted`, the term ids each point's sparse vector holds, by id (one request)."""
-        records = self.client.retrieve(self.alias, ids=list(ids), with_payload=False, with_vectors=[SPARSE_VECTOR])
+        records = self.client.retrieve(
+            self.alias, ids=list(ids), with_payload=False, with_vectors=[SPARSE_VECTOR]
+        )
         return {str(r.id): _matches(r.vector, wanted) for r in records}
 
     def scroll(self, files: tuple[str, ...] | None = None) -> list[IndexHit]:
@@ -159,7 +165,7 @@ class QdrantIndex:
         """Apply the change in place, or build a new collection and switch the alias."""
         if not full and not upserts and not deletes:
             return None
-        version = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        version = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         live_collection = self._alias_target()
         if full or live_collection is None:
             target = f"{self.alias}__{version}"
@@ -170,9 +176,15 @@ class QdrantIndex:
             ids: list[models.ExtendedPointId] = list(deletes)
             self.client.delete(target, points_selector=models.PointIdsList(points=ids), wait=True)
         for start in range(0, len(upserts), _UPSERT_BATCH):
-            self.client.upsert(target, points=[_to_point(p) for p in upserts[start : start + _UPSERT_BATCH]], wait=True)
+            self.client.upsert(
+                target, points=[_to_point(p) for p in upserts[start : start + _UPSERT_BATCH]], wait=True
+            )
         meta = {"version": version, "dense_dim": spec.dense_dim, "meta": spec.meta}
-        self.client.upsert(target, points=[models.PointStruct(id=_META_ID, vector={}, payload={"__index_meta__": meta})], wait=True)
+        self.client.upsert(
+            target,
+            points=[models.PointStruct(id=_META_ID, vector={}, payload={"__index_meta__": meta})],
+            wait=True,
+        )
         if target != live_collection:
             if live_collection is None and self.client.collection_exists(self.alias):
                 # A plain collection with the alias's name (the first backend made one) blocks
@@ -180,7 +192,9 @@ class QdrantIndex:
                 log.warning("replacing the plain collection %r with an alias to %r", self.alias, target)
                 self.client.delete_collection(self.alias)
             operations: list[Any] = [
-                models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=target, alias_name=self.alias))
+                models.CreateAliasOperation(
+                    create_alias=models.CreateAlias(collection_name=target, alias_name=self.alias)
+                )
             ]
             self.client.update_collection_aliases(change_aliases_operations=operations)
             if live_collection is not None:
@@ -196,7 +210,11 @@ class QdrantIndex:
         return None
 
     def _create_collection(self, name: str, dense_dim: int | None) -> None:
-        vectors = {DENSE_VECTOR: models.VectorParams(size=dense_dim, distance=models.Distance.COSINE)} if dense_dim else {}
+        vectors = (
+            {DENSE_VECTOR: models.VectorParams(size=dense_dim, distance=models.Distance.COSINE)}
+            if dense_dim
+            else {}
+        )
         self.client.create_collection(
             name,
             vectors_config=vectors,
@@ -238,7 +256,9 @@ def _is_missing(exc: Exception) -> bool:
 
 def _to_point(point: IndexPoint) -> models.PointStruct:
     vector: dict[str, Any] = {
-        SPARSE_VECTOR: models.SparseVector(indices=list(point.sparse.indices), values=list(point.sparse.values))
+        SPARSE_VECTOR: models.SparseVector(
+            indices=list(point.sparse.indices), values=list(point.sparse.values)
+        )
     }
     if point.dense is not None:
         vector[DENSE_VECTOR] = list(point.dense)

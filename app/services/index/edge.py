@@ -24,7 +24,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,9 @@ def _edge_config(dense_dim: int | None) -> qe.EdgeConfig:
         # Cold: the vectors' file is paged in as searches read it. The default (Cached) loads the
         # whole preallocated file (32 MB for a few hundred vectors, mostly zeros) into every
         # worker's resident memory (bench/README.md, "CPU per answer": RSS).
-        vectors[DENSE_VECTOR] = qe.EdgeVectorParams(size=dense_dim, distance=qe.Distance.Cosine, memory=qe.Memory.Cold)
+        vectors[DENSE_VECTOR] = qe.EdgeVectorParams(
+            size=dense_dim, distance=qe.Distance.Cosine, memory=qe.Memory.Cold
+        )
     return qe.EdgeConfig(
         vectors=vectors,
         sparse_vectors={SPARSE_VECTOR: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
@@ -171,7 +173,9 @@ class EdgeIndex:
 
     def payloads(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The whole payload of each point still in the live version, by id."""
-        records = self._require_live().shard.retrieve([_edge_id(i) for i in ids], with_payload=True, with_vector=False)
+        records = self._require_live().shard.retrieve(
+            [_edge_id(i) for i in ids], with_payload=True, with_vector=False
+        )
         return {str(r.id): dict(r.payload or {}) for r in records}
 
     def matching_terms(self, ids: Sequence[str], wanted: frozenset[int]) -> dict[str, frozenset[int]]:
@@ -183,17 +187,21 @@ class EdgeIndex:
             return {}
         among = qe.Filter(must=[qe.HasIdCondition({_edge_id(i) for i in ids})])
         terms = list(wanted)
-        batch = qe.QueryBatchRequest([
-            qe.QueryRequest(
-                limit=len(ids),
-                query=qe.Query.Nearest(qe.SparseVector(indices=[term], values=[1.0]), using=SPARSE_VECTOR),
-                filter=among,
-                with_payload=False,
-            )
-            for term in terms
-        ])
+        batch = qe.QueryBatchRequest(
+            [
+                qe.QueryRequest(
+                    limit=len(ids),
+                    query=qe.Query.Nearest(
+                        qe.SparseVector(indices=[term], values=[1.0]), using=SPARSE_VECTOR
+                    ),
+                    filter=among,
+                    with_payload=False,
+                )
+                for term in terms
+            ]
+        )
         held: dict[str, set[int]] = {}
-        for term, points in zip(terms, self._require_live().shard.query_batch(batch)):
+        for term, points in zip(terms, self._require_live().shard.query_batch(batch), strict=True):
             for point in points:
                 held.setdefault(str(point.id), set()).add(term)
         return {point_id: frozenset(found) for point_id, found in held.items()}
@@ -282,7 +290,7 @@ class EdgeIndexWriter:
         with FileLock(str(self.root / ".write.lock")):
             self._clean_staging()
             live = read_pointer(self.root)
-            name = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+            name = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
             folder = self.root / "versions" / name
             staging = self.root / "versions" / f".{name}.tmp"
             staging.mkdir(parents=True)
@@ -304,7 +312,7 @@ class EdgeIndexWriter:
                     shard.close()
                 manifest = {
                     "version": name,
-                    "created_at": datetime.now(timezone.utc).isoformat(),
+                    "created_at": datetime.now(UTC).isoformat(),
                     "dense_dim": spec.dense_dim,
                     "points": points,
                     "meta": spec.meta,
@@ -383,7 +391,9 @@ def _read_fields(shard: qe.EdgeShard, names: tuple[str, ...]) -> dict[Any, tuple
     selector = qe.PayloadSelector.Include(list(names))
     offset = None
     while True:
-        records, offset = shard.scroll(qe.ScrollRequest(offset=offset, limit=512, with_payload=selector, with_vector=False))
+        records, offset = shard.scroll(
+            qe.ScrollRequest(offset=offset, limit=512, with_payload=selector, with_vector=False)
+        )
         for record in records:
             table[record.id] = (str(record.id), dict(record.payload or {}))
         if offset is None:
@@ -395,7 +405,9 @@ def _count_terms(shard: qe.EdgeShard) -> tuple[int, dict[int, int]]:
     points = 0
     offset = None
     while True:
-        records, offset = shard.scroll(qe.ScrollRequest(offset=offset, limit=512, with_payload=False, with_vector=True))
+        records, offset = shard.scroll(
+            qe.ScrollRequest(offset=offset, limit=512, with_payload=False, with_vector=True)
+        )
         for record in records:
             points += 1
             vector = record.vector.get(SPARSE_VECTOR) if isinstance(record.vector, dict) else None

@@ -24,9 +24,9 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any
 from dataclasses import dataclass, replace
 from itertools import pairwise
+from typing import Any
 
 from app.services.ingestion.docusaurus import Page, Section, closes_fence, parse_fence_opener
 
@@ -170,7 +170,9 @@ def _content_hash(
 ) -> str:
     # Everything that is indexed or shown with the chunk: a change to any of
     # these must re-index it, and so must a new PAYLOAD_FORMAT.
-    payload = json.dumps([PAYLOAD_FORMAT, text, list(heading_path), url, title, description], ensure_ascii=False)
+    payload = json.dumps(
+        [PAYLOAD_FORMAT, text, list(heading_path), url, title, description], ensure_ascii=False
+    )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

@@ -1,13 +1,14 @@
 """Google Gemini: one HTTP client per container, shared by threads; `google-genai` for all but the
 two calls every reader's question makes (the stream and the query embedding).
 
-Streamed answers are read straight off the wire (gemini_stream.py), not through the SDK. The SDK turns every SSE
-event of `streamGenerateContent` into a `GenerateContentResponse` (json.loads, json.dumps,
-json.loads again, then a pydantic model with its converters), about 0.25 ms of CPU per event
-on a quiet thread and more under load; an answer has 20-40 events, and that was the largest
-part of the service's CPU per answer. Here the same request goes out through urllib3's pool
-(cheaper per event than httpx2's layers: gemini_stream.py), each `data:` line is parsed with json.loads, and only
-candidates[0].content.parts[*].text, finishReason and usageMetadata are read. Measured side by side, same process setup (bench/README.md, "CPU per answer"): one
+Streamed answers are read straight off the wire (gemini_stream.py), not through the SDK. The SDK
+turns every SSE event of `streamGenerateContent` into a `GenerateContentResponse` (json.loads,
+json.dumps, json.loads again, then a pydantic model with its converters), about 0.25 ms of CPU
+per event on a quiet thread and more under load; an answer has 20-40 events, and that was the
+largest part of the service's CPU per answer. Here the same request goes out through urllib3's
+pool (cheaper per event than httpx2's layers: gemini_stream.py), each `data:` line is parsed
+with json.loads, and only candidates[0].content.parts[*].text, finishReason and usageMetadata
+are read. Measured side by side, same process setup (bench/README.md, "CPU per answer"): one
 thread reading a 40-event answer, 9.9 ms of CPU through the SDK, 1.8 ms here (250 -> 44 us per
 event, `python -m bench.gemini_stream`); the service in a burst of 100 chats (`bench.load
 --variants current,sdk-stream`), 34-51 ms -> 21-31 ms of CPU per answer, on a loaded machine.
@@ -101,7 +102,9 @@ class GeminiConfig:
     max_backoff: float = 8.0  # the longest single wait; a server asking for more is not retried
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
-    max_connections: int = 256  # connections kept per pool; httpx2's default of 100 would queue the 101st stream
+    max_connections: int = (
+        256  # connections kept per pool; httpx2's default of 100 would queue the 101st stream
+    )
 
 
 class GeminiProvider:
@@ -120,14 +123,18 @@ class GeminiProvider:
         self.pool = connection_pool(config.max_connections, config.timeout_seconds)
         self.http = httpx2.Client(
             timeout=config.timeout_seconds,
-            limits=httpx2.Limits(max_connections=config.max_connections, max_keepalive_connections=config.max_connections),
+            limits=httpx2.Limits(
+                max_connections=config.max_connections, max_keepalive_connections=config.max_connections
+            ),
         )
         http_options = types.HttpOptions(timeout=int(config.timeout_seconds * 1000), httpx_client=self.http)
         if config.base_url:
             http_options.base_url = config.base_url
         self.client = genai.Client(api_key=config.api_key, http_options=http_options)
         self._stream_url, self._stream_headers = stream_request_target(config)
-        self._embed_url, self._embed_headers = request_target(config, config.embedding_model, "batchEmbedContents")
+        self._embed_url, self._embed_headers = request_target(
+            config, config.embedding_model, "batchEmbedContents"
+        )
 
     # --- answers ----------------------------------------------------------------------------
     def stream(
@@ -155,13 +162,17 @@ class GeminiProvider:
         first, pieces = self._with_retries(start, what="answer")
         return GeminiStream(first, pieces, self)
 
-    def complete(self, contents: list[types.Content], *, system_instruction: str, max_output_tokens: int = 128) -> str:
+    def complete(
+        self, contents: list[types.Content], *, system_instruction: str, max_output_tokens: int = 128
+    ) -> str:
         """A short, non-streamed completion (e.g. rewriting a follow-up question)."""
         config = types.GenerateContentConfig(
             system_instruction=system_instruction, temperature=0.0, max_output_tokens=max_output_tokens
         )
         response = self._with_retries(
-            lambda: self.client.models.generate_content(model=self.config.model, contents=contents, config=config),
+            lambda: self.client.models.generate_content(
+                model=self.config.model, contents=contents, config=config
+            ),
             what="completion",
         )
         self.breaker.record_success()
@@ -199,12 +210,18 @@ class GeminiProvider:
         stream, rather than through the SDK's request and response models (the same request, byte
         for byte; 2.1-2.5 -> 1.5 ms of CPU on a quiet thread, bench.cpu_parts)."""
         model = model_path(self.config.embedding_model)
-        body = json.dumps({"requests": [{
-            "content": {"parts": [{"text": text}], "role": "user"},
-            "taskType": "RETRIEVAL_QUERY",
-            "outputDimensionality": self.config.embedding_dim,
-            "model": model,
-        }]}).encode()
+        body = json.dumps(
+            {
+                "requests": [
+                    {
+                        "content": {"parts": [{"text": text}], "role": "user"},
+                        "taskType": "RETRIEVAL_QUERY",
+                        "outputDimensionality": self.config.embedding_dim,
+                        "model": model,
+                    }
+                ]
+            }
+        ).encode()
 
         def call() -> list[Any]:
             with self._requests_lock:
@@ -214,24 +231,34 @@ class GeminiProvider:
 
         embeddings = self._with_retries(call, what="embedding")
         self.breaker.record_success()
-        values = embeddings[0].get("values") if len(embeddings) == 1 and isinstance(embeddings[0], dict) else None
+        values = (
+            embeddings[0].get("values") if len(embeddings) == 1 and isinstance(embeddings[0], dict) else None
+        )
         if not values:
-            raise AnswerUnavailable(ErrorCode.EMBEDDING_FAILED, "The embedding service returned an unexpected answer.")
+            raise AnswerUnavailable(
+                ErrorCode.EMBEDDING_FAILED, "The embedding service returned an unexpected answer."
+            )
         return _unit(values)
 
     def _embed(self, texts: list[str], task_type: str) -> list[list[float]]:
-        config = types.EmbedContentConfig(task_type=task_type, output_dimensionality=self.config.embedding_dim)
+        config = types.EmbedContentConfig(
+            task_type=task_type, output_dimensionality=self.config.embedding_dim
+        )
 
         def call() -> Any:
             with self._requests_lock:
                 self._embedding_requests += 1
-            return self.client.models.embed_content(model=self.config.embedding_model, contents=texts, config=config)
+            return self.client.models.embed_content(
+                model=self.config.embedding_model, contents=texts, config=config
+            )
 
         response = self._with_retries(call, what="embedding")
         self.breaker.record_success()
         embeddings = response.embeddings or []
         if len(embeddings) != len(texts):
-            raise AnswerUnavailable(ErrorCode.EMBEDDING_FAILED, "The embedding service returned an unexpected answer.")
+            raise AnswerUnavailable(
+                ErrorCode.EMBEDDING_FAILED, "The embedding service returned an unexpected answer."
+            )
         # Sizes below 3072 are not normalised by the API; cosine wants unit vectors anyway.
         return [_unit(list(e.values or [])) for e in embeddings]
 
@@ -251,7 +278,7 @@ class GeminiProvider:
             sent = time.perf_counter()
             try:
                 result = call()
-            except Exception as exc:  # noqa: BLE001 - classified, retried or re-raised as ours
+            except Exception as exc:
                 self.observer.gemini_call(what, outcome_code(exc), time.perf_counter() - sent)
                 retryable, server_delay = retry_decision(exc)
                 # A server that asks for a longer pause than we may wait will not recover in time
@@ -259,9 +286,7 @@ class GeminiProvider:
                 too_long = server_delay is not None and server_delay > self.config.max_backoff
                 if not retryable or too_long or attempt >= self.config.max_attempts:
                     self.breaker.record_failure()
-                    log.warning(
-                        "Gemini %s failed after %d attempt(s): %s", what, attempt, describe(exc)
-                    )
+                    log.warning("Gemini %s failed after %d attempt(s): %s", what, attempt, describe(exc))
                     failure = classify(exc, streaming=False)
                     self.observer.gemini_failure(what, failure.code)
                     raise failure from exc
@@ -276,6 +301,7 @@ class GeminiProvider:
         exponential = self.config.initial_backoff * (2 ** (attempt - 1))
         delay = max(exponential, server_delay or 0.0)
         return min(self.config.max_backoff, delay) * random.uniform(0.9, 1.1)
+
 
 def _unit(vector: list[float]) -> list[float]:
     norm = math.sqrt(sum(v * v for v in vector))

@@ -152,7 +152,11 @@ def classify(exc: BaseException, *, streaming: bool) -> AnswerUnavailable:
     if _timed_out(exc):
         return AnswerUnavailable(ErrorCode.TIMEOUT, "The answering service took too long to respond.")
     if streaming and isinstance(exc, _TRANSPORT) and not isinstance(exc, _UNREACHABLE):
-        return AnswerUnavailable(ErrorCode.STREAM_INTERRUPTED, "The connection to the answering service was lost.")
+        return AnswerUnavailable(
+            ErrorCode.STREAM_INTERRUPTED, "The connection to the answering service was lost."
+        )
     if isinstance(exc, _TRANSPORT):
-        return AnswerUnavailable(ErrorCode.MODEL_UNAVAILABLE, "The answering service cannot be reached right now.")
+        return AnswerUnavailable(
+            ErrorCode.MODEL_UNAVAILABLE, "The answering service cannot be reached right now."
+        )
     return AnswerUnavailable(ErrorCode.MODEL_ERROR, "The answering service failed unexpectedly.")

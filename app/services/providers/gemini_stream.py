@@ -62,7 +62,9 @@ class StreamPiece(NamedTuple):
 class GeminiStream:
     """The pieces of one streamed answer; `usage` is filled in as the events report it."""
 
-    def __init__(self, first: StreamPiece | None, pieces: Iterator[StreamPiece], provider: StreamOwner) -> None:
+    def __init__(
+        self, first: StreamPiece | None, pieces: Iterator[StreamPiece], provider: StreamOwner
+    ) -> None:
         self.usage = Usage()
         self.finish_reason: str | None = None  # STOP, MAX_TOKENS, SAFETY... once Gemini says it
         self._pending = first.text if first is not None and first.text else None
@@ -88,7 +90,7 @@ class GeminiStream:
                 self._provider.breaker.record_success()
                 self._report_usage()
                 break
-            except Exception as exc:  # noqa: BLE001 - classified below, never passed on raw
+            except Exception as exc:
                 self._done = True
                 self._provider.breaker.record_failure()
                 failure = classify(exc, streaming=True)
@@ -112,7 +114,9 @@ class GeminiStream:
         # Once per answer, with what Gemini reported so far (a closed stream may lack counts).
         if not self._usage_reported:
             self._usage_reported = True
-            self._provider.observer.gemini_tokens("answer", self.usage.prompt_tokens, self.usage.completion_tokens)
+            self._provider.observer.gemini_tokens(
+                "answer", self.usage.prompt_tokens, self.usage.completion_tokens
+            )
 
     def _record(self, piece: StreamPiece) -> None:
         if piece.usage is not None:
@@ -138,7 +142,11 @@ def post(pool: urllib3.PoolManager, url: str, headers: dict[str, str], body: byt
     """Send `request_target`'s headers, then Content-Length (last, as httpx2 sends it); a non-200
     answer raises the SDK's ClientError/ServerError with its body read."""
     response = pool.request(
-        "POST", url, body=body, headers={**headers, "content-length": str(len(body))}, preload_content=not stream
+        "POST",
+        url,
+        body=body,
+        headers={**headers, "content-length": str(len(body))},
+        preload_content=not stream,
     )
     if response.status != 200:
         try:
@@ -153,7 +161,9 @@ def post(pool: urllib3.PoolManager, url: str, headers: dict[str, str], body: byt
     return response
 
 
-def read_pieces(pool: urllib3.PoolManager, url: str, headers: dict[str, str], body: bytes) -> Iterator[StreamPiece]:
+def read_pieces(
+    pool: urllib3.PoolManager, url: str, headers: dict[str, str], body: bytes
+) -> Iterator[StreamPiece]:
     """POST streamGenerateContent?alt=sse and yield one piece per SSE event.
 
     A non-200 answer raises the SDK's ClientError/ServerError (its body read), an error event
@@ -218,12 +228,16 @@ def request_target(config: StreamTarget, model: str, method: str) -> tuple[str, 
 
 
 def stream_body(
-    contents: Sequence[types.Content | dict[str, Any]], system_instruction: str, temperature: float, max_output_tokens: int
+    contents: Sequence[types.Content | dict[str, Any]],
+    system_instruction: str,
+    temperature: float,
+    max_output_tokens: int,
 ) -> bytes:
     """The JSON body the SDK sends for these contents and this config (json.dumps' default format)."""
     body: dict[str, Any] = {
         "contents": [
-            c if isinstance(c, dict) else c.model_dump(mode="json", by_alias=True, exclude_none=True) for c in contents
+            c if isinstance(c, dict) else c.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for c in contents
         ]
     }
     if system_instruction:

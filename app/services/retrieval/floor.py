@@ -113,10 +113,9 @@ class RelevanceFloor:
         if not terms:
             return FloorVerdict(False)
         unknown = [t for t in terms if not stats.known(t)]
-        foreign = (
-            len(terms) >= sparse.FLOOR_LONG_QUESTION_TERMS
-            and len(unknown) >= sparse.FLOOR_FOREIGN_UNKNOWN_SHARE * len(terms)
-        )
+        foreign = len(terms) >= sparse.FLOOR_LONG_QUESTION_TERMS and len(
+            unknown
+        ) >= sparse.FLOOR_FOREIGN_UNKNOWN_SHARE * len(terms)
         if foreign:
             terms = [t for t in terms if stats.known(t)]
             if not terms:
@@ -128,7 +127,9 @@ class RelevanceFloor:
         strength = hits[0].score / total
         if foreign:
             specific = [t for t in matched if t not in generic]
-            covered = len(specific) >= sparse.FLOOR_FOREIGN_MIN_MATCHED and _passes(share, strength, len(terms))
+            covered = len(specific) >= sparse.FLOOR_FOREIGN_MIN_MATCHED and _passes(
+                share, strength, len(terms)
+            )
         else:
             covered = _passes(share, strength, len(terms))
         return FloorVerdict(covered, round(share, 3), round(strength, 3), len(terms), foreign, page)
@@ -149,7 +150,11 @@ class RelevanceFloor:
         sections = [hit for hit in hits if hit.payload.get("file", "") in found]
         held = terms_of([hit.id for hit in sections], frozenset(ids)) if terms_of is not None else None
         for hit in sections:
-            section_terms = held.get(hit.id, frozenset()) if held is not None else self._analyzed(searchable_text(hit.payload))
+            section_terms = (
+                held.get(hit.id, frozenset())
+                if held is not None
+                else self._analyzed(searchable_text(hit.payload))
+            )
             found[hit.payload.get("file", "")].update(ids[i] for i in ids.keys() & section_terms)
         best = max(pages, key=lambda p: sum(weights[t] for t in found[p]))
         return best, found[best]

@@ -15,7 +15,6 @@ from app.services.retrieval.current_page import page_key, prefer_current, same_p
 from app.services.retrieval.floor import FloorVerdict, RelevanceFloor, TermStatistics
 from app.services.retrieval.sparse import Bm25Encoder
 
-
 log = logging.getLogger(__name__)
 
 
@@ -114,7 +113,12 @@ class Retriever:
         self._stats: tuple[str | None, TermStatistics] | None = None
 
     def retrieve(
-        self, question: str, *, limit: int | None = None, alternatives: Sequence[str] = (), page: str | None = None
+        self,
+        question: str,
+        *,
+        limit: int | None = None,
+        alternatives: Sequence[str] = (),
+        page: str | None = None,
     ) -> RetrievalResult:
         """The best passages for `question` (empty when the book does not cover it).
 
@@ -155,7 +159,9 @@ class Retriever:
         if dense is None:
             return verdict, keyword
         return verdict, self.index.search(
-            SearchRequest(sparse=sparse, dense=dense, limit=max(self.candidates, limit), fields=RANKING_FIELDS)
+            SearchRequest(
+                sparse=sparse, dense=dense, limit=max(self.candidates, limit), fields=RANKING_FIELDS
+            )
         )
 
     def warm(self) -> int | None:
@@ -233,8 +239,11 @@ class Retriever:
             for page, page_hits in by_page.items()
         }
         if current is not None:
-            on = [p for p, page_hits in by_page.items() if same_page(page_hits[0].payload.get("url", ""),
-                                                                   current)]
+            on = [
+                p
+                for p, page_hits in by_page.items()
+                if same_page(page_hits[0].payload.get("url", ""), current)
+            ]
             page_score = prefer_current(page_score, on[0] if on else None)
         top = max(page_score.values())
         chosen: list[tuple[IndexHit, float]] = []
@@ -276,7 +285,9 @@ def _with_code_second(hits: list[IndexHit]) -> list[IndexHit]:
     if not hits or hits[0].payload.get("code"):
         return hits
     first_anchor = hits[0].payload.get("anchor")
-    coded = next((h for h in hits[1:] if h.payload.get("code") and h.payload.get("anchor") != first_anchor), None)
+    coded = next(
+        (h for h in hits[1:] if h.payload.get("code") and h.payload.get("anchor") != first_anchor), None
+    )
     if coded is None:
         return hits
     return [hits[0], coded] + [h for h in hits[1:] if h is not coded]
@@ -286,7 +297,9 @@ def _neighbour_parts(hit: IndexHit, candidates: list[IndexHit]) -> list[IndexHit
     """The hit and the parts of its section next to it among the candidates, in order."""
     file, anchor = hit.payload.get("file"), hit.payload.get("anchor")
     by_part = {
-        c.payload.get("part", 0): c for c in candidates if c.payload.get("file") == file and c.payload.get("anchor") == anchor
+        c.payload.get("part", 0): c
+        for c in candidates
+        if c.payload.get("file") == file and c.payload.get("anchor") == anchor
     }
     found = hit.payload.get("part", 0)
     by_part[found] = hit
@@ -307,7 +320,9 @@ def _joined_parts(texts: list[str]) -> str:
     joined = texts[0]
     for text in texts[1:]:
         head, _, rest = text.partition("\n\n")
-        joined += "\n\n" + (rest if rest and head.strip() and joined.rstrip().endswith(head.strip()) else text)
+        joined += "\n\n" + (
+            rest if rest and head.strip() and joined.rstrip().endswith(head.strip()) else text
+        )
     return joined
 
 

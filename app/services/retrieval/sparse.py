@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import pairwise
 
 import snowballstemmer
 
@@ -160,7 +161,7 @@ class Bm25Encoder:
     def index_terms(self, text: str) -> tuple[list[str], list[str]]:
         """(terms, adjacent pairs) of a text; only terms count towards its length."""
         terms = self.analyzer.terms(text)
-        pairs = [f"{a} {b}" for a, b in zip(terms, terms[1:])] if self.bigrams else []
+        pairs = [f"{a} {b}" for a, b in pairwise(terms)] if self.bigrams else []
         return terms, pairs
 
     def document(self, fields: Iterable[tuple[str, float]]) -> SparseVector:

@@ -58,8 +58,8 @@ _EXPLICIT_ID = re.compile(r"\s*\{#([^{}]+)\}\s*$")
 # What is a heading (ATX or setext) or a thematic break is markdown-it's call, as in CommonMark
 # and GFM; MDX has neither indented code nor HTML blocks (its JSX is gone by then). Only the
 # block structure is needed: inline parsing, most of the work, is off.
-_BLOCK_PARSER = MarkdownIt("commonmark").enable("table").disable(
-    ["code", "html_block", "inline", "text_join"]
+_BLOCK_PARSER = (
+    MarkdownIt("commonmark").enable("table").disable(["code", "html_block", "inline", "text_join"])
 )
 
 

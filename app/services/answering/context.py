@@ -1,0 +1,81 @@
+"""What an extracted unit needs to make sense, and what the reader has already been shown.
+
+A sentence that continues another ("However, ...") is quoted with the one before it or not at
+all; one that points at what follows ("the following example") only with that code. `Said` holds
+the previous answers and the selection, so an answer never shows them again.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from app.services.answering.composing import normalised
+from app.services.answering.units import Unit
+
+_POINTS_AWAY = re.compile(
+    r"\b(?:following|below|above|as follows|here (?:are|is)|these (?:steps|options)"
+    r"|two approaches|several ways)\b",
+    re.I,
+)
+_CONTEXTUAL_START = re.compile(
+    # "It is easy to ..." refers to nothing
+    r"^(?!It(?:'s| is| was) (?:\w+ )?(?:to|that|possible|recommended|easy|important)\b)"
+    r"(?:This|That|These|Those|It|Its|They|Them|Then|Also|However|So|Otherwise|And|But|Or|Because|Instead|"
+    r"Alternatively|Similarly|Likewise|In that case|In this case|For (?:this|that) reason)\b"
+)
+
+
+@dataclass(frozen=True)
+class Said:
+    """What the reader already has: the previous answers and the selection, normalised."""
+
+    previous: str
+    selection: str
+
+    def shows(self, excerpt: list[str]) -> bool:
+        """Whether every line of a code excerpt is in the previous answers already."""
+        lines = [normalised(line) for line in excerpt if line != "…"]
+        lines = [line for line in lines if line]
+        return bool(lines and self.previous) and all(line in self.previous for line in lines)
+
+    def covers(self, unit: Unit) -> bool:
+        if unit.kind == "code":
+            # A snippet already shown (a window of it): three of its distinctive lines, or all, are
+            # there; a line of boilerplate ("export default {") alone is not the same snippet.
+            lines = {normalised(line) for line in unit.code} - {""}
+            distinctive = {line for line in lines if len(line) >= 12} or lines
+            shown = [line for line in distinctive if line in self.previous or line in self.selection]
+            return bool(distinctive) and len(shown) >= min(3, len(distinctive))
+        text = normalised(unit.text)
+        if not text:
+            return False
+        if self.previous and text in self.previous:
+            return True
+        if self.selection:
+            if text in self.selection or (len(self.selection) > 40 and self.selection in text):
+                return True
+            words = set(text.split())
+            return len(words & set(self.selection.split())) >= 0.8 * len(words)
+        return False
+
+
+def with_context(units: list[Unit], chosen: list[int], said: Said) -> list[int]:
+    """Each chosen unit with what it needs to make sense, or without it when that cannot be had."""
+    result = set(chosen)
+    for i in sorted(chosen):
+        unit = units[i]
+        if unit.kind not in ("sentence", "row"):
+            continue
+        if _CONTEXTUAL_START.match(unit.text):
+            before = i - 1
+            if before >= 0 and units[before].kind in ("sentence", "row") and not said.covers(units[before]):
+                result.add(before)
+            elif not (before >= 0 and before in result):
+                result.discard(i)  # "However, ..." with nothing before it
+        if _POINTS_AWAY.search(unit.text):
+            # "The following example ...": only with the code it points at.
+            following = next((j for j in range(i + 1, len(units)) if units[j].kind == "code"), None)
+            if following is None or following not in result:
+                result.discard(i)
+    return sorted(result)
