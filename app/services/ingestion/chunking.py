@@ -29,6 +29,7 @@ from itertools import pairwise
 from typing import Any
 
 from app.services.ingestion.docusaurus import Page, Section, closes_fence, parse_fence_opener
+from app.services.retrieval.sparse import CJK_CHARS
 
 __all__ = ["Chunk", "chunk_book", "chunk_page", "count_tokens"]
 
@@ -86,8 +87,7 @@ _FENCE_LINE = re.compile(r"^\s*(?:```|~~~)", re.MULTILINE)
 # CJK characters each count as a token (a BPE tokenizer spends about one per
 # character); elsewhere a run of letters/digits is one token, and so is a run
 # of one punctuation character ("-----", "```", "...").
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|([^\w\s])\1*")
+_TOKEN = re.compile(rf"[{CJK_CHARS}]|[^\W{CJK_CHARS}]+|([^\w\s])\1*")
 
 
 def count_tokens(text: str) -> int:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from app.services.index.base import IndexPoint, IndexSpec, IndexWriter, point_id
 from app.services.ingestion.chunking import Chunk, chunk_book
 from app.services.ingestion.docusaurus import discover_pages, parse_page
-from app.services.retrieval.sparse import FIELD_WEIGHTS, Bm25Encoder
+from app.services.retrieval.sparse import Bm25Encoder, weighted_fields
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +75,13 @@ class IngestPlan:
 
 def document_fields(chunk: Chunk) -> list[tuple[str, float]]:
     """The weighted fields a chunk is found by: its text, where it sits, and what its page is."""
-    return [
-        (chunk.text, FIELD_WEIGHTS["body"]),
-        (" ".join(chunk.heading_path[1:]), FIELD_WEIGHTS["heading"]),
-        (chunk.title, FIELD_WEIGHTS["title"]),
-        (chunk.description or "", FIELD_WEIGHTS["description"]),
-        (chunk.route.replace("/", " ").replace("-", " "), FIELD_WEIGHTS["route"]),
-    ]
+    return weighted_fields(
+        text=chunk.text,
+        heading_path=chunk.heading_path,
+        title=chunk.title,
+        description=chunk.description or "",
+        route=chunk.route,
+    )
 
 
 def chunk_payload(chunk: Chunk) -> dict[str, Any]:

@@ -29,26 +29,25 @@ from typing import Any
 
 from app.services.index.base import IndexHit
 from app.services.retrieval import sparse
-from app.services.retrieval.sparse import Analyzer, term_id
+from app.services.retrieval.sparse import CJK_CHARS, Analyzer, term_id, weighted_fields
 
 # Of these term ids, those each of these sections holds, by hit id (the index's own terms:
 # SearchIndex.matching_terms). Without it, the floor analyses each candidate's payload text.
 TermsOf = Callable[[list[str], frozenset[int]], Mapping[str, frozenset[int]]]
 
-_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_CJK_CHAR = re.compile(rf"[{CJK_CHARS}]")
 
 
 def searchable_text(payload: dict[str, Any]) -> str:
-    """Every field a section is found by (see FIELD_WEIGHTS), as one text."""
-    return " ".join(
-        (
-            str(payload.get("text") or ""),
-            " ".join((payload.get("heading_path") or [])[1:]) or str(payload.get("heading") or ""),
-            str(payload.get("title") or ""),
-            str(payload.get("description") or ""),
-            str(payload.get("route") or "").replace("/", " ").replace("-", " "),
-        )
+    """Every field a section is found by (sparse.weighted_fields), as one text."""
+    fields = weighted_fields(
+        text=str(payload.get("text") or ""),
+        heading_path=payload.get("heading_path") or ["", str(payload.get("heading") or "")],
+        title=str(payload.get("title") or ""),
+        description=str(payload.get("description") or ""),
+        route=str(payload.get("route") or ""),
     )
+    return " ".join(text for text, _ in fields)
 
 
 class TermStatistics:

@@ -11,7 +11,7 @@ import re
 import threading
 import zlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
@@ -22,7 +22,8 @@ import snowballstemmer
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # Han, Hiragana, Katakana and Hangul: written without spaces, so they are indexed as
 # overlapping character pairs (as Lucene's CJK analyzer does) and split off from Latin words.
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]+")
+CJK_CHARS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"  # for a [...] class
+_CJK = re.compile(rf"[{CJK_CHARS}]+")
 # Boundaries inside camelCase / PascalCase identifiers: onBrokenLinks → on Broken Links. Not before
 # a plural's "s" after an acronym: "URLs" is "url", not "ur" + "ls".
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])(?![A-Z]s\b)")
@@ -39,6 +40,21 @@ STOPWORDS = frozenset(
 # title say what a section is about in few words; the description and the route (the words of
 # the page's URL, e.g. "api plugins plugin google gtag") name the page as readers know it.
 FIELD_WEIGHTS = {"body": 1.0, "heading": 2.0, "title": 2.0, "description": 1.0, "route": 1.0}
+
+
+def weighted_fields(
+    *, text: str, heading_path: Sequence[str], title: str, description: str, route: str
+) -> list[tuple[str, float]]:
+    """The weighted fields a section is found by: its text, where it sits, and what its page is
+    (the page's own title is the path's first heading, so it is left out of the heading field)."""
+    return [
+        (text, FIELD_WEIGHTS["body"]),
+        (" ".join(heading_path[1:]), FIELD_WEIGHTS["heading"]),
+        (title, FIELD_WEIGHTS["title"]),
+        (description, FIELD_WEIGHTS["description"]),
+        (route.replace("/", " ").replace("-", " "), FIELD_WEIGHTS["route"]),
+    ]
+
 
 # A query word's weight grows with its count in the question, saturating as BM25's k3 does:
 # (k3 + 1) n / (k3 + n), 1 for a word said once. A long question (a GitHub issue) names its topic
