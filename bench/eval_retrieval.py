@@ -29,6 +29,19 @@ from app.services.index import open_index
 from app.services.retrieval import sparse
 from app.services.retrieval.floor import FloorVerdict
 
+# The figures the last line's JSON holds (and the table's first rows).
+SUMMARY_METRICS = (
+    "n",
+    "hit@1",
+    "hit@5",
+    "mrr@10",
+    "section_hit@5",
+    "refused",
+    "ranking_miss@5",
+    "offtopic_n",
+    "offtopic_refused",
+)
+
 
 def docs_folder(path: Path) -> Path:
     """The docs folder itself: a Docusaurus site folder (with docs/ inside) is accepted too."""
@@ -168,20 +181,7 @@ def evaluate(
             print(f"{r['id'][:40]:40} {rank:>5} {section:>8} {r['slack']:>7}  {', '.join(r['top'])}")
         print()
         print(f"{'metric':16} value")
-        for key in (
-            "n",
-            "hit@1",
-            "hit@5",
-            "mrr@10",
-            "section_hit@5",
-            "refused",
-            "ranking_miss@5",
-            "offtopic_n",
-            "offtopic_refused",
-            "mode",
-            "chunks",
-            "ingest_s",
-        ):
+        for key in (*SUMMARY_METRICS, "mode", "chunks", "ingest_s"):
             print(f"{key:16} {metrics[key]}")
         print()
         print("Closest calls of the relevance floor (slack: ≥ 0 passes its thresholds, < 0 falls short):")
@@ -240,18 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             offtopic=offtopic,
             current_page=args.current_page,
         )
-    keys = (
-        "n",
-        "hit@1",
-        "hit@5",
-        "mrr@10",
-        "section_hit@5",
-        "refused",
-        "ranking_miss@5",
-        "offtopic_n",
-        "offtopic_refused",
-    )
-    print(json.dumps({k: metrics[k] for k in keys}))
+    print(json.dumps({k: metrics[k] for k in SUMMARY_METRICS}))
     return 0
 
 

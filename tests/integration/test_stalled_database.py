@@ -71,7 +71,7 @@ def test_a_stalled_path_fails_pings_in_2_s_then_refuses_at_once_then_connects_in
 
     try:
         assert select_one() == 1  # one pooled connection
-        proxy.stall()
+        proxy.pause()
         pinged, ping_seconds = timed(select_one)  # the pooled connection's pre-ping meets its deadline
         refused, refused_seconds = timed(select_one)  # right after: no new wait on a dead path
         time.sleep(DEAD_PATH_SECONDS)
@@ -94,7 +94,7 @@ def test_a_stalled_database_is_degraded_health_and_a_503_for_chats_then_healthy(
     client = app.test_client()
     assert client.get("/api/health").status_code == 200
     try:
-        proxy.stall()
+        proxy.pause()
         probe, probe_seconds = timed(lambda: client.get("/api/health"))
         assert probe.status_code == 503 and probe_seconds < 3
         database = probe.get_json()["services"]["database"]

@@ -5,13 +5,12 @@ hang (SIGSTOP) and resume (SIGCONT) like a stalled Redis in production. The mach
 from __future__ import annotations
 
 import shutil
-import signal
 import socket
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.support.processes import stop_gracefully
+from tests.support.processes import PausableServer
 from tests.support.service import free_port
 from tests.support.waiting import wait_until
 
@@ -21,7 +20,7 @@ def redis_server_installed() -> bool:
     return shutil.which("redis-server") is not None
 
 
-class RedisServer:
+class RedisServer(PausableServer):
     """`with RedisServer(folder) as server:` a running redis-server; `server.url(db)`."""
 
     def __init__(self, folder: Path) -> None:
@@ -57,22 +56,6 @@ class RedisServer:
         )
         wait_until(self._answers, timeout=10, message="redis-server did not start")
         return self
-
-    def pause(self) -> None:
-        """Hang it: connections are still accepted by the kernel, nothing is answered."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        """Let it run again (it then runs the commands it received while hung)."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        """Stop it (resumed first: a stopped process handles SIGTERM only once it runs)."""
-        if self.proc is not None:
-            self.resume()
-            stop_gracefully(self.proc, timeout=5)
 
     def _answers(self) -> bool:
         try:

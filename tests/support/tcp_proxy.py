@@ -18,7 +18,7 @@ import subprocess
 import sys
 from typing import Any
 
-from tests.support.processes import stop_gracefully
+from tests.support.processes import PausableServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -49,7 +49,7 @@ async def _serve(listen_port: int, upstream_host: str, upstream_port: int) -> No
         await server.serve_forever()
 
 
-class TcpProxy:
+class TcpProxy(PausableServer):
     """The proxy as a child process on `port`, in front of `upstream` ("host:port")."""
 
     def __init__(self, upstream: str, port: int | None = None) -> None:
@@ -75,22 +75,6 @@ class TcpProxy:
         if line.strip() != "listening":
             raise AssertionError(f"the proxy did not start: {line}{self.proc.stdout.read()}")
         return self
-
-    def stall(self) -> None:
-        """SIGSTOP: connections stay open and nothing moves through them."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
-
-    def resume(self) -> None:
-        """SIGCONT: the stalled connections carry on where they stopped."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        """Resume (a stopped process ignores SIGTERM until then) and stop the proxy."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.resume()
-            stop_gracefully(self.proc, timeout=5)
 
     def __enter__(self) -> TcpProxy:
         return self.start()
