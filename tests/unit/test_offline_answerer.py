@@ -548,3 +548,14 @@ def test_a_numbered_procedure_answers_a_how_to_whole_and_in_order():
     steps = ["Find the page's exact origin", "Add it to ALLOWED_ORIGINS", "Restart the service"]
     assert all(step in answer for step in steps)
     assert answer.index(steps[0]) < answer.index(steps[1]) < answer.index(steps[2])
+
+
+def test_a_sentence_that_only_points_elsewhere_gives_way_to_one_that_says_what_to_do():
+    answer = compose(
+        "How do I water tomatoes in pots?",
+        "Water tomatoes in pots every morning, at the roots. Pots of tomatoes dry out by noon in summer. "
+        "Tomatoes in pots grow well on a balcony. See the tomato watering guide for more information "
+        "about pots.",
+    )
+    assert "every morning, at the roots [1]" in answer
+    assert "See the tomato watering guide" not in answer

@@ -81,6 +81,13 @@ _PIECE = re.compile(r"\S+\s*|\s+")
 _META = re.compile(
     r"\b(?:this (?:section|page|guide|tutorial|document)|we will|we'll|in the following)\b", re.I
 )
+# A sentence that only sends the reader elsewhere ("See the GitHub documentation for more
+# information", "Read Docs-only mode for detailed instructions"): it says nothing to do.
+_POINTER = re.compile(
+    r"^(?:(?:you can |please )?(?:see|read|refer to|check out|follow|visit|consult|learn more)\b"
+    r"|for (?:more|further) (?:details|information|info)\b)",
+    re.I,
+)
 _DEFINING = r"(?:is|are|means|refers to|lets|allows|permits|enables|provides|which|that)"
 
 
@@ -377,6 +384,8 @@ class OfflineAnswerer:
                 )
         if _META.search(unit.text):
             total *= 0.5
+        if unit.kind == "sentence" and _POINTER.match(unit.text) and len(unit.text) < 160:
+            total *= 0.2
         if rows_asked and unit.kind == "row":
             total *= ROW_ASKED  # "which option ...?" is answered by an option's row
         if (
