@@ -36,6 +36,7 @@ class Section:
     heading: str  # the section's own heading (the last part of its path)
     heading_terms: set[str]
     prior: float
+    title_terms: frozenset[str] = frozenset()  # the page's title: what each of its sections is about
 
     @property
     def name(self) -> str | None:

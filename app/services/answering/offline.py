@@ -82,9 +82,10 @@ _META = re.compile(
     r"\b(?:this (?:section|page|guide|tutorial|document)|we will|we'll|in the following)\b", re.I
 )
 # A sentence that only sends the reader elsewhere ("See the GitHub documentation for more
-# information", "Read Docs-only mode for detailed instructions"): it says nothing to do.
+# information", "If you only need it running, read Quick start"): it says nothing to do.
 _POINTER = re.compile(
-    r"^(?:(?:you can |please )?(?:see|read|refer to|check out|follow|visit|consult|learn more)\b"
+    r"^(?:(?:if [^,]{1,80}, )?(?:you can |please )?(?:see|read|refer to|check out|follow|visit|consult"
+    r"|learn more)\b"
     r"|for (?:more|further) (?:details|information|info)\b)",
     re.I,
 )
@@ -186,6 +187,7 @@ class OfflineAnswerer:
                     heading,
                     set(self.analyzer.terms(heading)),
                     priors[index],
+                    frozenset(self.analyzer.terms(passage.title or "")),
                 )
             )
         return sections
@@ -215,9 +217,7 @@ class OfflineAnswerer:
         total = sum(weights.values()) or 1.0
 
         def coverage(section: Section, covered: set[str]) -> float:
-            held = (
-                section.heading_terms.union(*section.terms) if section.terms else set(section.heading_terms)
-            )
+            held = section.heading_terms.union(section.title_terms, *section.terms)
             return sum(w for t, w in weights.items() if t in held and t not in covered) / total
 
         def score(section: Section) -> float:
@@ -385,7 +385,7 @@ class OfflineAnswerer:
         if _META.search(unit.text):
             total *= 0.5
         if unit.kind == "sentence" and _POINTER.match(unit.text) and len(unit.text) < 160:
-            total *= 0.2
+            return 0.0
         if rows_asked and unit.kind == "row":
             total *= ROW_ASKED  # "which option ...?" is answered by an option's row
         if (
