@@ -226,8 +226,8 @@ OPERATIONS: list[Operation] = [
 
 # Models that appear in the document, with the side they describe (requests are validated,
 # responses serialised: pydantic can give the two slightly different schemas).
-_REQUEST_MODELS = [schemas.ChatRequest, schemas.FeedbackRequest]
-_RESPONSE_MODELS = [
+_REQUEST_MODELS: list[type[BaseModel]] = [schemas.ChatRequest, schemas.FeedbackRequest]
+_RESPONSE_MODELS: list[type[BaseModel]] = [
     schemas.ChatAnswer,
     schemas.ChatEvent,
     schemas.Conversation,
