@@ -321,6 +321,6 @@ def document_for(app: Flask) -> dict[str, Any]:
 @bp.get("/api/openapi.json")
 def document() -> ResponseReturnValue:
     """The OpenAPI document (JSON)."""
-    response = jsonify(document_for(current_app._get_current_object()))  # type: ignore[attr-defined]
+    response = jsonify(document_for(current_app._get_current_object()))  # type: ignore[attr-defined]  # a LocalProxy, typed by Flask as the app
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
