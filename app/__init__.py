@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, Response, request
+from flask.json.provider import DefaultJSONProvider
 
 from app.config import ConfigError, Settings, load_settings, prepare_instance_path
 from app.version import __version__
@@ -30,7 +31,8 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         SQLALCHEMY_DATABASE_URI=settings.sqlalchemy_url,
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
     )
-    app.json.sort_keys = False
+    # app.json is Flask's DefaultJSONProvider (json_provider_class is left as it is).
+    cast(DefaultJSONProvider, app.json).sort_keys = False
 
     configure_logging(settings)
     register_extensions(app, settings)

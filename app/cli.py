@@ -12,6 +12,7 @@ import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from flask import Flask, current_app
@@ -19,6 +20,13 @@ from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.services.container import Services
+
+if TYPE_CHECKING:
+    from datetime import timedelta
+
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from app.config import Settings
 
 
 def register(app: Flask) -> None:
@@ -91,7 +99,7 @@ def ingest(
         )
 
 
-def _start_up_reindexes_another_book(settings, path: Path) -> bool:
+def _start_up_reindexes_another_book(settings: Settings, path: Path) -> bool:
     # DOCS_PATH is the book: the embedded index is brought in line with it at every start-up, so a
     # different folder ingested by hand would be silently replaced by DOCS_PATH on the next start.
     return (
@@ -99,7 +107,7 @@ def _start_up_reindexes_another_book(settings, path: Path) -> bool:
     )
 
 
-def _session_factory():
+def _session_factory() -> sessionmaker[Session]:
     from sqlalchemy.orm import sessionmaker
 
     from app.extensions import db
@@ -107,7 +115,7 @@ def _session_factory():
     return sessionmaker(bind=db.engine, expire_on_commit=False)
 
 
-def _period(_ctx: click.Context, _param: click.Parameter, value: str) -> object:
+def _period(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, timedelta]:
     from app.services.reporting import parse_period
 
     try:
@@ -127,7 +135,7 @@ def _period(_ctx: click.Context, _param: click.Parameter, value: str) -> object:
     help="How far back, in UTC: 30m, 24h, 7d, 2w.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
-def report(period: tuple[str, object], as_json: bool) -> None:
+def report(period: tuple[str, timedelta], as_json: bool) -> None:
     """What readers asked, what the book did not cover, and which answers they disliked."""
     from app.services.report_text import render_text
     from app.services.reporting import build_report
@@ -135,7 +143,7 @@ def report(period: tuple[str, object], as_json: bool) -> None:
     label, span = period
     until = datetime.now(UTC)
     try:
-        result = build_report(_session_factory(), until - span, until, label)  # type: ignore[operator]
+        result = build_report(_session_factory(), until - span, until, label)
     except SQLAlchemyError as exc:
         # The class only: a driver's message may name the host. No table is ever created here.
         raise click.ClickException(
@@ -183,7 +191,8 @@ def purge(days: int | None, conversation_id: uuid.UUID | None, dry_run: bool, as
             raise click.ClickException(f"no conversation {conversation_id}") from None
         scope = f"conversation {conversation_id}"
     else:
-        cutoff = datetime.now(UTC) - timedelta(days=days)  # type: ignore[arg-type]
+        assert days is not None  # exactly one of the two was given (checked above)
+        cutoff = datetime.now(UTC) - timedelta(days=days)
         result = purger.purge_inactive_since(cutoff, dry_run=dry_run)
         scope = f"conversations inactive since {cutoff:%Y-%m-%d %H:%M} UTC"
     if as_json:

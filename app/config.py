@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -299,7 +299,7 @@ def normalise_database_url(raw: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read the settings once; raise `ConfigError` with one line per bad variable."""
     try:
         return Settings(**overrides)

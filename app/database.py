@@ -172,7 +172,7 @@ def install_client_deadlines(engine: Engine) -> None:
         finally:
             _deadline.seconds = None
 
-    engine.dialect.do_ping = do_ping  # type: ignore[method-assign]
+    engine.dialect.do_ping = do_ping  # type: ignore[method-assign]  # wraps this engine's own dialect's ping
 
     @event.listens_for(engine, "do_connect")
     def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:

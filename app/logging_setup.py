@@ -105,7 +105,7 @@ def configure_logging(level: int, secrets: list[str], json_lines: bool = False) 
     handler = next((h for h in root.handlers if getattr(h, "_chat_handler", False)), None)
     if handler is None:
         handler = logging.StreamHandler(sys.stderr)
-        handler._chat_handler = True  # type: ignore[attr-defined]
+        handler._chat_handler = True  # type: ignore[attr-defined]  # our mark on a stdlib handler, read with getattr
         root.addHandler(handler)
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     for old in [f for f in handler.filters if isinstance(f, RedactSecrets)]:

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app.api.schemas import ErrorBody, wire
 from app.services.conversations import ConversationNotFound
@@ -135,8 +135,8 @@ def register(app: Flask) -> None:
     def _http_error(error: HTTPException) -> Response:
         status = error.code or 500
         response = error_response(status, error.description or error.name)
-        if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
-            response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        if status == 405 and isinstance(error, MethodNotAllowed) and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)
         return response
 
     @app.errorhandler(Exception)

@@ -226,8 +226,8 @@ OPERATIONS: list[Operation] = [
 
 # Models that appear in the document, with the side they describe (requests are validated,
 # responses serialised: pydantic can give the two slightly different schemas).
-_REQUEST_MODELS = [schemas.ChatRequest, schemas.FeedbackRequest]
-_RESPONSE_MODELS = [
+_REQUEST_MODELS: list[type[BaseModel]] = [schemas.ChatRequest, schemas.FeedbackRequest]
+_RESPONSE_MODELS: list[type[BaseModel]] = [
     schemas.ChatAnswer,
     schemas.ChatEvent,
     schemas.Conversation,
@@ -321,6 +321,6 @@ def document_for(app: Flask) -> dict[str, Any]:
 @bp.get("/api/openapi.json")
 def document() -> ResponseReturnValue:
     """The OpenAPI document (JSON)."""
-    response = jsonify(document_for(current_app._get_current_object()))  # type: ignore[attr-defined]
+    response = jsonify(document_for(current_app._get_current_object()))  # type: ignore[attr-defined]  # a LocalProxy, typed by Flask as the app
     response.headers["Cache-Control"] = "public, max-age=300"
     return response

@@ -24,9 +24,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from flask import Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, request
 from flask_limiter import Limiter, RateLimitExceeded
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -78,7 +78,7 @@ def client_address() -> str:
 def install(app: Flask, settings: Settings) -> None:
     """Wire client identity, rate limits, the stream cap and security headers into the app."""
     if settings.proxy_hops:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]  # ProxyFix wraps the WSGI callable, as Flask documents
     else:
         _warn_once_about_forwarded_for(app)
     # One Redis pool and breaker for both: an outage met by the limiter spares the stream cap's
@@ -125,7 +125,9 @@ def _install_limiter(app: Flask, settings: Settings, shared: redis.Redis | None)
     limiter.init_app(app)
     for name, value in {"chat": settings.rate_limit_chat, "health": RATE_LIMIT_HEALTH}.items():
         blueprint = app.blueprints.get(name)
-        if blueprint is None:
+        # app.blueprints is typed with Flask's sans-IO base class; the ones registered here are
+        # flask.Blueprint, which is what Flask-Limiter takes.
+        if not isinstance(blueprint, Blueprint):
             continue
         if value:
             limiter.limit(value)(blueprint)
@@ -217,6 +219,7 @@ class StreamSlots:
         if self._redis is not None:
             from app.api.redis_breaker import RedisSkipped
 
+            assert self._acquire_script is not None  # registered whenever there is a Redis client
             try:
                 self._settle()
                 ok = self._acquire_script(
@@ -274,7 +277,8 @@ class StreamSlots:
         now = time.time()
         if self._redis is not None:
             try:
-                return int(self._redis.zcount(self._key(client), now, "+inf"))
+                # redis-py types every reply as `Awaitable | Any`; a synchronous client's is the reply.
+                return int(cast(int, self._redis.zcount(self._key(client), now, "+inf")))
             except Exception:  # noqa: BLE001 - Redis down: count this process's own leases
                 pass
         with self._lock:
@@ -289,7 +293,8 @@ class StreamSlots:
                 return
             unsettled, self._unsettled = self._unsettled, {}
         now = time.time()
-        pipe = self._redis.pipeline(transaction=False)  # type: ignore[union-attr]
+        assert self._redis is not None  # only acquire calls this, and only with a Redis client
+        pipe = self._redis.pipeline(transaction=False)
         for client, tokens in unsettled.items():
             live = [token for token, expires in tokens.items() if expires > now]
             if live:

@@ -20,7 +20,7 @@ import contextvars
 import json
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from typing import Any, Protocol
 
@@ -57,12 +57,14 @@ def frame(event: dict[str, Any]) -> str:
 
 
 def sse_stream(
-    events: Iterator[dict[str, Any]], keepalive_seconds: float, interruption: Interruption | None = None
+    events: Generator[dict[str, Any], None, None],
+    keepalive_seconds: float,
+    interruption: Interruption | None = None,
 ) -> Iterator[str]:
     """Frame `events`, adding keep-alive comments during silences longer than `keepalive_seconds`
     (0: none), and ending at once when `interruption` is set."""
     if keepalive_seconds <= 0 and interruption is None:
-        with closing(events):  # type: ignore[arg-type]
+        with closing(events):
             for event in events:
                 yield frame(event)
         return
@@ -71,7 +73,7 @@ def sse_stream(
     reader_left = threading.Event()
 
     def produce() -> None:
-        with closing(events):  # type: ignore[arg-type]  # closing here runs the turn's clean-up
+        with closing(events):  # closing here runs the turn's clean-up
             try:
                 for event in events:
                     if reader_left.is_set():

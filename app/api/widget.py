@@ -13,6 +13,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 bp = Blueprint("widget", __name__)
 
@@ -31,7 +32,7 @@ def _assets() -> dict[str, tuple[bytes, str]]:
     return {"js": (js, hashlib.sha256(js).hexdigest()[:16]), "css": (css, css_hash)}
 
 
-def _serve(kind: str, mimetype: str, max_age: int, immutable: bool) -> Response:
+def _serve(kind: str, mimetype: str, max_age: int, immutable: bool) -> WerkzeugResponse:
     body, digest = _assets()[kind]
     response = Response(body, mimetype=mimetype)
     response.set_etag(digest)

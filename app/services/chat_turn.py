@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,7 +107,7 @@ class ChatTurn:
         """The passages the answer has cited so far, in the order of their [n]."""
         return self._shaper.sources
 
-    def events(self) -> Iterator[dict[str, Any]]:
+    def events(self) -> Generator[dict[str, Any], None, None]:
         """metadata → token… → done; stores the assistant turn however the stream ends.
 
         When the worker stops mid-answer, the turn is stored as interrupted and the stream ends

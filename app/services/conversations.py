@@ -10,9 +10,22 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Text, Uuid, bindparam, column, delete, insert, or_, select, update, values
+from sqlalchemy import (
+    CursorResult,
+    Table,
+    Text,
+    Uuid,
+    bindparam,
+    column,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+    values,
+)
 from sqlalchemy.orm import Session
 
 from app.models import Conversation, Feedback, Message, MessageStatus, WorkerHeartbeat, aware, utcnow
@@ -22,8 +35,9 @@ from app.services.errors import ErrorCode
 # taken for abandoned after this long, as before.
 UNOWNED_STREAM_AGE = timedelta(minutes=10)
 
-CONVERSATIONS = Conversation.__table__
-MESSAGES = Message.__table__
+# Declarative classes type __table__ as a FromClause; a class with __tablename__ maps a Table.
+CONVERSATIONS = cast(Table, Conversation.__table__)
+MESSAGES = cast(Table, Message.__table__)
 
 
 class ConversationNotFound(LookupError):
@@ -194,7 +208,8 @@ class ConversationStore:
                     .values(content=saved.c.text)
                     .execution_options(synchronize_session=False)
                 )
-                return session.execute(statement).rowcount or 0
+                # Session.execute types its result as Result; a DML statement's is a CursorResult.
+                return cast("CursorResult[Any]", session.execute(statement)).rowcount or 0
             each = (
                 update(MESSAGES)
                 .where(MESSAGES.c.id == bindparam("message_id"))
@@ -208,8 +223,11 @@ class ConversationStore:
         """Record that this worker is alive now (creating its row, or recreating a swept one)."""
         now = utcnow()
         with self._session_factory() as session, session.begin():
-            updated = session.execute(
-                update(WorkerHeartbeat).where(WorkerHeartbeat.id == worker_id).values(beat_at=now)
+            updated = cast(
+                "CursorResult[Any]",
+                session.execute(
+                    update(WorkerHeartbeat).where(WorkerHeartbeat.id == worker_id).values(beat_at=now)
+                ),
             ).rowcount
             if not updated:
                 session.add(
@@ -281,7 +299,7 @@ class ConversationStore:
                 .execution_options(synchronize_session=False)
             )
             session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.beat_at < now - stale_after))
-            return result.rowcount or 0
+            return cast("CursorResult[Any]", result).rowcount or 0
 
     def ping(self) -> None:
         """Run a trivial query; raises when the database is unreachable."""

@@ -81,7 +81,8 @@ class _NamedCheck:
         """The run's result once `done` is set; meanwhile down with a timeout (remembered too, so
         that probes within the cache period answer at once)."""
         if done.is_set():  # then _result holds this run's result (or a newer one)
-            return self._result[1]  # type: ignore[index]
+            assert self._result is not None
+            return self._result[1]
         timed_out = {"state": "down", "error": "timeout", "latency_ms": _ms_since(started)}
         with self._lock:
             if self._run is not None and self._run[1] is done:

@@ -289,8 +289,9 @@ class LiveTurns:
             thread.join(5)
         self._store_unstored()
         if self._registered and self._beaten:
+            assert self._worker_id is not None  # a registered worker has its id
             try:
-                self._store.forget_worker(self._worker_id)  # type: ignore[arg-type]
+                self._store.forget_worker(self._worker_id)
             except SQLAlchemyError as exc:
                 log.warning("could not remove this worker's heartbeat: %s", type(exc).__name__)
         with self._lock:
@@ -336,8 +337,9 @@ class LiveTurns:
         return self._store.mark_abandoned_streams(self._stale_after)
 
     def _beat(self) -> None:
+        assert self._worker_id is not None  # start() sets it before the first beat
         try:
-            self._store.beat(self._worker_id, socket.gethostname(), os.getpid())  # type: ignore[arg-type]
+            self._store.beat(self._worker_id, socket.gethostname(), os.getpid())
             self._beaten = True
             self._last_beat = time.monotonic()
         except SQLAlchemyError as exc:

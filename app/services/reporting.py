@@ -192,7 +192,7 @@ def _gaps(session: Session, answers: ColumnElement[bool]) -> list[dict[str, Any]
     for question, asked in rows:
         if question:
             groups[question_key(question)].append((question.strip(), aware(asked)))
-    gaps = []
+    gaps: list[dict[str, Any]] = []
     for key, asked in groups.items():
         wordings = Counter(" ".join(text.split()) for text, _ in asked)
         latest = {" ".join(text.split()): when for text, when in asked}  # asked is oldest first
@@ -352,7 +352,9 @@ def _errors(session: Session, answers: ColumnElement[bool]) -> dict[str, Any]:
         .where(answers, Message.error_code.is_not(None))
         .group_by(Message.error_code, Message.answerer)
     ).all()
-    errors = [{"code": code, "answerer": answerer, "count": count} for code, answerer, count in rows]
+    errors: list[dict[str, Any]] = [
+        {"code": code, "answerer": answerer, "count": count} for code, answerer, count in rows
+    ]
     errors.sort(key=lambda row: (-row["count"], row["code"]))
     gemini: Counter[str] = Counter()
     for row in errors:

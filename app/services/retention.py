@@ -18,11 +18,12 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, Select, Table, delete, func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -75,8 +76,9 @@ class ConversationPurger:
         """
         if dry_run:
             with self._session_factory() as session:
-                ids = select(Conversation.id).where(Conversation.updated_at < cutoff)
-                return self._count(session, ids, dry_run=True)
+                return self._count(
+                    session, select(Conversation.id).where(Conversation.updated_at < cutoff), dry_run=True
+                )
         total = PurgeResult()
         while True:
             with self._session_factory() as session, session.begin():
@@ -105,7 +107,9 @@ class ConversationPurger:
                 return self._count(session, [conversation_id], dry_run=True)
             return self._delete(session, [conversation_id], cutoff=None)
 
-    def _count(self, session: Session, ids: object, *, dry_run: bool) -> PurgeResult:
+    def _count(
+        self, session: Session, ids: Iterable[uuid.UUID] | Select[uuid.UUID], *, dry_run: bool
+    ) -> PurgeResult:
         conversations = session.scalar(
             select(func.count()).select_from(Conversation).where(Conversation.id.in_(ids))
         )
@@ -137,14 +141,20 @@ class ConversationPurger:
         # foreign-key pragma being on for cascades.
         message_ids = select(Message.id).where(Message.conversation_id.in_(ids))
         plain = {"synchronize_session": False}  # nothing of these rows is loaded in the session
-        votes = session.execute(
-            delete(Feedback).where(Feedback.message_id.in_(message_ids)), execution_options=plain
+        # Session.execute types its result as Result; a DML statement's is a CursorResult.
+        votes = cast(
+            "CursorResult[Any]",
+            session.execute(
+                delete(Feedback).where(Feedback.message_id.in_(message_ids)), execution_options=plain
+            ),
         ).rowcount
-        messages = session.execute(
-            delete(Message).where(Message.conversation_id.in_(ids)), execution_options=plain
+        messages = cast(
+            "CursorResult[Any]",
+            session.execute(delete(Message).where(Message.conversation_id.in_(ids)), execution_options=plain),
         ).rowcount
-        conversations = session.execute(
-            delete(Conversation).where(Conversation.id.in_(ids)), execution_options=plain
+        conversations = cast(
+            "CursorResult[Any]",
+            session.execute(delete(Conversation).where(Conversation.id.in_(ids)), execution_options=plain),
         ).rowcount
         return PurgeResult(conversations or 0, messages or 0, votes or 0)
 
@@ -236,6 +246,7 @@ class RetentionScheduler:
 
     def _claim_sqlite(self, conn: Connection, now: datetime) -> bool:
         patience = conn.exec_driver_sql("PRAGMA busy_timeout").scalar()  # the engine's (app/database.py)
+        assert patience is not None  # the pragma always answers with its value
         conn.exec_driver_sql("PRAGMA busy_timeout=0")  # try the write lock, never queue for it
         try:
             try:
@@ -254,7 +265,8 @@ class RetentionScheduler:
     def _record_if_due(self, conn: Connection, now: datetime) -> bool:
         last = conn.execute(select(RetentionState.last_purge_at).where(RetentionState.id == 1)).first()
         if last is None:  # the migration inserts the row; recreate it if someone deleted it
-            conn.execute(RetentionState.__table__.insert().values(id=1, last_purge_at=now))
+            # Declarative classes type __table__ as a FromClause; a class with __tablename__ maps a Table.
+            conn.execute(cast(Table, RetentionState.__table__).insert().values(id=1, last_purge_at=now))
             return True
         if last[0] is not None and aware(last[0]) > now - self._purge_every:
             return False

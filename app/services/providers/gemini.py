@@ -298,7 +298,7 @@ class GeminiProvider:
                 return result
 
     def _backoff(self, attempt: int, server_delay: float | None) -> float:
-        exponential = self.config.initial_backoff * (2 ** (attempt - 1))
+        exponential: float = self.config.initial_backoff * (2 ** (attempt - 1))
         delay = max(exponential, server_delay or 0.0)
         return min(self.config.max_backoff, delay) * random.uniform(0.9, 1.1)
 

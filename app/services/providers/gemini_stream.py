@@ -18,7 +18,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import certifi
@@ -43,12 +43,16 @@ class StreamOwner(Protocol):
 
 
 class StreamTarget(Protocol):
-    """The parts of GeminiConfig the request needs."""
+    """The parts of GeminiConfig the request needs (read only: GeminiConfig is frozen)."""
 
-    api_key: str
-    model: str
-    base_url: str | None
-    timeout_seconds: float
+    @property
+    def api_key(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def base_url(self) -> str | None: ...
+    @property
+    def timeout_seconds(self) -> float: ...
 
 
 class StreamPiece(NamedTuple):
@@ -163,7 +167,7 @@ def post(pool: urllib3.PoolManager, url: str, headers: dict[str, str], body: byt
 
 def read_pieces(
     pool: urllib3.PoolManager, url: str, headers: dict[str, str], body: bytes
-) -> Iterator[StreamPiece]:
+) -> Generator[StreamPiece, None, None]:
     """POST streamGenerateContent?alt=sse and yield one piece per SSE event.
 
     A non-200 answer raises the SDK's ClientError/ServerError (its body read), an error event
