@@ -39,11 +39,14 @@ class Section:
     title_terms: frozenset[str] = frozenset()  # the page's title: what each of its sections is about
 
     @property
+    def plain_heading(self) -> str:
+        """The heading without its decoration ("📦 plugin-pwa": the emoji)."""
+        return re.sub(r"^[^\w`@./$-]+", "", self.heading).strip()
+
+    @property
     def name(self) -> str | None:
         """The option, field or command the section is about, when its heading is one."""
-        heading = re.sub(
-            r"^[^\w`@./$-]+", "", self.heading
-        ).strip()  # "📦 plugin-pwa": the emoji is decoration
+        heading = self.plain_heading
         if NAME_HEADING.match(heading) and not (heading[:1].isupper() and heading[1:].islower()):
             return heading
         return None
@@ -126,7 +129,7 @@ def _code_lead(unit: Unit, section: Section, before: Unit | None, markdown: bool
         return f"For example, in {where}" if where else "For example"
     if where:
         return f"In {where}"
-    return unit.title or f"From “{section.heading}”"
+    return unit.title or f"From “{section.plain_heading}”"
 
 
 def one_line(lines: list[str], *, cut: bool = True) -> str:

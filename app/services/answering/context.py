@@ -1,7 +1,8 @@
 """What an extracted unit needs to make sense, and what the reader has already been shown.
 
 A sentence that continues another ("However, ...") is quoted with the one before it or not at
-all; one that points at what follows ("the following example") only with that code. `Said` holds
+all; one that points at what follows ("the following example") only with that code; one that
+only sends the reader elsewhere ("See the guide for more information") never. `Said` holds
 the previous answers and the selection, so an answer never shows them again.
 """
 
@@ -23,6 +24,14 @@ _CONTEXTUAL_START = re.compile(
     r"^(?!It(?:'s| is| was) (?:\w+ )?(?:to|that|possible|recommended|easy|important)\b)"
     r"(?:This|That|These|Those|It|Its|They|Them|Then|Also|However|So|Otherwise|And|But|Or|Because|Instead|"
     r"Alternatively|Similarly|Likewise|In that case|In this case|For (?:this|that) reason)\b"
+)
+# A sentence that only sends the reader elsewhere ("See the GitHub documentation for more
+# information", "If you only need it running, read Quick start"): it says nothing to do.
+_POINTER = re.compile(
+    r"^(?:(?:if [^,]{1,80}, )?(?:you can |please )?(?:see|read|refer to|check out|follow|visit|consult"
+    r"|learn more)\b"
+    r"|for (?:more|further) (?:details|information|info)\b)",
+    re.I,
 )
 
 
@@ -79,3 +88,8 @@ def with_context(units: list[Unit], chosen: list[int], said: Said) -> list[int]:
             if following is None or following not in result:
                 result.discard(i)
     return sorted(result)
+
+
+def points_elsewhere(unit: Unit) -> bool:
+    """Whether a sentence only sends the reader elsewhere (it is never quoted, nor an intro)."""
+    return unit.kind == "sentence" and len(unit.text) < 160 and bool(_POINTER.match(unit.text))

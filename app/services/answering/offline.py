@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 
 from app.services.answering.base import AnswerRequest, Usage
 from app.services.answering.composing import Quote, Section, normalised, render
-from app.services.answering.context import Said, with_context
+from app.services.answering.context import Said, points_elsewhere, with_context
 from app.services.answering.excerpts import code_excerpt, reads_plain
 from app.services.answering.question import (
     EXAMPLE,
@@ -80,14 +80,6 @@ ROW_ASKED = 1.5
 _PIECE = re.compile(r"\S+\s*|\s+")
 _META = re.compile(
     r"\b(?:this (?:section|page|guide|tutorial|document)|we will|we'll|in the following)\b", re.I
-)
-# A sentence that only sends the reader elsewhere ("See the GitHub documentation for more
-# information", "If you only need it running, read Quick start"): it says nothing to do.
-_POINTER = re.compile(
-    r"^(?:(?:if [^,]{1,80}, )?(?:you can |please )?(?:see|read|refer to|check out|follow|visit|consult"
-    r"|learn more)\b"
-    r"|for (?:more|further) (?:details|information|info)\b)",
-    re.I,
 )
 _DEFINING = r"(?:is|are|means|refers to|lets|allows|permits|enables|provides|which|that)"
 
@@ -336,7 +328,12 @@ class OfflineAnswerer:
         if code is not None:
             chosen.append(code)
             context = units[code].context
-            if context is not None and context not in chosen and not said.covers(units[context]):
+            if (
+                context is not None
+                and context not in chosen
+                and not said.covers(units[context])
+                and not points_elsewhere(units[context])
+            ):
                 chosen.append(context)
         if first and reading.ask in (HOW, WHY) and chosen:
             # A numbered procedure that answers a how-to is answered whole, in its order.
@@ -384,7 +381,7 @@ class OfflineAnswerer:
                 )
         if _META.search(unit.text):
             total *= 0.5
-        if unit.kind == "sentence" and _POINTER.match(unit.text) and len(unit.text) < 160:
+        if points_elsewhere(unit):
             return 0.0
         if rows_asked and unit.kind == "row":
             total *= ROW_ASKED  # "which option ...?" is answered by an option's row
