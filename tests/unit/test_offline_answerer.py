@@ -559,3 +559,13 @@ def test_a_sentence_that_only_points_elsewhere_gives_way_to_one_that_says_what_t
     )
     assert "every morning, at the roots [1]" in answer
     assert "See the tomato watering guide" not in answer
+
+
+def test_a_how_to_quotes_the_command_not_the_output_that_matched_the_question():
+    answer = compose(
+        "How can I see which tomatoes need water?",
+        "Run the garden report:\n\n```bash\ngarden report --since 7d\n```\n\nIt prints:\n\n"
+        "```text\nTomatoes that need water: 3\nTomatoes watered today: 5\n```\n",
+    )
+    assert "garden report --since 7d" in answer
+    assert "Tomatoes that need water: 3" not in answer

@@ -77,6 +77,8 @@ TOPIC_BOOST = 2.0  # a follow-up with no words of its own stays with the section
 BM25_K1, BM25_B = 1.2, 0.5
 ROW_ASKED = 1.5
 
+# Code blocks labelled as what a command prints, not as what to run or write.
+_OUTPUT_LANGS = frozenset({"text", "txt", "plain", "plaintext", "output", "log"})
 _PIECE = re.compile(r"\S+\s*|\s+")
 _META = re.compile(
     r"\b(?:this (?:section|page|guide|tutorial|document)|we will|we'll|in the following)\b", re.I
@@ -428,6 +430,11 @@ class OfflineAnswerer:
         wanted = reading.wants_code
         scored = sorted(blocks, key=lambda i: (-relevance[i], i))
         top = scored[0]
+        if wanted and units[top].lang in _OUTPUT_LANGS:
+            # What a command prints matched the question; the command before it is what to do.
+            commands = [i for i in blocks if i < top and units[i].lang not in _OUTPUT_LANGS]
+            if commands:
+                return commands[-1]
         if relevance[top] <= 0:
             # A block sharing no word with the question is the section's how-to only when the
             # section answers in prose ("How do I ...?": "Run this:"), or an example was asked for.
