@@ -569,3 +569,37 @@ def test_a_how_to_quotes_the_command_not_the_output_that_matched_the_question():
     )
     assert "garden report --since 7d" in answer
     assert "Tomatoes that need water: 3" not in answer
+
+
+def test_a_section_is_judged_with_its_page_title_so_the_page_steps_follow_its_prerequisites():
+    # Retrieval finds both sections by the page's title; the steps barely repeat the title's words.
+    def section(heading, text):
+        return Passage(
+            file="guides/greenhouse.md",
+            title="Moving tomatoes to the greenhouse",
+            heading=f"Moving tomatoes to the greenhouse > {heading}",
+            anchor=heading.lower(),
+            url="u",
+            text=text,
+            score=1.0,
+            similarity=1.0,
+        )
+
+    answer = answerer().compose(
+        AnswerRequest(
+            question="How do I move tomatoes to the greenhouse?",
+            passages=[
+                section(
+                    "Before you start",
+                    "Tomatoes move to the greenhouse once nights stay above ten degrees. "
+                    "Greenhouse tomatoes need a tray each.",
+                ),
+                section(
+                    "Push the trays",
+                    "Push the trays in, one row at a time:\n\n"
+                    "```bash\ntrays push --into greenhouse --row 3\n```\n",
+                ),
+            ],
+        )
+    )
+    assert "trays push --into greenhouse --row 3" in answer
