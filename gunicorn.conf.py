@@ -57,7 +57,7 @@ if "WEB_CONCURRENCY" not in os.environ:
 threads = 128
 # gthread workers heartbeat from their main loop, so a long stream never trips this timeout; it
 # only catches a worker whose main loop is stuck. A Gemini wait is bounded per connect or read
-# (TIMEOUT_SECONDS in app/services/providers/gemini.py, 30 s).
+# (gemini_timeout_seconds in app/tuning.py, 30 s).
 timeout = 60
 # On SIGTERM or a worker recycle, live streams get this long to finish. 8 s: Docker and podman
 # send SIGKILL 10 s after SIGTERM by default (the Space's wait is not documented), and the workers

@@ -9,36 +9,37 @@ from flask import Flask, Response, request
 from flask.json.provider import DefaultJSONProvider
 
 from app.config import ConfigError, Settings, load_settings, prepare_instance_path
+from app.tuning import Tuning
 from app.version import __version__
 
-# Largest request body (413 beyond): a question plus a selection the widget trims to 8000
-# characters fits many times over; anything bigger is a mistake or abuse. Not a setting.
-MAX_REQUEST_BYTES = 64 * 1024
 __all__ = ["ConfigError", "__version__", "create_app"]
 
 
-def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
+def create_app(config: Settings | Mapping[str, Any] | None = None, tuning: Tuning | None = None) -> Flask:
     """Build the app from settings (default: read once from the environment and `.env`).
 
-    `config` may be a ready `Settings` or a mapping of overrides (tests). Raises `ConfigError`
-    with a one-line, value-free message when a setting is malformed.
+    `config` may be a ready `Settings` or a mapping of overrides (tests); `tuning` replaces the
+    service's constants (default `Tuning()`: tests and benchmarks pass their own). Raises
+    `ConfigError` with a one-line, value-free message when a setting is malformed.
     """
     settings = config if isinstance(config, Settings) else load_settings(**dict(config or {}))
+    tuning = tuning or Tuning()
     prepare_instance_path(settings)
 
     app = Flask(__name__, instance_path=str(settings.instance_path))
     app.config.update(
         SQLALCHEMY_DATABASE_URI=settings.sqlalchemy_url,
-        MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
+        MAX_CONTENT_LENGTH=tuning.max_request_bytes,
     )
     # app.json is Flask's DefaultJSONProvider (json_provider_class is left as it is).
     cast(DefaultJSONProvider, app.json).sort_keys = False
+    app.extensions["tuning"] = tuning  # the HTTP layer's constants (stream keep-alive, limits)
 
     configure_logging(settings)
     register_extensions(app, settings)
-    register_services(app, settings)
+    register_services(app, settings, tuning)
     register_blueprints(app)
-    register_security(app, settings)
+    register_security(app, settings, tuning)
     register_error_handlers(app)
     register_shell_context(app)
     register_commands(app)
@@ -101,8 +102,8 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     )
 
 
-def register_services(app: Flask, settings: Settings) -> None:
-    """The Flask-free services, built once per process (metrics observed, schema guarded)."""
+def register_services(app: Flask, settings: Settings, tuning: Tuning) -> None:
+    """The Flask-free services, built once per process with `tuning` (metrics observed, schema guarded)."""
     from app.database import SchemaMigrator
     from app.extensions import db
     from app.observability.metrics import MetricsObserver
@@ -113,7 +114,7 @@ def register_services(app: Flask, settings: Settings) -> None:
     observer = ObserverGroup(MetricsObserver(), ChatLogObserver())
     with app.app_context():
         app.extensions["services"] = build_services(
-            settings, db.engine, observer=observer, schema=SchemaMigrator(app)
+            settings, db.engine, observer=observer, schema=SchemaMigrator(app), tuning=tuning
         )
 
 
@@ -131,11 +132,11 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(widget.bp)
 
 
-def register_security(app: Flask, settings: Settings) -> None:
+def register_security(app: Flask, settings: Settings, tuning: Tuning) -> None:
     """Client identity behind proxies, rate limits, the stream cap, security headers."""
     from app.api.security import install
 
-    install(app, settings)
+    install(app, settings, tuning)
 
 
 def register_error_handlers(app: Flask) -> None:

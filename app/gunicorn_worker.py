@@ -15,7 +15,7 @@ request costs time linear in its size, however it is split into reads and chunks
 - a `Content-Length` body: only the buffer's length is compared with the body's end;
 - a chunked body: an incremental reader (app/http_framing.py) takes each read once, keeps the
   decoded body and drops the framing; a bare LF, a bad size or extension is refused at once (400),
-  as is a chunk size, body or framing beyond MAX_CONTENT_LENGTH (413, app.MAX_REQUEST_BYTES).
+  as is a chunk size, body or framing beyond MAX_CONTENT_LENGTH (413, Tuning.max_request_bytes).
   The thread's parser gets the head with the body as one chunk (and the trailers), so gunicorn's
   ChunkedReader, which copies what it holds once per chunk, reads it in one step.
 A malformed request is answered at once with a JSON error. Only a whole request goes to a thread,
@@ -64,7 +64,6 @@ from app.http_refusals import TIMEOUT, TOO_LARGE, error_for
 # bytes holds nothing but a socket and a buffer for a few seconds.
 READ_DEADLINE_SECONDS = 10.0
 _RECV_BYTES = 64 * 1024
-_ACCEPT_BATCH = 64
 # A request head (line and headers) larger than this is refused with 431 before gunicorn's own,
 # much larger limits (100 headers of 8 kB): it bounds the memory 1,000 slow clients can hold.
 _MAX_HEAD_BYTES = 32 * 1024
@@ -88,6 +87,8 @@ _SPARE_FDS = 256
 class BufferingThreadWorker(ThreadWorker):
     """gthread, with requests read by the main loop (non-blocking, with a deadline) instead of by
     the pool threads."""
+
+    accept_batch = 64  # connections accepted per pass of the main loop (see accept)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -141,7 +142,7 @@ class BufferingThreadWorker(ThreadWorker):
     def accept(self, listener: socket.socket) -> None:
         # Several at once: after a burst of connections (slow clients reconnecting together), one
         # accept per pass of the loop would leave a reader's connection queued behind all of them.
-        for _ in range(_ACCEPT_BATCH):
+        for _ in range(self.accept_batch):
             if self.nr_conns >= self.worker_connections:
                 return
             try:

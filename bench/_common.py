@@ -25,12 +25,13 @@ EVAL_QUESTIONS = SHARED / "eval" / "docusaurus-questions.dev.jsonl"
 FAKE_KEY = "AIza-bench-key-0000"
 
 # Limits are for abusers, not for a benchmark that sends everything from 127.0.0.1: the setting,
-# and the constants (tests/tuning.py) for a service run on a tuned app (bench.variants:app).
+# and the Tuning fields (app/tuning.py) for a service built with them: `Tuning(**UNLIMITED_TUNING)`,
+# handed to a tuned app (bench.variants, tests/tuned_wsgi.py) by tests/tuning.py's tuning_env.
 UNLIMITED = {"RATE_LIMIT_CHAT": "1000000/minute"}
-UNLIMITED_TUNING = {
-    "app.api.security:RATE_LIMIT_DEFAULT": "1000000/minute",
-    "app.api.security:RATE_LIMIT_HEALTH": "1000000/minute",
-    "app.api.security:MAX_STREAMS_PER_CLIENT": 1000,
+UNLIMITED_TUNING: dict[str, Any] = {
+    "rate_limit_default": "1000000/minute",
+    "rate_limit_health": "1000000/minute",
+    "max_streams_per_client": 1000,
 }
 
 

@@ -12,6 +12,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 
+from app.tuning import Tuning
 from tests.fakes.gemini_server import FakeGemini
 
 MINILM_DIM = 384
@@ -37,32 +38,28 @@ def minilm_embedder() -> Callable[[list[str]], list[list[float]]]:
 
 
 @contextlib.contextmanager
-def embeddings(mode: str) -> Iterator[str]:
-    """Run the body in `mode`: "keyword" (no Gemini key) or "hybrid" (MiniLM behind a fake Gemini).
+def embeddings(mode: str) -> Iterator[Tuning]:
+    """Run the body in `mode`: "keyword" (no Gemini key) or "hybrid" (MiniLM behind a fake Gemini);
+    the body builds its services with the Tuning it is given (MiniLM's vector size).
 
     The service reads its settings from the environment, so the Gemini variables are set for the
-    body and restored after it; the embedding size and timeout are constants, set the same way.
+    body and restored after it.
     """
-    from app.services.providers import gemini
-
     names = ("GEMINI_API_KEY", "GEMINI_BASE_URL")
     saved = {name: os.environ.get(name) for name in names}
-    saved_constants = (gemini.EMBEDDING_DIM, gemini.TIMEOUT_SECONDS)
     try:
         if mode == "keyword":
             for name in names:
                 os.environ.pop(name, None)
-            yield mode
+            yield Tuning()
             return
         if mode != "hybrid":
             raise ValueError(f"unknown mode {mode!r}")
         with FakeGemini(api_key=_KEY, embedder=minilm_embedder()) as fake:
-            # A batch of 100 chunks on a busy CPU can take longer than Gemini's usual timeout.
             os.environ.update(GEMINI_API_KEY=_KEY, GEMINI_BASE_URL=fake.base_url)
-            gemini.EMBEDDING_DIM, gemini.TIMEOUT_SECONDS = MINILM_DIM, 600.0
-            yield mode
+            # A batch of 100 chunks on a busy CPU can take longer than Gemini's usual timeout.
+            yield Tuning(embedding_dim=MINILM_DIM, gemini_timeout_seconds=600.0)
     finally:
-        gemini.EMBEDDING_DIM, gemini.TIMEOUT_SECONDS = saved_constants
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)

@@ -78,15 +78,11 @@ class Meter:
 
 def build_app(fake_url: str, database_url: str | None, folder: Path) -> Any:
     sys.path.insert(0, str(ROOT))
-    import app.api.security as security
-    import app.services.answer_cache as answer_cache
     from app import create_app
     from app.config import Settings
     from app.database import upgrade_database
+    from app.tuning import Tuning
 
-    answer_cache.MAX_ENTRIES = 0
-    security.RATE_LIMIT_DEFAULT = "1000000/minute"
-    security.MAX_STREAMS_PER_CLIENT = 1000
     settings = Settings(
         _env_file=None,
         instance_path=folder / "instance",
@@ -97,7 +93,9 @@ def build_app(fake_url: str, database_url: str | None, folder: Path) -> Any:
         rate_limit_chat="1000000/minute",
         log_level="WARNING",
     )
-    application = create_app(settings)
+    # Every chat answered anew (no answer cache), and no limit in the way of one client's chats.
+    tuning = Tuning(answer_cache_entries=0, rate_limit_default="1000000/minute", max_streams_per_client=1000)
+    application = create_app(settings, tuning)
     upgrade_database(application)
     services = application.extensions["services"]
     services.startup.run()

@@ -37,6 +37,7 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.answer_checks import (
     broken_text,
@@ -46,6 +47,9 @@ from bench.answer_checks import (
     uncited_sources,
 )
 from bench.eval_retrieval import docs_folder, label_path, read_questions
+
+if TYPE_CHECKING:
+    from app.tuning import Tuning
 
 METRICS = (
     "real",
@@ -73,8 +77,10 @@ def ask_all(
     site_url: str,
     route_base_path: str,
     current_page: str = "none",
+    tuning: Tuning | None = None,
 ) -> dict:
-    """Index `docs`, ask every question through the chat path, and check every answer."""
+    """Index `docs`, ask every question through the chat path (services built with `tuning`), and
+    check every answer."""
     from app import create_app
     from app.database import upgrade_database
     from app.extensions import db
@@ -93,7 +99,8 @@ def ask_all(
                 "qdrant_url": None,
                 "book_site_url": site_url,
                 "book_route_base_path": route_base_path,
-            }
+            },
+            tuning,
         )
         upgrade_database(app)
         services = app.extensions["services"]
@@ -102,7 +109,7 @@ def ask_all(
         chat = ChatService(
             services.store, services.retriever, OfflineAnswerer(book_idf=services.retriever.book_idf)
         )
-        _, chunks = make_ingester(services.settings).read_chunks(
+        _, chunks = make_ingester(services.settings, tuning=tuning).read_chunks(
             docs, site_url=site_url, route_base_path=route_base_path
         )
         page_urls = {c.file: c.url.split("#")[0] for c in chunks}
@@ -254,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
         from bench._embeddings import embeddings
 
-        with embeddings(mode):
+        with embeddings(mode) as tuning:
             run = ask_all(
                 docs,
                 questions,
@@ -262,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                 site_url=args.site_url,
                 route_base_path=args.route_base_path,
                 current_page=args.current_page,
+                tuning=tuning,
             )
         results[mode] = score(run["answers"])
         if args.dump:

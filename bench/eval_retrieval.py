@@ -28,6 +28,7 @@ from app.services.container import make_embedder, make_ingester, make_retriever
 from app.services.index import open_index
 from app.services.retrieval import sparse
 from app.services.retrieval.floor import FloorVerdict
+from app.tuning import Tuning
 
 # The figures the last line's JSON holds (and the table's first rows).
 SUMMARY_METRICS = (
@@ -94,8 +95,10 @@ def evaluate(
     show: bool,
     offtopic: list[dict] | None = None,
     current_page: str = "none",
+    tuning: Tuning | None = None,
 ) -> dict:
-    """Index `docs` in a temporary folder and score every question; returns the metrics."""
+    """Index `docs` in a temporary folder (services built with `tuning`) and score every question;
+    returns the metrics."""
     offtopic = offtopic or []
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(
@@ -106,10 +109,12 @@ def evaluate(
             book_route_base_path=route_base_path,
         )
         started = time.perf_counter()
-        summary = make_ingester(settings).ingest(docs, site_url=site_url, route_base_path=route_base_path)
+        summary = make_ingester(settings, tuning=tuning).ingest(
+            docs, site_url=site_url, route_base_path=route_base_path
+        )
         ingest_s = time.perf_counter() - started
-        retriever = make_retriever(open_index(settings), make_embedder(settings))
-        _, chunks = make_ingester(settings).read_chunks(
+        retriever = make_retriever(open_index(settings), make_embedder(settings, tuning))
+        _, chunks = make_ingester(settings, tuning=tuning).read_chunks(
             docs, site_url=site_url, route_base_path=route_base_path
         )
         page_urls = {c.file: c.url.split("#")[0] for c in chunks}
@@ -225,12 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     questions = read_questions(args.questions)
     offtopic = read_questions(args.offtopic) if args.offtopic else []
-    context = contextlib.nullcontext()
+    context: contextlib.AbstractContextManager[Tuning] = contextlib.nullcontext(Tuning())
     if args.embeddings == "minilm":
         from bench._embeddings import embeddings
 
         context = embeddings("hybrid")
-    with context:
+    with context as tuning:
         metrics = evaluate(
             docs_folder(args.docs),
             questions,
@@ -239,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             show=not args.quiet,
             offtopic=offtopic,
             current_page=args.current_page,
+            tuning=tuning,
         )
     print(json.dumps({k: metrics[k] for k in SUMMARY_METRICS}))
     return 0

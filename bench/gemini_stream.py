@@ -24,15 +24,20 @@ from bench._common import FAKE_KEY, emit, fake_gemini, machine
 
 
 def provider(base_url: str):
-    """A provider as the service builds it, pointed at the fake."""
+    """A provider as the service builds it (the default tuning), pointed at the fake."""
     from app.services.providers.gemini import GeminiConfig, GeminiProvider
+    from app.tuning import Tuning
 
+    tuning = Tuning()
     return GeminiProvider(
         GeminiConfig(
             api_key=FAKE_KEY,
             model="gemini-3.5-flash",
             embedding_model="gemini-embedding-001",
-            embedding_dim=768,
+            embedding_dim=tuning.embedding_dim,
+            timeout_seconds=tuning.gemini_timeout_seconds,
+            max_attempts=tuning.gemini_max_attempts,
+            max_backoff=tuning.gemini_max_retry_wait_seconds,
             base_url=base_url,
         )
     )

@@ -48,6 +48,7 @@ from typing import Any
 
 import httpx
 
+from app.tuning import Tuning
 from bench._common import (
     FAKE_KEY,
     UNLIMITED,
@@ -65,6 +66,7 @@ from bench._common import (
 )
 from tests.tuning import tuning_env
 
+NO_ANSWER_CACHE = {"answer_cache_entries": 0}  # every chat answered anew, unless --answer-cache
 QUESTIONS = [
     "How do I deploy to Hugging Face Spaces?",
     "How do I configure CORS for the widget?",
@@ -385,13 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     env = {
         **UNLIMITED,
         "GEMINI_API_KEY": FAKE_KEY,
-        # Constants changed in the service (bench.variants applies TEST_TUNING, tests/tuning.py).
-        **tuning_env(
-            {
-                **UNLIMITED_TUNING,
-                **({} if args.answer_cache else {"app.services.answer_cache:MAX_ENTRIES": 0}),
-            }
-        ),
+        # The service's tuning (bench.variants builds the app with TEST_TUNING, tests/tuning.py).
+        **tuning_env(Tuning(**UNLIMITED_TUNING, **({} if args.answer_cache else NO_ANSWER_CACHE))),
     }
     if args.workers:
         env["WEB_CONCURRENCY"] = str(args.workers)
@@ -429,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
                 tempfile.TemporaryDirectory(prefix="bench-load-") as tmp,
                 Gunicorn(
                     Path(tmp) / "instance",
-                    app="bench.variants:app",
+                    app="bench.variants:app_from_env()",
                     extra_args=["--worker-class", args.worker_class] if args.worker_class else (),
                     **config_env,
                 ) as service,

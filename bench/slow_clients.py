@@ -34,6 +34,7 @@ from typing import Any
 
 import requests
 
+from app.tuning import Tuning
 from bench._common import (
     UNLIMITED,
     UNLIMITED_TUNING,
@@ -172,7 +173,7 @@ def run(worker_class: str, kind: str, args: argparse.Namespace, root: Path) -> d
         "WEB_CONCURRENCY": str(args.workers),
         "GUNICORN_CMD_ARGS": f"--threads {args.threads}",
         "LOG_LEVEL": "WARNING",
-        **tuning_env({**UNLIMITED_TUNING, "app.services.answer_cache:MAX_ENTRIES": 0}),
+        **tuning_env(Tuning(**UNLIMITED_TUNING, answer_cache_entries=0)),
     }
     if args.pythonpath:
         env["PYTHONPATH"] = args.pythonpath

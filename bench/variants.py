@@ -1,9 +1,13 @@
 """The service with one lever changed, for side-by-side runs of bench.load (`--variants`).
 
-gunicorn loads `bench.variants:app` instead of `wsgi:app`; each worker applies the variants
-named in BENCH_VARIANTS (comma-separated) before it builds the app, so the service is the
-project's code with exactly those changes. `current` changes nothing. Settings-only variants
-(quiet logs) are environment overrides, applied by bench.load, listed in ENV.
+gunicorn loads `bench.variants:app_from_env()` instead of `wsgi:app`; each worker builds the app
+with the variants named in BENCH_VARIANTS (comma-separated), so the service is the project's
+code with exactly those changes. `current` changes nothing. A variant is a patch of the code
+(PATCHES, applied before the app is built), a change of tuning (TUNING: fields of app/tuning.py's
+`Tuning`, on top of the tuning bench.load hands over in TEST_TUNING, tests/tuning.py), or
+environment overrides (ENV: settings such as quiet logs, applied by bench.load). Every patch
+replaces an attribute that must exist, and tests/integration/test_bench_variants.py answers a
+chat through each variant, so a variant cannot rot unseen when the code it patches changes.
 
 Variants that remove work (no database writes, memoised retrieval) are not options for the
 service: they measure what that work costs, to decide whether a lever there can pay. Others are
@@ -19,9 +23,14 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
-from tests.tuning import apply_tuning
+from app.tuning import Tuning
+from tests.tuning import tuning_from_env
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 # Environment overrides per variant (applied by bench.load to the service it starts).
 ENV: dict[str, dict[str, str]] = {
@@ -47,6 +56,35 @@ ENV: dict[str, dict[str, str]] = {
     "switch-20ms": {},
     "switch-50ms": {},
 }
+
+# Tuning per variant (fields of app/tuning.py's Tuning).
+TUNING: dict[str, dict[str, Any]] = {
+    "no-keepalive-thread": {"keepalive_seconds": 0},  # events framed inline, no producer thread
+}
+
+# How to undo what the patches did, newest last (restore(): the smoke test tries every variant
+# in one process).
+_UNDO: list[Callable[[], None]] = []
+_MISSING = object()
+
+
+def _patch(owner: Any, name: str, value: Any) -> None:
+    """Set `owner.name` to `value`; `owner` must have it already (a renamed method or function is an
+    error here, not a patch that silently changes nothing)."""
+    if not hasattr(owner, name):
+        raise AttributeError(
+            f"bench variant: {getattr(owner, '__name__', owner)!r} has no {name!r} to replace"
+        )
+    own = vars(owner).get(name, _MISSING)
+
+    def undo() -> None:
+        if own is _MISSING:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, own)
+
+    setattr(owner, name, value)
+    _UNDO.append(undo)
 
 
 def sdk_stream() -> None:
@@ -101,7 +139,7 @@ def sdk_stream() -> None:
         finish = candidates[0].finish_reason if candidates else None
         return gemini_stream.StreamPiece(chunk.text or "", counts, None if finish is None else str(finish))
 
-    gemini.GeminiProvider.stream = stream  # type: ignore[method-assign]
+    _patch(gemini.GeminiProvider, "stream", stream)
 
 
 def httpx2_stream() -> None:
@@ -135,14 +173,14 @@ def httpx2_stream() -> None:
         finally:
             response.close()
 
-    gemini.read_pieces = read_pieces  # type: ignore[assignment]
+    _patch(gemini, "read_pieces", read_pieces)
 
 
 def no_query_embedding() -> None:
     """Keyword retrieval only: no embedding call, no dense search."""
     from app.services.retrieval.retriever import Retriever
 
-    Retriever._embed = lambda self, question: None  # type: ignore[method-assign]
+    _patch(Retriever, "_embed", lambda self, question: None)
 
 
 def no_db_writes() -> None:
@@ -154,8 +192,8 @@ def no_db_writes() -> None:
     ) -> OpenTurn:
         return OpenTurn(conversation_id or uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), [])
 
-    ConversationStore.open_turn = open_turn  # type: ignore[method-assign]
-    ConversationStore.finish_turn = lambda self, message_id, outcome: None  # type: ignore[method-assign]
+    _patch(ConversationStore, "open_turn", open_turn)
+    _patch(ConversationStore, "finish_turn", lambda self, message_id, outcome: None)
 
 
 def memo_retrieval() -> None:
@@ -165,26 +203,27 @@ def memo_retrieval() -> None:
     original = Retriever.retrieve
     memo: dict[tuple[str, Any], Any] = {}
 
-    def retrieve(self: Any, question: str, *, limit: int | None = None, alternatives: Any = ()) -> Any:
-        key = (question, limit, tuple(alternatives))
+    def retrieve(
+        self: Any, question: str, *, limit: int | None = None, alternatives: Any = (), page: str | None = None
+    ) -> Any:
+        key = (question, limit, tuple(alternatives), page)
         if key not in memo:
-            memo[key] = original(self, question, limit=limit, alternatives=alternatives)
+            memo[key] = original(self, question, limit=limit, alternatives=alternatives, page=page)
         return memo[key]
 
-    Retriever.retrieve = retrieve  # type: ignore[method-assign]
-
-
-def no_keepalive_thread() -> None:
-    """No keep-alive comments: events framed inline, no producer thread."""
-    from app.api import sse
-
-    sse.KEEPALIVE_SECONDS = 0
+    _patch(Retriever, "retrieve", retrieve)
 
 
 def switch_interval(seconds: float) -> Callable[[], None]:
     """The interpreter's GIL switch interval (default 5 ms): how long a thread that wants the GIL
     back (after a socket or SQLite call) may wait while others compute."""
-    return lambda: sys.setswitchinterval(seconds)
+
+    def patch() -> None:
+        previous = sys.getswitchinterval()
+        _UNDO.append(lambda: sys.setswitchinterval(previous))
+        sys.setswitchinterval(seconds)
+
+    return patch
 
 
 _TIMELINE = threading.local()
@@ -205,6 +244,7 @@ def timeline() -> None:
     from app.services.retrieval.retriever import Retriever
 
     out = open(f"{os.environ.get('BENCH_TIMELINE', '/tmp/timeline')}.{os.getpid()}", "a", buffering=1)
+    _UNDO.append(out.close)
 
     def stamp(name: str) -> None:
         marks = getattr(_TIMELINE, "marks", None)
@@ -219,7 +259,7 @@ def timeline() -> None:
             stamp(name)
             return result
 
-        setattr(cls, method, wrapper)
+        _patch(cls, method, wrapper)
 
     conn_init = gthread.TConn.__init__
 
@@ -243,9 +283,9 @@ def timeline() -> None:
         }
         return handle(self, req, conn)
 
-    gthread.TConn.__init__ = tconn_init  # type: ignore[method-assign]
-    gthread.ThreadWorker.enqueue_req = enqueue_req  # type: ignore[method-assign]
-    gthread.ThreadWorker.handle_request = handle_request  # type: ignore[method-assign]
+    _patch(gthread.TConn, "__init__", tconn_init)
+    _patch(gthread.ThreadWorker, "enqueue_req", enqueue_req)
+    _patch(gthread.ThreadWorker, "handle_request", handle_request)
     stamped(ConversationStore, "open_turn", "stored")
     stamped(GeminiProvider, "embed_query", "embedded")
     stamped(Retriever, "retrieve", "retrieved")
@@ -296,7 +336,7 @@ def gate(slots: int) -> Callable[[], None]:
                 with semaphore:
                     return __original(*args, **kwargs)
 
-            setattr(cls, method, wrapper)
+            _patch(cls, method, wrapper)
         timeline()
 
     return patch
@@ -325,7 +365,7 @@ def cpu_gate(slots: int) -> Callable[[], None]:
                 with semaphore:
                     return __original(*args, **kwargs)
 
-            setattr(cls, method, wrapper)
+            _patch(cls, method, wrapper)
 
     return patch
 
@@ -334,9 +374,9 @@ def accept_batch(size: int, *then: Callable[[], None]) -> Callable[[], None]:
     """Experiment: connections a worker accepts per pass of its main loop."""
 
     def patch() -> None:
-        from app import gunicorn_worker
+        from app.gunicorn_worker import BufferingThreadWorker
 
-        gunicorn_worker._ACCEPT_BATCH = size
+        _patch(BufferingThreadWorker, "accept_batch", size)
         for more in then or (timeline,):
             more()
 
@@ -348,16 +388,16 @@ def malloc_trim_every(seconds: float) -> Callable[[], None]:
 
     def patch() -> None:
         import ctypes
-        import time
 
         libc = ctypes.CDLL("libc.so.6")
+        stop = threading.Event()
 
         def trim() -> None:
-            while True:
-                time.sleep(seconds)
+            while not stop.wait(seconds):
                 libc.malloc_trim(0)
 
         threading.Thread(target=trim, name="malloc-trim", daemon=True).start()
+        _UNDO.append(stop.set)
 
     return patch
 
@@ -381,25 +421,47 @@ PATCHES: dict[str, Callable[[], None]] = {
     "no-query-embedding": no_query_embedding,
     "no-db-writes": no_db_writes,
     "memo-retrieval": memo_retrieval,
-    "no-keepalive-thread": no_keepalive_thread,
 }
 
 
-def apply(names: str) -> None:
-    """Apply the comma-separated variants (unknown names are an error, not a silent no-op)."""
-    for name in filter(None, (n.strip() for n in names.split(","))):
+def chosen(names: str) -> list[str]:
+    """The comma-separated variants of `names` (unknown names are an error, not a silent no-op)."""
+    variants = [name for name in (n.strip() for n in names.split(",")) if name]
+    for name in variants:
         if name not in ENV:
             raise SystemExit(f"unknown bench variant {name!r}; known: {', '.join(ENV)}")
+    return variants
+
+
+def build(names: str, config: Any = None, tuning: Tuning | None = None) -> Flask:
+    """The app with the variants `names`: their patches applied, then `create_app(config)` with
+    `tuning` (default: the production values) changed as the variants say, then their WSGI wrappers."""
+    from app import create_app
+
+    variants = chosen(names)
+    for name in variants:
         if name in PATCHES:
             PATCHES[name]()
+    changes = {field: value for name in variants for field, value in TUNING.get(name, {}).items()}
+    app = create_app(config, replace(tuning or Tuning(), **changes))
+    for wrap in _WRAPPERS:
+        app.wsgi_app = wrap(app.wsgi_app)  # type: ignore[method-assign]
+    return app
 
 
-apply_tuning()  # the constants bench.load changes for every variant (limits, answer cache)
-apply(os.environ.get("BENCH_VARIANTS", ""))
+def restore() -> None:
+    """Undo every patch (newest first) and forget the WSGI wrappers."""
+    while _UNDO:
+        _UNDO.pop()()
+    _WRAPPERS.clear()
 
-from wsgi import app  # noqa: E402 - the app is built after the patches, in each worker
 
-for _wrap in _WRAPPERS:
-    app.wsgi_app = _wrap(app.wsgi_app)  # type: ignore[method-assign]
+def app_from_env() -> Flask:
+    """What gunicorn loads (`bench.variants:app_from_env()`), in each worker: BENCH_VARIANTS on
+    the tuning of TEST_TUNING (bench.load's limits and answer cache)."""
+    from app import ConfigError
 
-__all__ = ["app"]
+    try:
+        return build(os.environ.get("BENCH_VARIANTS", ""), tuning=tuning_from_env())
+    except ConfigError as exc:  # as wsgi.py says it
+        raise SystemExit(f"Configuration error: {exc}") from None

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from app.config import Settings, normalise_database_url
+from app.tuning import Tuning
 from tests.support.service import parse_widget_stream  # noqa: F401  (integration tests import it from here)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,10 +72,15 @@ def empty_postgres_tables(url: str) -> None:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path, database_url: str, monkeypatch):
-    """Build Settings for a test: isolated instance folder, the fixture book, no .env, and health
-    checks that are never cached (a test sees a change at once)."""
-    monkeypatch.setattr("app.services.health.CACHE_SECONDS", 0)
+def tuning() -> Tuning:
+    """The tuning in-process apps are built with: health checks never cached (a test sees a change
+    at once). A test that needs other values builds from it: `dataclasses.replace(tuning, ...)`."""
+    return Tuning(health_cache_seconds=0)
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, database_url: str):
+    """Build Settings for a test: isolated instance folder, the fixture book, no .env."""
 
     def build(**overrides: object) -> Settings:
         values: dict[str, object] = {
@@ -90,15 +97,16 @@ def make_settings(tmp_path: Path, database_url: str, monkeypatch):
 
 
 @pytest.fixture
-def make_app(make_settings):
-    """Build apps like `app` from make_settings(**overrides); each is closed after the test."""
+def make_app(make_settings, tuning):
+    """Build apps like `app` from make_settings(**overrides) and `tuning` (default: the fixture's);
+    each is closed after the test."""
     from app import create_app
     from app.database import upgrade_database
 
     built = []
 
-    def build(**overrides: object):
-        application = create_app(make_settings(**overrides))
+    def build(tuning: Tuning = tuning, **overrides: object):
+        application = create_app(make_settings(**overrides), tuning)
         built.append(application)
         upgrade_database(application)
         services = application.extensions["services"]
@@ -140,14 +148,19 @@ def fake_gemini():
 
 
 @pytest.fixture
-def make_gemini_app(make_app, fake_gemini, monkeypatch):
-    """Build an app answered by the fake Gemini (short retry waits: no test sleeps through real
-    back-off), start-up done, and the fake's start-up traffic forgotten: a test asserts on its own."""
-    monkeypatch.setattr("app.services.providers.gemini.MAX_RETRY_WAIT_SECONDS", 0.05)
+def gemini_tuning(tuning) -> Tuning:
+    """The fixture's tuning with short retry waits: no test sleeps through real back-off."""
+    return replace(tuning, gemini_max_retry_wait_seconds=0.05)
 
-    def build(**overrides: object):
+
+@pytest.fixture
+def make_gemini_app(make_app, fake_gemini, gemini_tuning):
+    """Build an app answered by the fake Gemini (with `gemini_tuning` unless given a tuning), start-up
+    done, and the fake's start-up traffic forgotten: a test asserts on its own."""
+
+    def build(tuning: Tuning = gemini_tuning, **overrides: object):
         settings = {"gemini_api_key": FAKE_GEMINI_KEY, "gemini_base_url": fake_gemini.base_url, **overrides}
-        application = make_app(**settings)
+        application = make_app(tuning, **settings)
         fake_gemini.reset()
         return application
 

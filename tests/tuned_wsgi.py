@@ -1,13 +1,15 @@
-"""The service's WSGI app with the tuning constants of TEST_TUNING applied (tests/tuning.py).
+"""The service's WSGI app built with the Tuning of TEST_TUNING (tests/tuning.py).
 
 gunicorn runs `tests.tuned_wsgi:app` instead of `wsgi:app` for `Service(tuning=...)` in the
-end-to-end tests; each worker applies the constants before it builds the app.
+end-to-end tests; each worker builds the app with that tuning.
 """
 
-from tests.tuning import apply_tuning
+from app import ConfigError, create_app
+from tests.tuning import tuning_from_env
 
-apply_tuning()
-
-from wsgi import app  # noqa: E402 - after the constants are set
+try:
+    app = create_app(tuning=tuning_from_env())
+except ConfigError as exc:  # as wsgi.py says it
+    raise SystemExit(f"Configuration error: {exc}") from None
 
 __all__ = ["app"]

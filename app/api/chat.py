@@ -11,7 +11,7 @@ from app.api import sse
 from app.api.parsing import parse_json_body
 from app.api.schemas import ChatAnswer, ChatRequest, wire
 from app.api.security import cap_streams
-from app.api.services import services
+from app.api.services import services, tuning
 from app.services.chat import ChatQuestion
 from app.services.chat_turn import ChatTurn
 
@@ -22,7 +22,7 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 @bp.post("/chat")
-@cap_streams  # at most MAX_STREAMS_PER_CLIENT answers in progress per client
+@cap_streams  # at most Tuning.max_streams_per_client answers in progress per client
 def chat() -> ResponseReturnValue:
     """Answer a question; streams metadata → token… → done, or one JSON object on request."""
     body = parse_json_body(ChatRequest)
@@ -45,4 +45,6 @@ def _sse(turn: ChatTurn) -> Iterator[str]:
     # When the reader disconnects, gunicorn closes this generator; sse_stream then closes the
     # turn's events, which store the answer as interrupted and abandon the upstream request.
     # A worker that stops mid-answer cuts the turn (turn.recorder): the response ends at once.
-    return sse.sse_stream(turn.events(), keepalive_seconds=sse.KEEPALIVE_SECONDS, interruption=turn.recorder)
+    return sse.sse_stream(
+        turn.events(), keepalive_seconds=tuning().keepalive_seconds, interruption=turn.recorder
+    )

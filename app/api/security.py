@@ -5,11 +5,12 @@ it may have in progress, and the headers every response carries.
   own address would be everyone's, so `X-Forwarded-For` is honoured for exactly `PROXY_HOPS`
   hops (werkzeug's ProxyFix) and ignored otherwise, so a client cannot pick its own identity.
 - Rate limits (Flask-Limiter, moving window) per client and per route: `RATE_LIMIT_CHAT` for
-  `POST /api/chat`; constants below for the probes and for the rest. With
+  `POST /api/chat`; the app's tuning (app/tuning.py) for the probes and for the rest. With
   `REDIS_URL` the counters are shared by every worker; otherwise each worker counts in memory.
   A Redis outage never fails a request: after one timeout this worker stops asking Redis and
   counts in memory until Redis answers again (app/api/redis_breaker.py), logged once.
-- At most `MAX_STREAMS_PER_CLIENT` answers in progress per client (shared through Redis too).
+- At most `max_streams_per_client` answers in progress per client (shared through Redis too),
+  each slot a lease renewed while its stream sends.
 - The 429 has the API's JSON error shape and a `Retry-After` header.
 - Every response carries nosniff, a Referrer-Policy and a same-origin Content-Security-Policy
   whose `frame-ancestors` lets the Space page on huggingface.co frame the service.
@@ -33,6 +34,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app.api.errors import ApiError, error_response
 from app.config import ConfigError, Settings
 from app.services.errors import ErrorCode
+from app.tuning import Tuning
 
 if TYPE_CHECKING:
     import redis
@@ -43,23 +45,6 @@ log = logging.getLogger(__name__)
 CORS_SUPPORTS_CREDENTIALS = False
 # Headers a cross-origin widget may read (it needs Retry-After to back off politely).
 CORS_EXPOSE_HEADERS = ["Retry-After", "X-Request-ID"]  # a widget on another origin may read them
-
-# Limits that are constants (RATE_LIMIT_CHAT is the operator's): probes come from the platform at
-# most every few seconds, so 300/minute never stops one; 120/minute on the other routes (pages,
-# conversations, feedback) is far above what a reader clicks and low enough to stop a scraper.
-RATE_LIMIT_HEALTH = "300/minute"
-RATE_LIMIT_DEFAULT = "120/minute"
-# A reader has one answer in progress; 8 leaves room for a few readers behind one NAT while
-# keeping one address from holding more than a small share of the worker threads.
-MAX_STREAMS_PER_CLIENT = 8
-
-# A stream slot is a lease: held this long unless renewed, and a live stream renews it every
-# STREAM_RENEW_SECONDS as it sends (an event or a keep-alive at least every 15 s). So a slot that
-# nobody will release frees itself within a minute: a worker killed mid-answer, or an acquire
-# that timed out on our side but ran when a hung Redis resumed. A JSON answer (no renewal) fits
-# in it too. 20 + 15 s is the longest a live stream goes unrenewed: well inside 60.
-STREAM_LEASE_SECONDS = 60
-STREAM_RENEW_SECONDS = 20
 _REDIS_PREFIX = "book-chat"
 
 
@@ -75,8 +60,9 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
-def install(app: Flask, settings: Settings) -> None:
-    """Wire client identity, rate limits, the stream cap and security headers into the app."""
+def install(app: Flask, settings: Settings, tuning: Tuning) -> None:
+    """Wire client identity, rate limits, the stream cap and security headers into the app, with
+    the limits of `tuning`."""
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]  # ProxyFix wraps the WSGI callable, as Flask documents
     else:
@@ -88,15 +74,20 @@ def install(app: Flask, settings: Settings) -> None:
         from app.api.redis_breaker import shared_redis  # imports redis: only when it is used
 
         shared = shared_redis(settings.redis_url.get_secret_value())
-    app.extensions["rate_limiter"] = _install_limiter(app, settings, shared)
-    app.extensions["stream_slots"] = StreamSlots(MAX_STREAMS_PER_CLIENT, shared)
+    app.extensions["rate_limiter"] = _install_limiter(app, settings, tuning, shared)
+    app.extensions["stream_slots"] = StreamSlots(
+        tuning.max_streams_per_client,
+        shared,
+        lease=tuning.stream_lease_seconds,
+        renew_every=tuning.stream_renew_seconds,
+    )
     _install_headers(app, settings)
 
 
 # --- rate limits -----------------------------------------------------------------------------------
 
 
-def _install_limiter(app: Flask, settings: Settings, shared: redis.Redis | None) -> Limiter:
+def _install_limiter(app: Flask, settings: Settings, tuning: Tuning, shared: redis.Redis | None) -> Limiter:
     redis_options: dict[str, Any] = {}
     if shared is not None and settings.redis_url is not None:
         storage_uri = settings.redis_url.get_secret_value()
@@ -108,7 +99,7 @@ def _install_limiter(app: Flask, settings: Settings, shared: redis.Redis | None)
     # apps in one process (tests, flask shell) never share or overwrite each other's counters.
     limiter = Limiter(
         key_func=client_address,
-        default_limits=[RATE_LIMIT_DEFAULT],
+        default_limits=[tuning.rate_limit_default],
         storage_uri=storage_uri,
         storage_options=redis_options,
         strategy="moving-window",
@@ -123,7 +114,7 @@ def _install_limiter(app: Flask, settings: Settings, shared: redis.Redis | None)
         in_memory_fallback_enabled=True,
     )
     limiter.init_app(app)
-    for name, value in {"chat": settings.rate_limit_chat, "health": RATE_LIMIT_HEALTH}.items():
+    for name, value in {"chat": settings.rate_limit_chat, "health": tuning.rate_limit_health}.items():
         blueprint = app.blueprints.get(name)
         # app.blueprints is typed with Flask's sans-IO base class; the ones registered here are
         # flask.Blueprint, which is what Flask-Limiter takes.
@@ -200,10 +191,11 @@ class StreamSlots:
     """
 
     def __init__(
-        self, limit: int, redis_client: redis.Redis | None = None, lease: float = STREAM_LEASE_SECONDS
+        self, limit: int, redis_client: redis.Redis | None = None, *, lease: float, renew_every: float
     ) -> None:
         self.limit = limit
-        self.lease = lease
+        self.lease = lease  # a slot nobody releases frees itself after this long
+        self.renew_every = renew_every  # how often a live stream renews its slot's lease
         self._lock = threading.Lock()
         self._held: dict[str, dict[str, float]] = {}
         # Tokens whose acquire may have reached Redis without us hearing back: client -> token ->
@@ -314,7 +306,7 @@ class StreamSlots:
 
 def cap_streams(view: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a view that produces an answer: 429 when the client already has
-    MAX_STREAMS_PER_CLIENT answers in progress. The slot is held until a streamed response is
+    `limit` answers in progress. The slot is held until a streamed response is
     closed (finished, or the reader went away) or, for a plain response, until the view returns.
     """
 
@@ -354,7 +346,7 @@ def _hold_while_streaming(body: Iterable[Any], slots: StreamSlots, client: str, 
     try:
         for chunk in iterator:
             yield chunk
-            if time.monotonic() - renewed >= STREAM_RENEW_SECONDS:
+            if time.monotonic() - renewed >= slots.renew_every:
                 renewed = time.monotonic()
                 slots.renew(client, token)
     finally:

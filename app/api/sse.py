@@ -1,8 +1,8 @@
 """Server-Sent Events framing, with keep-alive comments while an answer is slow to come.
 
 Proxies (Hugging Face's among them) cut connections that stay silent too long. When the next
-event takes longer than `keepalive_seconds`, a comment line (`: keep-alive`) goes out; the widget
-keeps only `data: ` lines, so it never sees them.
+event takes longer than `keepalive_seconds` (app/tuning.py), a comment line (`: keep-alive`) goes
+out; the widget keeps only `data: ` lines, so it never sees them.
 
 The events are produced on a helper thread so the response can speak while the producer waits
 on Gemini. When the reader goes away, the producer is told to stop and closes the event
@@ -27,9 +27,6 @@ from typing import Any, Protocol
 from app.api.schemas import ChatEvent, wire
 
 KEEPALIVE = ": keep-alive\n\n"
-# A keep-alive after this much silence: proxies (the Space's, nginx's default 60 s) cut idle
-# streams after tens of seconds, and Gemini's first token can take several. Not a setting.
-KEEPALIVE_SECONDS = 15.0
 _END = object()
 _WAKE = object()
 

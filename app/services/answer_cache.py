@@ -26,9 +26,6 @@ from app.services.answering.base import Usage
 from app.services.retrieval.retriever import Passage
 
 CACHE_ANSWERER = "cache"
-# First-turn answers kept per worker (LRU): a few hundred kilobytes, enough for the questions a
-# book's readers repeat. Not a setting: the cache is always right (keyed on the index version).
-MAX_ENTRIES = 512
 
 _TRAILING_PUNCTUATION = re.compile(r"[\s?!.,;:…。？！、]+$")
 

@@ -11,10 +11,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from app.config import Settings
-from app.services import answer_cache as answer_cache_tuning
-from app.services import health as health_tuning
 from app.services.answer_cache import AnswerCache
-from app.services.answering import offline as offline_tuning
 from app.services.answering.base import Answerer
 from app.services.answering.offline import OfflineAnswerer
 from app.services.answering.rewriting import ConcatenatingRewriter, QueryRewriter
@@ -37,6 +34,7 @@ from app.services.startup import (
     load_live_index,
     mark_abandoned_answers,
 )
+from app.tuning import Tuning
 
 if TYPE_CHECKING:
     from app.services.providers.gemini import GeminiConfig, GeminiProvider
@@ -69,7 +67,9 @@ class Services:
         return ingest_book(self.settings, embedder=self.gemini, full=full, show_progress=show_progress)
 
 
-def make_gemini_provider(settings: Settings, observer: Observer | None = None) -> GeminiProvider | None:
+def make_gemini_provider(
+    settings: Settings, observer: Observer | None = None, tuning: Tuning | None = None
+) -> GeminiProvider | None:
     """A Gemini client (a connection pool, a circuit breaker), or None without GEMINI_API_KEY.
 
     Build one per container and share it: its breaker must see every call of the process.
@@ -79,33 +79,32 @@ def make_gemini_provider(settings: Settings, observer: Observer | None = None) -
     # Imported lazily: google-genai costs start-up time that the offline mode never needs.
     from app.services.providers.gemini import GeminiProvider
 
-    provider = GeminiProvider(_gemini_config(settings))
+    provider = GeminiProvider(_gemini_config(settings, tuning or Tuning()))
     if observer is not None:
         provider.observer = observer
     return provider
 
 
-def _gemini_config(settings: Settings) -> GeminiConfig:
-    from app.services.providers import gemini
+def _gemini_config(settings: Settings, tuning: Tuning) -> GeminiConfig:
+    from app.services.providers.gemini import GeminiConfig
 
     assert settings.gemini_api_key is not None
-    # The tuning constants are read now (not imported by name) so that tests can change them.
-    return gemini.GeminiConfig(
+    return GeminiConfig(
         api_key=settings.gemini_api_key.get_secret_value(),
         model=settings.gemini_model,
         embedding_model=settings.gemini_embedding_model,
-        embedding_dim=gemini.EMBEDDING_DIM,
+        embedding_dim=tuning.embedding_dim,
         base_url=settings.gemini_base_url,
-        timeout_seconds=gemini.TIMEOUT_SECONDS,
-        max_attempts=gemini.MAX_ATTEMPTS,
-        max_backoff=gemini.MAX_RETRY_WAIT_SECONDS,
+        timeout_seconds=tuning.gemini_timeout_seconds,
+        max_attempts=tuning.gemini_max_attempts,
+        max_backoff=tuning.gemini_max_retry_wait_seconds,
     )
 
 
-def make_embedder(settings: Settings) -> GeminiProvider | None:
+def make_embedder(settings: Settings, tuning: Tuning | None = None) -> GeminiProvider | None:
     """Gemini embeddings when GEMINI_API_KEY is set, else None (keyword retrieval only): a client
     of its own, for tools that build no container (benchmarks)."""
-    return make_gemini_provider(settings)
+    return make_gemini_provider(settings, tuning=tuning)
 
 
 def make_retriever(index: SearchIndex, embedder: Any) -> Retriever:
@@ -114,13 +113,13 @@ def make_retriever(index: SearchIndex, embedder: Any) -> Retriever:
 
 
 def make_answerer(
-    provider: GeminiProvider | None, retriever: Retriever | None = None
+    provider: GeminiProvider | None, retriever: Retriever | None = None, tuning: Tuning | None = None
 ) -> tuple[Answerer, QueryRewriter]:
     """Gemini answers and follow-up rewriting through `provider`; the offline answerer without
     (weighing words by the book's IDF, from `retriever`)."""
     if provider is None:
         offline = OfflineAnswerer(
-            token_delay_seconds=offline_tuning.TOKEN_DELAY_SECONDS,
+            token_delay_seconds=(tuning or Tuning()).token_delay_seconds,
             book_idf=retriever.book_idf if retriever else None,
         )
         return offline, ConcatenatingRewriter()
@@ -135,18 +134,26 @@ def make_answerer(
 _OWN_EMBEDDER: Any = object()  # make_ingester's default: a Gemini client of its own, if keyed
 
 
-def make_ingester(settings: Settings, embedder: Any = _OWN_EMBEDDER) -> Ingester:
-    """An ingester for the configured index (ingestion is occasional: built on demand)."""
+def make_ingester(
+    settings: Settings, embedder: Any = _OWN_EMBEDDER, tuning: Tuning | None = None
+) -> Ingester:
+    """An ingester for the configured index (ingestion is occasional: built on demand); its own
+    Gemini client, unless given `embedder`, is built with `tuning`."""
     if embedder is _OWN_EMBEDDER:
-        embedder = make_embedder(settings)
+        embedder = make_embedder(settings, tuning)
     return Ingester(open_index_writer(settings), Bm25Encoder(), embedder=embedder)
 
 
 def ingest_book(
-    settings: Settings, *, embedder: Any = _OWN_EMBEDDER, full: bool = False, show_progress: bool = False
+    settings: Settings,
+    *,
+    embedder: Any = _OWN_EMBEDDER,
+    full: bool = False,
+    show_progress: bool = False,
+    tuning: Tuning | None = None,
 ) -> IngestSummary:
     """Bring the configured index up to date with the book at DOCS_PATH."""
-    return make_ingester(settings, embedder).ingest(
+    return make_ingester(settings, embedder, tuning).ingest(
         settings.docs_path,
         site_url=settings.book_site_url,
         route_base_path=settings.book_route_base_path,
@@ -160,16 +167,19 @@ def build_services(
     engine: Engine,
     observer: Observer | None = None,
     schema: SchemaGuard | None = None,
+    tuning: Tuning | None = None,
 ) -> Services:
-    """Create the services for one process; `observer` receives their metrics events, and
-    `schema` (from the app) brings the database schema up to date at start-up."""
+    """Create the services for one process with `tuning` (default: the production constants);
+    `observer` receives their metrics events, and `schema` (from the app) brings the database
+    schema up to date at start-up."""
+    tuning = tuning or Tuning()
     sessions = sessionmaker(bind=engine, expire_on_commit=False)
     store = ConversationStore(sessions)
-    provider = make_gemini_provider(settings, observer)
+    provider = make_gemini_provider(settings, observer, tuning)
     index = open_index(settings)
     retriever = make_retriever(index, provider)
-    answerer, rewriter = make_answerer(provider, retriever)
-    cache_size = answer_cache_tuning.MAX_ENTRIES
+    answerer, rewriter = make_answerer(provider, retriever, tuning)
+    cache_size = tuning.answer_cache_entries
     answer_cache = AnswerCache(cache_size) if cache_size else None
     # Gemini unavailable is not "no answer": the extractive answerer steps in unless turned off.
     fallback = (
@@ -207,8 +217,8 @@ def build_services(
             "disk": partial(check_disk, settings.instance_path),
         },
         startup_state=lambda: startup.state,
-        cache_seconds=health_tuning.CACHE_SECONDS,
-        deadline_seconds=health_tuning.CHECK_DEADLINE_SECONDS,
+        cache_seconds=tuning.health_cache_seconds,
+        deadline_seconds=tuning.health_deadline_seconds,
     )
     return Services(
         settings,

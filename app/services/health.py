@@ -39,16 +39,6 @@ class HealthReport:
         }
 
 
-# How long GET /api/health reuses a dependency's check: a probe every second costs one check per
-# 3 s. With the deadline below, a change shows within 5 s even when a check hangs (3 s of a
-# cached "up", then at most 2 s waiting). Not settings: no platform probes faster.
-CACHE_SECONDS = 3.0
-# How long a probe waits for a check. A check still running then is reported down with
-# `"error": "timeout"` and carries on in the background; probes meanwhile wait for that same
-# run (never start a second one), and its result, when it comes, is the next answer.
-CHECK_DEADLINE_SECONDS = 2.0
-
-
 class _NamedCheck:
     """One dependency's check: at most one run at a time, in a thread of its own, and its last
     result with the time it was known."""
@@ -111,15 +101,19 @@ class HealthService:
     each with a deadline, side by side: a hung check neither delays the others nor the probe.
 
     A check that raises counts as down; its exception class is reported, never its text (which
-    can carry connection strings).
+    can carry connection strings). A result is reused for `cache_seconds`; a probe waits at most
+    `deadline_seconds` for a check, and one still running then is reported down with `"error":
+    "timeout"` and carries on in the background: probes meanwhile wait for that same run (never
+    start a second one), and its result, when it comes, is the next answer.
     """
 
     def __init__(
         self,
         checks: dict[str, Check],
         startup_state: Callable[[], str],
-        cache_seconds: float = CACHE_SECONDS,
-        deadline_seconds: float = CHECK_DEADLINE_SECONDS,
+        *,
+        cache_seconds: float,
+        deadline_seconds: float,
     ) -> None:
         self._checks = [_NamedCheck(name, check) for name, check in checks.items()]
         self._startup_state = startup_state

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from werkzeug.serving import make_server
@@ -124,10 +125,10 @@ def site_url() -> str:
 
 
 @pytest.fixture
-def served(make_settings, site_url, monkeypatch) -> Iterator[str]:
+def served(make_settings, tuning, site_url) -> Iterator[str]:
     """The app (fixture book, a typing pace so streaming is visible) on a real HTTP server."""
-    monkeypatch.setattr("app.services.answering.offline.TOKEN_DELAY_SECONDS", 0.015)
-    application = create_app(make_settings(book_site_url=site_url))
+    typing = replace(tuning, token_delay_seconds=0.015)
+    application = create_app(make_settings(book_site_url=site_url), typing)
     upgrade_database(application)
     services = application.extensions["services"]
     services.startup.run()

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from markdown_it import MarkdownIt
 
+from app.tuning import Tuning
 from tests.support.service import METRICS_TOKEN, NO_HEALTH_CACHE, NO_LIMITS, ROOT, Service
 
 pytestmark = pytest.mark.e2e
@@ -139,7 +140,7 @@ def test_every_example_is_run_or_listed_as_skipped():
 def service(tmp_path_factory):
     svc = Service(
         tmp_path_factory.mktemp("docs"),
-        tuning={**NO_HEALTH_CACHE, **NO_LIMITS},
+        tuning=Tuning(**NO_HEALTH_CACHE, **NO_LIMITS),
         RATE_LIMIT_CHAT="10000/minute",
     )
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from app.tuning import Tuning
 from tests.fakes.gemini_server import FakeGeminiProcess
 from tests.support.service import (
     METRICS_AUTH,
@@ -95,7 +96,10 @@ def wait_for(predicate, timeout: float, what: str):
 
 def test_postgres_stopped_under_a_running_service(throwaway_postgres, tmp_path):
     service = Service(
-        tmp_path, tuning=NO_HEALTH_CACHE, DATABASE_URL=throwaway_postgres.url, RATE_LIMIT_CHAT="10000/minute"
+        tmp_path,
+        tuning=Tuning(**NO_HEALTH_CACHE),
+        DATABASE_URL=throwaway_postgres.url,
+        RATE_LIMIT_CHAT="10000/minute",
     )
     try:
         service.wait_healthy()
@@ -127,7 +131,7 @@ def test_reader_leaving_abandons_the_gemini_request(tmp_path):
         fake.configure(reply_text=" ".join(f"word{i}" for i in range(60)))
         service = Service(
             tmp_path,
-            tuning=NO_HEALTH_CACHE,
+            tuning=Tuning(**NO_HEALTH_CACHE),
             GEMINI_API_KEY="fault-key",
             GEMINI_BASE_URL=fake.base_url,
             RATE_LIMIT_CHAT="10000/minute",
@@ -175,7 +179,7 @@ def active_streams(url: str) -> float:
 def test_sigterm_lets_live_streams_finish(tmp_path):
     service = Service(
         tmp_path,
-        tuning=typing_pace(40),
+        tuning=Tuning(**typing_pace(40)),
         GUNICORN_CMD_ARGS="--graceful-timeout 30",
         RATE_LIMIT_CHAT="10000/minute",
     )
@@ -206,7 +210,7 @@ def test_worker_recycling_does_not_cut_streams(tmp_path):
         first.stop()
     service = Service(
         tmp_path,
-        tuning=typing_pace(20),
+        tuning=Tuning(**typing_pace(20)),
         GUNICORN_CMD_ARGS="--max-requests 12",
         WEB_CONCURRENCY="1",
         RATE_LIMIT_CHAT="10000/minute",
@@ -235,7 +239,7 @@ def test_a_slow_answer_gets_keep_alive_comments_the_widget_ignores(tmp_path):
             tmp_path,
             GEMINI_API_KEY="slow-key",
             GEMINI_BASE_URL=fake.base_url,
-            tuning={"app.api.sse:KEEPALIVE_SECONDS": 0.3},
+            tuning=Tuning(keepalive_seconds=0.3),
             RATE_LIMIT_CHAT="10000/minute",
         )
         try:
@@ -255,7 +259,10 @@ def test_a_slow_answer_gets_keep_alive_comments_the_widget_ignores(tmp_path):
 def test_database_down_at_start_serves_and_migrates_once_it_is_back(throwaway_postgres, tmp_path):
     throwaway_postgres.stop()  # Neon still waking up when the Space starts
     service = Service(
-        tmp_path, tuning=NO_HEALTH_CACHE, DATABASE_URL=throwaway_postgres.url, RATE_LIMIT_CHAT="10000/minute"
+        tmp_path,
+        tuning=Tuning(**NO_HEALTH_CACHE),
+        DATABASE_URL=throwaway_postgres.url,
+        RATE_LIMIT_CHAT="10000/minute",
     )
     try:
         status, body = wait_for(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from app.tuning import Tuning
 from tests.support.service import NO_HEALTH_CACHE, Service, widget_chat
 from tests.support.waiting import wait_until
 
@@ -64,7 +65,7 @@ def health(url: str) -> tuple[int, dict]:
 def test_a_full_instance_disk_is_a_clean_503_and_heals_by_itself(tmp_path, small_disk):
     # SQLite on the small disk: the default, and what a full disk breaks (PostgreSQL would not care).
     settings = {"DATABASE_URL": f"sqlite:///{small_disk / 'chat.db'}", "RATE_LIMIT_CHAT": "1000/minute"}
-    with Service(tmp_path, tuning=NO_HEALTH_CACHE, **settings) as service:
+    with Service(tmp_path, tuning=Tuning(**NO_HEALTH_CACHE), **settings) as service:
         service.wait_healthy()
         assert widget_chat(service.url, {"message": "How do I run the service?"})[-1]["type"] == "done"
         workers_before = _worker_pids(service.proc.pid)

@@ -12,6 +12,7 @@ import sys
 import pytest
 import requests
 
+from app.tuning import Tuning
 from tests.conftest import ROOT, TEST_DATABASE_URL, reset_postgres
 from tests.support.service import (
     GUNICORN,
@@ -35,7 +36,7 @@ def service(tmp_path_factory):
         reset_postgres(TEST_DATABASE_URL)  # a fresh database: start-up must migrate it by itself
     svc = Service(
         tmp_path_factory.mktemp("svc"),
-        tuning={**typing_pace(20), **NO_HEALTH_CACHE},
+        tuning=Tuning(**typing_pace(20), **NO_HEALTH_CACHE),
         RATE_LIMIT_CHAT="10000/minute",  # these tests send many chats from one address
     )
     try:

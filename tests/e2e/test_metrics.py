@@ -12,6 +12,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.observability.metrics_folder import metrics_folder
+from app.tuning import Tuning
 from tests.support.service import METRICS_AUTH, NO_LIMITS, Service, typing_pace, widget_chat
 
 pytestmark = pytest.mark.e2e
@@ -31,7 +32,7 @@ def service(tmp_path_factory):
     svc = Service(
         tmp_path_factory.mktemp("metrics"),
         RATE_LIMIT_CHAT="100000/minute",
-        tuning={**typing_pace(5), **NO_LIMITS},
+        tuning=Tuning(**typing_pace(5), **NO_LIMITS),
     )
     try:
         svc.wait_healthy()

@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, select, text, update
 
 from app.config import normalise_database_url
 from app.models import Conversation, Message, RetentionState, utcnow
+from app.tuning import Tuning
 from tests.conftest import FIXTURE_BOOK, ROOT, TEST_DATABASE_URL, reset_postgres
 from tests.support.service import NO_HEALTH_CACHE, Service, widget_chat
 from tests.support.waiting import wait_until
@@ -26,7 +27,7 @@ def test_live_service_report_and_daily_purge(tmp_path):
     if TEST_DATABASE_URL:
         reset_postgres(TEST_DATABASE_URL)
     database_url = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'instance' / 'chat.db'}"
-    common = dict(DOCS_PATH=str(FIXTURE_BOOK), DATABASE_URL=database_url, tuning=NO_HEALTH_CACHE)
+    common = dict(DOCS_PATH=str(FIXTURE_BOOK), DATABASE_URL=database_url, tuning=Tuning(**NO_HEALTH_CACHE))
 
     first = Service(tmp_path, **common)
     try:

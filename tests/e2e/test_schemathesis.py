@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from app.tuning import Tuning
 from tests.support.service import NO_LIMITS, Service
 
 pytestmark = [pytest.mark.e2e, pytest.mark.schemathesis]
@@ -36,7 +37,7 @@ def service(tmp_path_factory):
         # Limits high enough not to turn generated traffic into 429s (rate limits have own tests);
         # a body limit above the schema's largest valid body, so valid data is never a 413.
         RATE_LIMIT_CHAT="100000/minute",
-        tuning={**NO_LIMITS, "app:MAX_REQUEST_BYTES": 256 * 1024, "app.services.health:CACHE_SECONDS": 1},
+        tuning=Tuning(**NO_LIMITS, max_request_bytes=256 * 1024, health_cache_seconds=1),
     )
     try:
         svc.wait_healthy()

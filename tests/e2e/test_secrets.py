@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import requests
 
+from app.tuning import Tuning
 from tests.conftest import ROOT, TEST_DATABASE_URL
 from tests.fakes.gemini_server import FakeGeminiProcess
 from tests.support.service import GUNICORN, NO_HEALTH_CACHE, Service, free_port, service_env
@@ -155,7 +156,7 @@ def test_no_secret_in_any_response_or_log_line(tmp_path, fake_gemini):
     )
     if TEST_DATABASE_URL:  # the local server trusts connections: the password is carried, not checked
         env["DATABASE_URL"] = with_password(TEST_DATABASE_URL, DB_PASSWORD)
-    tuning = {**NO_HEALTH_CACHE, "app.services.providers.gemini:MAX_RETRY_WAIT_SECONDS": 0.2}
+    tuning = Tuning(**NO_HEALTH_CACHE, gemini_max_retry_wait_seconds=0.2)
     service = Service(tmp_path, tuning=tuning, **env)
     try:
         health = service.wait_healthy()

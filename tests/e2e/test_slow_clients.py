@@ -13,6 +13,7 @@ import time
 import pytest
 import requests
 
+from app.tuning import Tuning
 from tests.support.service import NO_LIMITS, Service, widget_chat
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +29,7 @@ def service(tmp_path_factory):
         WEB_CONCURRENCY=str(WORKERS),
         GUNICORN_CMD_ARGS=f"--threads {THREADS}",
         RATE_LIMIT_CHAT="10000/minute",
-        tuning={**NO_LIMITS, "app:MAX_REQUEST_BYTES": 4096},
+        tuning=Tuning(**NO_LIMITS, max_request_bytes=4096),
     )
     try:
         svc.wait_healthy()

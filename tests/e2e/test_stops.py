@@ -21,6 +21,7 @@ from sqlalchemy import create_engine, text
 
 from app.config import normalise_database_url
 from app.services.live_turns import CHECKPOINT_SECONDS, STALE_AFTER, SWEEP_SECONDS
+from app.tuning import Tuning
 from tests.conftest import TEST_DATABASE_URL, empty_postgres_tables
 from tests.fakes.gemini_server import FakeGeminiProcess
 from tests.support.service import NO_HEALTH_CACHE, Service
@@ -115,7 +116,7 @@ def test_sigterm_mid_answer_stores_the_text_and_closes_the_stream(tmp_path):
             WEB_CONCURRENCY="1",
             GUNICORN_CMD_ARGS="--graceful-timeout 4",
             RATE_LIMIT_CHAT="10000/minute",
-            tuning=NO_HEALTH_CACHE,
+            tuning=Tuning(**NO_HEALTH_CACHE),
         )
         try:
             service.wait_healthy(in_a_row=2)
@@ -158,7 +159,7 @@ def test_two_instances_a_live_stream_is_left_alone_and_a_killed_ones_is_swept(tm
             GEMINI_BASE_URL=fake.base_url,
             WEB_CONCURRENCY="1",
             RATE_LIMIT_CHAT="10000/minute",
-            tuning=NO_HEALTH_CACHE,
+            tuning=Tuning(**NO_HEALTH_CACHE),
         )
         (tmp_path / "a").mkdir()
         (tmp_path / "b").mkdir()

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from app.tuning import Tuning
 from tests.conftest import ROOT
 from tests.e2e.test_chat_page import CHROMIUM_FLAGS
 from tests.fakes.gemini_server import FakeGemini
@@ -85,7 +86,9 @@ def _book_settings(site: Path, static_site) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def offline_service(site, static_site, tmp_path_factory):
     service = Service(
-        tmp_path_factory.mktemp("widget-offline"), tuning=NO_LIMITS, **_book_settings(site, static_site)
+        tmp_path_factory.mktemp("widget-offline"),
+        tuning=Tuning(**NO_LIMITS),
+        **_book_settings(site, static_site),
     )
     try:
         service.wait_healthy()
@@ -104,7 +107,7 @@ def fake_gemini():
 def gemini_service(site, static_site, fake_gemini, tmp_path_factory):
     service = Service(
         tmp_path_factory.mktemp("widget-gemini"),
-        tuning=NO_LIMITS,
+        tuning=Tuning(**NO_LIMITS),
         GEMINI_API_KEY=GEMINI_KEY,
         GEMINI_BASE_URL=fake_gemini.base_url,
         **_book_settings(site, static_site),
@@ -361,7 +364,7 @@ def test_votes_reach_the_database_and_a_second_replaces_the_first(offline_tab, o
 def test_stop_aborts_and_the_answer_is_stored_interrupted(browser, static_site, site, tmp_path):
     service = Service(
         tmp_path,
-        tuning={**NO_LIMITS, "app.services.answering.offline:TOKEN_DELAY_SECONDS": 0.3},
+        tuning=Tuning(**NO_LIMITS, token_delay_seconds=0.3),
         **_book_settings(site, static_site),
     )
     tab = Tab(browser, static_site, service.url)

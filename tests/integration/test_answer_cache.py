@@ -2,6 +2,7 @@
 the same way and marked cached; a re-index (`flask ingest` after the book changed) invalidates it."""
 
 import shutil
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
@@ -160,9 +161,8 @@ def test_flask_ingest_of_a_changed_book_invalidates_the_cache(app, runner, fake,
     assert ask(client, message=QUESTION)[-1]["cached"] is True  # cached again, for the new version
 
 
-def test_size_zero_disables_the_cache(make_gemini_app, fake, book, monkeypatch):
-    monkeypatch.setattr("app.services.answer_cache.MAX_ENTRIES", 0)
-    app = make_gemini_app(docs_path=book)
+def test_size_zero_disables_the_cache(make_gemini_app, gemini_tuning, fake, book):
+    app = make_gemini_app(replace(gemini_tuning, answer_cache_entries=0), docs_path=book)
     client = app.test_client()
     for _ in range(2):
         assert ask(client, message=QUESTION)[-1]["cached"] is False

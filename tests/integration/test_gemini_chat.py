@@ -4,6 +4,7 @@ import json
 import logging
 import math
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -216,9 +217,11 @@ def test_the_key_never_appears_in_logs_or_responses(gemini_app, fake, caplog):
     assert KEY not in json.dumps(gemini_app.extensions["services"].health.report().as_dict())
 
 
-def test_health_reports_gemini_degraded_after_repeated_failures(make_settings, fake, monkeypatch):
-    monkeypatch.setattr("app.services.providers.gemini.MAX_ATTEMPTS", 1)
-    app = create_app(make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, index_on_start=False))
+def test_health_reports_gemini_degraded_after_repeated_failures(make_settings, fake, tuning):
+    app = create_app(
+        make_settings(gemini_api_key=KEY, gemini_base_url=fake.base_url, index_on_start=False),
+        replace(tuning, gemini_max_attempts=1),
+    )
     upgrade_database(app)
     services = app.extensions["services"]
     services.startup.run()

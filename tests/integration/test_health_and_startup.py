@@ -4,8 +4,8 @@ from app import create_app
 from app.database import upgrade_database
 
 
-def test_health_says_starting_until_start_up_is_done(make_settings):
-    app = create_app(make_settings())
+def test_health_says_starting_until_start_up_is_done(make_settings, tuning):
+    app = create_app(make_settings(), tuning)
     upgrade_database(app)
     client = app.test_client()
     response = client.get("/api/health")
@@ -16,8 +16,8 @@ def test_health_says_starting_until_start_up_is_done(make_settings):
     assert client.get("/api/health").status_code == 200
 
 
-def test_start_up_indexes_the_book_once_and_then_writes_nothing(make_settings):
-    app = create_app(make_settings())
+def test_start_up_indexes_the_book_once_and_then_writes_nothing(make_settings, tuning):
+    app = create_app(make_settings(), tuning)
     upgrade_database(app)
     services = app.extensions["services"]
     services.startup.run()
@@ -28,9 +28,10 @@ def test_start_up_indexes_the_book_once_and_then_writes_nothing(make_settings):
     assert services.index.version() == version
 
 
-def test_database_down_makes_health_degraded_without_leaking_the_url(make_settings):
+def test_database_down_makes_health_degraded_without_leaking_the_url(make_settings, tuning):
     app = create_app(
-        make_settings(database_url="postgresql://user:hunter22@127.0.0.1:1/nodb", index_on_start=False)
+        make_settings(database_url="postgresql://user:hunter22@127.0.0.1:1/nodb", index_on_start=False),
+        tuning,
     )
     app.extensions["services"].startup.run()
     response = app.test_client().get("/api/health")
@@ -40,16 +41,16 @@ def test_database_down_makes_health_degraded_without_leaking_the_url(make_settin
     assert "hunter22" not in response.get_data(as_text=True)
 
 
-def test_missing_index_makes_health_degraded(make_settings):
-    app = create_app(make_settings(index_on_start=False))
+def test_missing_index_makes_health_degraded(make_settings, tuning):
+    app = create_app(make_settings(index_on_start=False), tuning)
     upgrade_database(app)
     app.extensions["services"].startup.run()
     body = app.test_client().get("/api/health").get_json()
     assert body["status"] == "degraded" and body["services"]["index"]["state"] == "down"
 
 
-def test_chat_without_an_index_is_a_clear_503(make_settings):
-    app = create_app(make_settings(index_on_start=False))
+def test_chat_without_an_index_is_a_clear_503(make_settings, tuning):
+    app = create_app(make_settings(index_on_start=False), tuning)
     upgrade_database(app)
     response = app.test_client().post("/api/chat", json={"message": "hello"})
     assert response.status_code == 503

@@ -1,6 +1,8 @@
 """The services' metrics hooks, read from the process's own registry (no gunicorn): Gemini calls by
 outcome, failures by code, tokens, first-token time, active streams."""
 
+from dataclasses import replace
+
 import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -23,9 +25,9 @@ def fake(fake_gemini):
 
 
 @pytest.fixture
-def client(make_gemini_app, monkeypatch):
-    monkeypatch.setattr("app.services.answer_cache.MAX_ENTRIES", 0)
-    return make_gemini_app(gemini_fallback=False, metrics_token=TOKEN).test_client()
+def client(make_gemini_app, gemini_tuning):
+    no_cache = replace(gemini_tuning, answer_cache_entries=0)
+    return make_gemini_app(no_cache, gemini_fallback=False, metrics_token=TOKEN).test_client()
 
 
 def test_gemini_calls_errors_and_tokens_are_counted(client, fake):

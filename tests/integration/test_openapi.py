@@ -150,7 +150,7 @@ def test_json_answer_conversation_health_and_root_conform(client, document):
 
 # --- the bad-input catalogue ---------------------------------------------------------------------
 
-BIG = "y" * 70_000  # over MAX_REQUEST_BYTES (64 KiB)
+BIG = "y" * 70_000  # over Tuning.max_request_bytes (64 KiB)
 
 
 def documented_operation(document: dict, path: str, method: str) -> dict | None:

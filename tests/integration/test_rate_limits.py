@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import socket
 import uuid
+from dataclasses import replace
 
 import pytest
 
 from app.config import ConfigError, Settings, load_settings
 
 
-def ready_app(make_settings, **overrides):
-    """An app on the fixture book, migrated, start-up done."""
+def ready_app(make_settings, tuning=None, **overrides):
+    """An app on the fixture book (built with `tuning`, else the defaults), migrated, start-up done."""
     from app import create_app
     from app.database import upgrade_database
 
-    app = create_app(make_settings(**overrides))
+    app = create_app(make_settings(**overrides), tuning)
     upgrade_database(app)
     app.extensions["services"].startup.run()
     return app
@@ -58,10 +59,9 @@ def test_limits_count_per_client_ip(make_settings):
     assert ask(client, ip="10.0.0.2").status_code == 200
 
 
-def test_chat_is_strict_while_health_is_generous_and_the_rest_has_the_default(make_settings, monkeypatch):
-    monkeypatch.setattr("app.api.security.RATE_LIMIT_HEALTH", "50/minute")
-    monkeypatch.setattr("app.api.security.RATE_LIMIT_DEFAULT", "2/minute")
-    app = ready_app(make_settings, rate_limit_chat="1/minute")
+def test_chat_is_strict_while_health_is_generous_and_the_rest_has_the_default(make_settings, tuning):
+    limits = replace(tuning, rate_limit_health="50/minute", rate_limit_default="2/minute")
+    app = ready_app(make_settings, limits, rate_limit_chat="1/minute")
     client = app.test_client()
     assert ask(client).status_code == 200
     assert ask(client).status_code == 429
@@ -95,9 +95,9 @@ def test_preflights_are_not_counted(make_settings):
     assert ask(client).status_code == 200
 
 
-def test_an_empty_limit_means_no_limit(make_settings, monkeypatch):
-    monkeypatch.setattr("app.api.security.RATE_LIMIT_DEFAULT", "1/minute")
-    client = ready_app(make_settings, rate_limit_chat="").test_client()
+def test_an_empty_limit_means_no_limit(make_settings, tuning):
+    strict = replace(tuning, rate_limit_default="1/minute")
+    client = ready_app(make_settings, strict, rate_limit_chat="").test_client()
     assert all(ask(client).status_code == 200 for _ in range(4))
 
 
@@ -123,10 +123,8 @@ def test_forwarded_for_names_the_client_behind_the_configured_proxy(make_setting
 # --- answers in progress -----------------------------------------------------------------------------
 
 
-def test_a_client_may_have_only_so_many_answers_in_progress(make_settings, monkeypatch):
-    monkeypatch.setattr("app.api.security.MAX_STREAMS_PER_CLIENT", 2)
-    monkeypatch.setattr("app.services.answering.offline.TOKEN_DELAY_SECONDS", 0.005)
-    app = ready_app(make_settings)
+def test_a_client_may_have_only_so_many_answers_in_progress(make_settings, tuning):
+    app = ready_app(make_settings, replace(tuning, max_streams_per_client=2, token_delay_seconds=0.005))
     client = app.test_client()
     slots = app.extensions["stream_slots"]
     first = ask(client, buffered=False)  # streams not read yet: both answers are in progress
@@ -148,9 +146,8 @@ def test_a_client_may_have_only_so_many_answers_in_progress(make_settings, monke
     assert slots.in_use("10.0.0.1") == 0
 
 
-def test_json_answers_count_while_they_are_produced_and_errors_free_the_slot(make_settings, monkeypatch):
-    monkeypatch.setattr("app.api.security.MAX_STREAMS_PER_CLIENT", 1)
-    app = ready_app(make_settings)
+def test_json_answers_count_while_they_are_produced_and_errors_free_the_slot(make_settings, tuning):
+    app = ready_app(make_settings, replace(tuning, max_streams_per_client=1))
     client = app.test_client()
     slots = app.extensions["stream_slots"]
     assert ask(client, headers={"Accept": "application/json"}).status_code == 200
@@ -162,7 +159,7 @@ def test_json_answers_count_while_they_are_produced_and_errors_free_the_slot(mak
 def test_stream_slots_expire_when_never_released():
     from app.api.security import StreamSlots
 
-    slots = StreamSlots(1, lease=0.05)
+    slots = StreamSlots(1, lease=0.05, renew_every=0.01)
     assert slots.acquire("c") is not None
     assert slots.acquire("c") is None
     import time
@@ -226,11 +223,10 @@ def test_limits_are_shared_by_two_apps_through_redis(make_settings, redis_url):
     assert ask(two, ip="10.0.0.2").status_code == 200
 
 
-def test_answers_in_progress_are_counted_across_apps_through_redis(make_settings, redis_url, monkeypatch):
-    monkeypatch.setattr("app.api.security.MAX_STREAMS_PER_CLIENT", 1)
-    monkeypatch.setattr("app.services.answering.offline.TOKEN_DELAY_SECONDS", 0.005)
-    first_app = ready_app(make_settings, redis_url=redis_url)
-    second_app = ready_app(make_settings, redis_url=redis_url)
+def test_answers_in_progress_are_counted_across_apps_through_redis(make_settings, redis_url, tuning):
+    one_at_a_time = replace(tuning, max_streams_per_client=1, token_delay_seconds=0.005)
+    first_app = ready_app(make_settings, one_at_a_time, redis_url=redis_url)
+    second_app = ready_app(make_settings, one_at_a_time, redis_url=redis_url)
     stream = ask(first_app.test_client(), buffered=False)
     assert stream.status_code == 200
     other = ask(second_app.test_client())

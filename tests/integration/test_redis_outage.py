@@ -8,6 +8,7 @@ with REDIS_URL pointing at it.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import redis
 
@@ -61,13 +62,12 @@ def test_a_hung_redis_costs_one_request_one_timeout_then_answers_come_from_memor
     )
 
 
-def test_after_a_stall_no_slot_outlives_its_request(make_settings, redis_server, monkeypatch):
+def test_after_a_stall_no_slot_outlives_its_request(make_settings, redis_server, tuning):
     # A reader with two tabs and a cap of 2: one phantom slot would be enough to refuse a tab.
-    monkeypatch.setattr("app.api.security.MAX_STREAMS_PER_CLIENT", 2)
-    monkeypatch.setattr("app.services.answering.offline.TOKEN_DELAY_SECONDS", 0.005)
+    two_tabs = replace(tuning, max_streams_per_client=2, token_delay_seconds=0.005)
     # No rate limit on chat: the stream cap's acquire is then the call that meets the outage,
     # sent on a pooled connection, so hung Redis runs it when it resumes (the phantom of issue 22).
-    app = ready_app(make_settings, rate_limit_chat="", redis_url=redis_server.url())
+    app = ready_app(make_settings, two_tabs, rate_limit_chat="", redis_url=redis_server.url())
     client = app.test_client()
     assert ask(client, ip=READER, headers=JSON).status_code == 200
     store = redis.Redis.from_url(redis_server.url())
@@ -90,12 +90,13 @@ def test_after_a_stall_no_slot_outlives_its_request(make_settings, redis_server,
     assert store.zcard(STREAMS_KEY) == 0, "no token whose request is over"
 
 
-def test_a_live_stream_renews_its_lease(make_settings, redis_server, monkeypatch):
-    monkeypatch.setattr("app.services.answering.offline.TOKEN_DELAY_SECONDS", 0.05)
-    monkeypatch.setattr("app.api.security.STREAM_RENEW_SECONDS", 0.1)
-    app = ready_app(make_settings, redis_url=redis_server.url())
+def test_a_live_stream_renews_its_lease(make_settings, redis_server, tuning):
+    # A lease shorter than the answer: only renewals keep the slot.
+    short_lease = replace(
+        tuning, token_delay_seconds=0.05, stream_renew_seconds=0.1, stream_lease_seconds=0.4
+    )
+    app = ready_app(make_settings, short_lease, redis_url=redis_server.url())
     slots = app.extensions["stream_slots"]
-    slots.lease = 0.4  # shorter than the answer: only renewals keep the slot
     stream = ask(app.test_client(), ip=READER, buffered=False)
     chunks = iter(stream.response)
     started = time.monotonic()

@@ -173,11 +173,10 @@ def test_an_empty_period_reports_zeros(app):
     assert "(none)" in run_report(app)
 
 
-def test_interrupted_and_gemini_failures_are_counted_by_code(make_settings, monkeypatch):
+def test_interrupted_and_gemini_failures_are_counted_by_code(make_settings, gemini_tuning):
     key = "AIza-report-test-key-0015"
-    monkeypatch.setattr("app.services.providers.gemini.MAX_RETRY_WAIT_SECONDS", 0.05)
     with FakeGemini(api_key=key) as fake:
-        app = create_app(make_settings(gemini_api_key=key, gemini_base_url=fake.base_url))
+        app = create_app(make_settings(gemini_api_key=key, gemini_base_url=fake.base_url), gemini_tuning)
         upgrade_database(app)
         app.extensions["services"].startup.run()
         client = app.test_client()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 import pytest
 
@@ -10,20 +11,19 @@ from app.api.security import check_cors
 from app.config import ConfigError
 
 
-def ready_app(make_settings, **overrides):
+def ready_app(make_settings, tuning=None, **overrides):
     from app import create_app
     from app.database import upgrade_database
 
-    app = create_app(make_settings(**overrides))
+    app = create_app(make_settings(**overrides), tuning)
     upgrade_database(app)
     app.extensions["services"].startup.run()
     return app
 
 
 @pytest.fixture
-def secured(make_settings, monkeypatch):
-    monkeypatch.setattr("app.api.security.RATE_LIMIT_DEFAULT", "3/minute")
-    app = ready_app(make_settings)
+def secured(make_settings, tuning):
+    app = ready_app(make_settings, replace(tuning, rate_limit_default="3/minute"))
 
     @app.get("/api/boom")  # an unexpected failure, for the 500 path
     def boom():

@@ -16,26 +16,27 @@ from typing import Any
 
 import requests
 
+from app.tuning import Tuning
 from tests.support.processes import stop_gracefully
 from tests.tuning import tuning_env
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
-# The same service with some tuning constants changed (tests/tuned_wsgi.py), for `Service(tuning=...)`.
+# The same service built with another Tuning (tests/tuned_wsgi.py), for `Service(tuning=...)`.
 TUNED_APP = "tests.tuned_wsgi:app"
 
-# Tuning constants tests change in a live service ("module:NAME": value).
-NO_HEALTH_CACHE = {"app.services.health:CACHE_SECONDS": 0}  # health sees a change at once
-NO_LIMITS = {  # generated traffic from one address (rate limits have their own tests)
-    "app.api.security:RATE_LIMIT_DEFAULT": "100000/minute",
-    "app.api.security:RATE_LIMIT_HEALTH": "100000/minute",
-    "app.api.security:MAX_STREAMS_PER_CLIENT": 1000,
+# Tuning fields tests change in a live service: `Service(tuning=Tuning(**NO_LIMITS, ...))`.
+NO_HEALTH_CACHE: dict[str, Any] = {"health_cache_seconds": 0}  # health sees a change at once
+NO_LIMITS: dict[str, Any] = {  # generated traffic from one address (rate limits have their own tests)
+    "rate_limit_default": "100000/minute",
+    "rate_limit_health": "100000/minute",
+    "max_streams_per_client": 1000,
 }
 
 
 def typing_pace(milliseconds: float) -> dict[str, float]:
-    """Tuning for an offline answer streamed one word every `milliseconds` (long enough to interrupt)."""
-    return {"app.services.answering.offline:TOKEN_DELAY_SECONDS": milliseconds / 1000}
+    """Tuning fields for an offline answer streamed a word every `milliseconds` (long enough to interrupt)."""
+    return {"token_delay_seconds": milliseconds / 1000}
 
 
 def free_port() -> int:
@@ -158,14 +159,14 @@ class Gunicorn:
 
 
 class Service(Gunicorn):
-    """A test's service: gunicorn under `tmp_path` with service_env plus `settings`, and the
-    tuning constants `tuning` changed in its workers (tests/tuning.py)."""
+    """A test's service: gunicorn under `tmp_path` with service_env plus `settings`, its workers'
+    apps built with `tuning` (tests/tuning.py)."""
 
-    def __init__(self, tmp_path: Path, tuning: dict[str, object] | None = None, **settings: str) -> None:
-        env = service_env(tmp_path, **settings, **tuning_env(tuning or {}))
+    def __init__(self, tmp_path: Path, tuning: Tuning | None = None, **settings: str) -> None:
+        env = service_env(tmp_path, **settings, **tuning_env(tuning))
         super().__init__(
             tmp_path / "instance",
-            app=TUNED_APP if tuning else "wsgi:app",
+            app=TUNED_APP if tuning is not None else "wsgi:app",
             log_path=tmp_path / "gunicorn.log",
             env=env,
         )

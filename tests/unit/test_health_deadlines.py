@@ -92,7 +92,9 @@ def test_a_check_that_raises_is_down_with_its_class_only():
     def broken() -> dict:
         raise ConnectionError("postgresql://user:hunter22@db/x")
 
-    report = HealthService({"database": broken}, startup_state=lambda: "ready", cache_seconds=0).report()
+    report = HealthService(
+        {"database": broken}, startup_state=lambda: "ready", cache_seconds=0, deadline_seconds=DEADLINE
+    ).report()
     assert report.services["database"]["state"] == "down"
     assert report.services["database"]["error"] == "ConnectionError"
     assert "hunter22" not in str(report.as_dict())

@@ -55,9 +55,6 @@ NOT_COVERED = (
     "or ask about a topic the book covers."
 )
 
-# Pause between streamed words: none, the extractive answer is ready at once. Tests that need a
-# stream long enough to interrupt set it (monkeypatch, or tests/tuned_wsgi.py for a live service).
-TOKEN_DELAY_SECONDS = 0.0
 MAX_SECTIONS = 3
 SENTENCES = (3, 2, 1)  # sentences quoted from the first, second and third section at most
 MAX_ANSWER_CHARS = 900  # the widget's panel: about a screen of text

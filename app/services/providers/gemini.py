@@ -71,35 +71,23 @@ from app.services.providers.gemini_stream import (
 log = logging.getLogger(__name__)
 
 MAX_EMBED_BATCH = 100  # the API's limit on batchEmbedContents entries
-# Tuning, not settings: nothing here differs between deployments, and tests change them directly.
-# The index's vector size: one of the sizes Google recommends for gemini-embedding-001 (768, 1536,
-# 3072), a quarter of the largest one's memory. A change means a full re-index, a code change.
-EMBEDDING_DIM = 768
-# Per connect/read, not per answer (the SDK has no timeout of its own): long enough for Gemini's
-# slowest first token, short enough to free a thread well before gunicorn's timeout.
-TIMEOUT_SECONDS = 30.0
-# Tries before the first token, the first included: two retries ride out a blip; more would keep
-# the reader staring at nothing when Gemini is really down (the fallback answers instead).
-MAX_ATTEMPTS = 3
-# The longest single wait between tries. When Gemini asks for more (RetryInfo), the reader gets
-# 429/503 with that Retry-After at once rather than a silent wait.
-MAX_RETRY_WAIT_SECONDS = 8.0
 _T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
 class GeminiConfig:
-    """How to reach Gemini and how patient to be."""
+    """How to reach Gemini and how patient to be (the container fills the size, the timeout and
+    the retries from app/tuning.py, where their reasons are)."""
 
     api_key: str = field(repr=False)  # never in a repr, a log line or a traceback
     model: str
     embedding_model: str
     embedding_dim: int
+    timeout_seconds: float  # per connect/read: a stream may take longer in total
+    max_attempts: int  # tries before the first token, the first included
+    max_backoff: float  # the longest single wait; a server asking for more is not retried
     base_url: str | None = None
-    timeout_seconds: float = 30.0  # per connect/read: a stream may take longer in total
-    max_attempts: int = 3
     initial_backoff: float = 0.5
-    max_backoff: float = 8.0  # the longest single wait; a server asking for more is not retried
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
     max_connections: int = (
