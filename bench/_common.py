@@ -47,7 +47,7 @@ def ensure_corpus() -> Path:
 class Gunicorn(service.Gunicorn):
     """The project's gunicorn (tests/support/service.py) with the measurements benchmarks take."""
 
-    def wait_healthy(self, timeout: float = 120, poll: float = 0.02) -> float:  # type: ignore[override]
+    def wait_healthy(self, timeout: float = 120, poll: float = 0.02) -> float:  # type: ignore[override]  # returns the seconds it waited
         """Seconds from process start to the first 200 from /api/health."""
         super().wait_healthy(timeout, in_a_row=1, poll=poll)
         assert self.healthy_after is not None

@@ -73,7 +73,7 @@ class Meter:
             finally:
                 meter.seconds[f"thread {thread.name}"] += time.thread_time() - started
 
-        threading.Thread.run = timed_run  # type: ignore[method-assign]
+        threading.Thread.run = timed_run  # type: ignore[method-assign]  # measuring every thread
 
 
 def build_app(fake_url: str, database_url: str | None, folder: Path) -> Any:

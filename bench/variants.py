@@ -445,7 +445,7 @@ def build(names: str, config: Any = None, tuning: Tuning | None = None) -> Flask
     changes = {field: value for name in variants for field, value in TUNING.get(name, {}).items()}
     app = create_app(config, replace(tuning or Tuning(), **changes))
     for wrap in _WRAPPERS:
-        app.wsgi_app = wrap(app.wsgi_app)  # type: ignore[method-assign]
+        app.wsgi_app = wrap(app.wsgi_app)  # type: ignore[method-assign]  # WSGI middleware, as Flask documents
     return app
 
 

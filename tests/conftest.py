@@ -91,7 +91,7 @@ def make_settings(tmp_path: Path, database_url: str):
             "book_route_base_path": "/",
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]  # pydantic-settings' own argument
 
     return build
 

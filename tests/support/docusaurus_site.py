@@ -231,7 +231,7 @@ class StaticSite:
         self.thread.start()
 
     def set_widget_origin(self, origin: str) -> None:
-        self.server.RequestHandlerClass.func.widget_origin = origin  # type: ignore[attr-defined]
+        self.server.RequestHandlerClass.func.widget_origin = origin  # type: ignore[attr-defined]  # a partial's handler class
 
     def stop(self) -> None:
         self.server.shutdown()
