@@ -332,6 +332,49 @@ def test_a_follow_up_does_not_show_again_the_line_of_a_long_block_already_shown(
     assert "banner?: 'none'" not in follow_up
 
 
+def test_a_follow_up_does_not_show_again_the_plainer_window_of_a_workflow_already_shown():
+    workflow = "\n".join(
+        [
+            "on:",
+            "  push:",
+            "    branches: [main]",
+            "jobs:",
+            "  publish:",
+            "    runs-on: ubuntu-latest",
+            "    steps:",
+            "      - uses: actions/deploy-garden-pages@v4",
+        ]
+    )
+    text = f"Deploy the garden site on every push with this workflow:\n\n```yaml\n{workflow}\n```\n"
+    question = "How do I deploy the garden site with a workflow action?"
+    first = compose(question, text)
+    # The whole block reads as markup on one line ("on: push:"): its plainer window is quoted.
+    assert "uses: actions/deploy-garden-pages@v4" in first and "on: push:" not in first
+    history = [("user", question), ("assistant", first)]
+
+    follow_up = compose("Can you give an example?", text, history=history)
+
+    # The plainer window is chosen after what the reader has was set aside: it is set aside too.
+    assert "deploy-garden-pages" not in follow_up
+
+
+def test_a_follow_up_does_not_show_again_a_long_line_shown_cut():
+    event = "{" + ", ".join(f'"field{n}": "the value of field {n}"' for n in range(14)) + "}"
+    text = (
+        "The garden service streams its answer as events, one line each.\n\n"
+        f"The last event of the garden stream looks like this:\n\n```json\n{event}\n```\n"
+    )
+    question = "What does the last event of the garden stream look like?"
+    first = compose(question, text)
+    assert '"field0"' in first and '"field13"' not in first  # one line of text, cut
+    history = [("user", question), ("assistant", first)]
+
+    follow_up = compose("Can you give an example?", text, history=history)
+
+    # The reader saw the line as far as it was cut: that is the line already shown.
+    assert '"field0"' not in follow_up
+
+
 def test_an_admonition_title_is_a_label_not_the_start_of_a_sentence():
     answer = compose(
         "Is Qdrant Cloud indexed at start-up?",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from app.services.answering.composing import normalised
+from app.services.answering.composing import normalised, one_line
 from app.services.answering.units import Unit
 
 _POINTS_AWAY = re.compile(
@@ -43,10 +43,13 @@ class Said:
     selection: str
 
     def shows(self, excerpt: list[str]) -> bool:
-        """Whether every line of a code excerpt is in the previous answers already."""
+        """Whether a code excerpt is in the previous answers already: every line of it, or, as
+        text shows it, its one line (cut at CODE_CHARS: a long line was only shown in part)."""
         lines = [normalised(line) for line in excerpt if line != "…"]
         lines = [line for line in lines if line]
-        return bool(lines and self.previous) and all(line in self.previous for line in lines)
+        if not (lines and self.previous):
+            return False
+        return all(line in self.previous for line in lines) or normalised(one_line(excerpt)) in self.previous
 
     def covers(self, unit: Unit) -> bool:
         if unit.kind == "code":

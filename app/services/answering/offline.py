@@ -322,7 +322,16 @@ class OfflineAnswerer:
         # A window of a long block already shown (one line of a type, say) is not shown again.
         excerpts = {i: lines for i, lines in excerpts.items() if not said.shows(lines)}
         code = self._code(
-            section, relevance, reading, weights, excerpts, markdown, best, first=first, answers=bool(chosen)
+            section,
+            relevance,
+            reading,
+            weights,
+            excerpts,
+            markdown,
+            best,
+            said,
+            first=first,
+            answers=bool(chosen),
         )
         if code is not None:
             chosen.append(code)
@@ -410,6 +419,7 @@ class OfflineAnswerer:
         excerpts: dict[int, list[str]],
         markdown: bool,
         best: float,
+        said: Said,
         *,
         first: bool,
         answers: bool,
@@ -418,10 +428,13 @@ class OfflineAnswerer:
         units = section.units
         blocks = [i for i, lines in excerpts.items() if markdown or reads_plain(units[i], lines)]
         if not blocks and excerpts and not markdown:
-            # No block reads plain as excerpted: a plainer window of one may (its best lines).
+            # No block reads plain as excerpted: a plainer window of one may (its best lines),
+            # unless that window is the one the reader was shown already.
             for i in excerpts:
                 excerpts[i] = code_excerpt(units[i], self._line_weight(weights), markdown, plain_only=True)
-            blocks = [i for i, lines in excerpts.items() if reads_plain(units[i], lines)]
+            blocks = [
+                i for i, lines in excerpts.items() if reads_plain(units[i], lines) and not said.shows(lines)
+            ]
         if not blocks:
             return None
         wanted = reading.wants_code
