@@ -9,9 +9,10 @@ the previous answers and the selection, so an answer never shows them again.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
-from app.services.answering.composing import normalised, one_line
+from app.services.answering.composing import Section, normalised, one_line
 from app.services.answering.units import Unit
 
 _POINTS_AWAY = re.compile(
@@ -96,3 +97,13 @@ def with_context(units: list[Unit], chosen: list[int], said: Said) -> list[int]:
 def points_elsewhere(unit: Unit) -> bool:
     """Whether a sentence only sends the reader elsewhere (it is never quoted, nor an intro)."""
     return unit.kind == "sentence" and len(unit.text) < 160 and bool(_POINTER.match(unit.text))
+
+
+def topic_of(sections: list[Section], previous: str) -> int | None:
+    """The section the previous answer quoted most, if any."""
+    if not previous:
+        return None
+    counts = Counter(
+        s.index for s in sections for u in s.units if u.kind != "code" and normalised(u.text) in previous
+    )
+    return counts.most_common(1)[0][0] if counts else None

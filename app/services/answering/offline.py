@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 
 from app.services.answering.base import AnswerRequest, Usage
 from app.services.answering.composing import Quote, Section, normalised, render
-from app.services.answering.context import Said, points_elsewhere, with_context
+from app.services.answering.context import Said, points_elsewhere, topic_of, with_context
 from app.services.answering.excerpts import code_excerpt, reads_plain
 from app.services.answering.question import (
     EXAMPLE,
@@ -146,7 +146,7 @@ class OfflineAnswerer:
         reading = self._read(request.question, sections, request.history, selection)
         seen = normalised(" ".join(text for role, text in request.history if role != "user")[-4000:])
         said = Said(seen, normalised(selection or ""))
-        plan = self._plan(sections, reading, said, markdown, _topic_of(sections, seen))
+        plan = self._plan(sections, reading, said, markdown, topic_of(sections, seen))
         if not plan:
             if seen:
                 source = _quoted(_label(passages[0]))
@@ -482,16 +482,6 @@ def _passage_priors(pages: list[str], strengths: list[float]) -> list[float]:
         priors.append(0.0 if relative < WEAK_PAGE else relative / (1 + RANK_DECAY * earlier[page]))
         earlier[page] += 1
     return priors
-
-
-def _topic_of(sections: list[Section], previous: str) -> int | None:
-    """The section the previous answer quoted most, if any."""
-    if not previous:
-        return None
-    counts = Counter(
-        s.index for s in sections for u in s.units if u.kind != "code" and normalised(u.text) in previous
-    )
-    return counts.most_common(1)[0][0] if counts else None
 
 
 def _unit_words(unit: Unit) -> str:
